@@ -85,6 +85,17 @@ class GGUFHeader:
     data_offset: int
     path: Path
 
+    def array(self, key: str) -> list[Any]:
+        """A whole metadata array (a vocabulary, say), read from the file when lazy."""
+        value = self.fields.get(key)
+        if isinstance(value, list):
+            return value
+        if not isinstance(value, LazyArray):
+            raise KeyError(key)
+        with self.path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            cur = _Cursor(m, value.offset)
+            return [cur.value(value.item_type) for _ in range(value.count)]
+
     def array_item(self, key: str, index: int) -> Any:
         """Item `index` of a metadata array, inline or lazy."""
         value = self.fields.get(key)

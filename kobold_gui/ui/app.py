@@ -1,0 +1,68 @@
+"""Starting the window: QApplication, icon, logging, and a visible report of crashes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+from types import TracebackType
+
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from kobold_gui import __version__
+from kobold_gui.core.paths import log_dir
+from kobold_gui.resource_files import resource_path
+
+log = logging.getLogger("kobold_gui")
+
+
+def setup_logging() -> Path:
+    path = log_dir() / "kobold-gui.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return path
+
+
+def install_excepthook(log_path: Path) -> None:
+    """An exception on the GUI thread shows a dialog with the error and the log's place,
+    instead of a window that vanishes (or a traceback nobody sees)."""
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        log.error("uncaught exception", exc_info=(kind, value, tb))
+        if QApplication.instance() is None:
+            traceback.print_exception(kind, value, tb)
+            return
+        box = QMessageBox(QMessageBox.Icon.Critical, "kobold-gui: unexpected error",
+                          f"{kind.__name__}: {value}\n\nDetails are in the log:\n{log_path}")
+        box.setDetailedText("".join(traceback.format_exception(kind, value, tb)))
+        box.exec()
+
+    sys.excepthook = hook
+
+
+def run_app(args: argparse.Namespace) -> int:
+    from kobold_gui.cli import launch_config_from_args
+    from kobold_gui.ui.main_window import MainWindow
+
+    log_path = setup_logging()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("kobold-gui")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("kobold-gui")
+    app.setWindowIcon(QIcon(str(resource_path("kobold-gui.svg"))))
+    install_excepthook(log_path)
+    given = {o: v for o, v in vars(args).items() if v is not None}
+    config = launch_config_from_args(args) if any(
+        k in given for k in ("blasbatchsize", "contextsize", "gpulayers", "threads",
+                             "flashattention", "batchpolicy")
+    ) else None
+    window = MainWindow(initial_model=Path(args.model) if args.model else None,
+                        initial_config=config)
+    window.show()
+    return int(app.exec())

@@ -1,0 +1,74 @@
+"""The BLAS batch slider: snaps to KoboldCPP's stops and shows, live while dragging, the
+n_batch and n_ubatch that llama.cpp will really get (policy and clamps applied)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from kobold_gui.core.batching import BLAS_STOPS, DEFAULT_BLAS, DEFAULT_POLICY, effective_batch
+
+
+class BatchSlider(QWidget):
+    blasChanged = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._n_ctx = 4096
+        self._policy = DEFAULT_POLICY
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setObjectName("blasSlider")
+        self.slider.setRange(0, len(BLAS_STOPS) - 1)
+        self.slider.setPageStep(1)
+        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.slider.setTracking(True)  # valueChanged fires while dragging
+        self.slider.setAccessibleName("BLAS batch size")
+        self.value_label = QLabel()
+        self.value_label.setMinimumWidth(40)
+        self.value_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.effective_label = QLabel()
+        self.effective_label.setObjectName("batchEffective")
+        self.effective_label.setWordWrap(True)
+        self.effective_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.value_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.effective_label)
+        self.slider.valueChanged.connect(self._on_index)
+        self.setToolTip(
+            "BLAS batch size B: prompt tokens per decode call (n_batch).\n"
+            "n_ubatch (tokens per compute graph, which sizes the compute buffer) follows the "
+            "batch policy: KoboldCPP's rule caps it at 1024.\n"
+            "llama.cpp also clamps n_batch to the context size and n_ubatch to n_batch."
+        )
+        self.set_blas(DEFAULT_BLAS)
+
+    def blas(self) -> int:
+        return BLAS_STOPS[self.slider.value()]
+
+    def set_blas(self, blas: int) -> None:
+        index = min(range(len(BLAS_STOPS)), key=lambda i: (abs(BLAS_STOPS[i] - blas), i))
+        if index == self.slider.value():
+            self._refresh()
+        self.slider.setValue(index)
+
+    def set_context(self, n_ctx: int) -> None:
+        self._n_ctx = n_ctx
+        self._refresh()
+
+    def set_policy(self, policy: str) -> None:
+        self._policy = policy
+        self._refresh()
+
+    def _on_index(self, _index: int) -> None:
+        self._refresh()
+        self.blasChanged.emit(self.blas())
+
+    def _refresh(self) -> None:
+        plan = effective_batch(self.blas(), self._n_ctx, self._policy)
+        self.value_label.setText(str(plan.blas))
+        self.effective_label.setText(plan.label())

@@ -1,0 +1,321 @@
+"""The main window: composes the model, launch, load and chat panels, and wires them to the
+engine thread. It holds no inference logic of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kobold_gui import __version__
+from kobold_gui.core.engine import BackendInfo, GenerationResult, LoadedModel, SamplingParams, backend_info
+from kobold_gui.core.gguf_info import GGUFInfo, human_bytes
+from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
+from kobold_gui.core.model_files import default_model_path
+from kobold_gui.core.options import LaunchConfig
+from kobold_gui.core.settings import SettingsStore
+from kobold_gui.ui.background import LatestJob, wait_for_background_jobs
+from kobold_gui.ui.chat_panel import ChatPanel
+from kobold_gui.ui.engine_thread import EngineController
+from kobold_gui.ui.launch_panel import LaunchPanel
+from kobold_gui.ui.model_panel import ModelPanel
+
+CUDA_HINT = "For NVIDIA GPUs: KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup (see README)."
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        store: SettingsStore | None = None,
+        initial_model: Path | None = None,
+        initial_config: LaunchConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle(f"kobold-gui {__version__}")
+        self.setAcceptDrops(True)
+        self.resize(1180, 760)
+        self.store = store or SettingsStore()
+        self.settings, settings_warning = self.store.load()
+        self.backend: BackendInfo | None = None
+        self.loaded: LoadedModel | None = None
+        self.loading = False
+        self._closing = False
+        self.engine = EngineController(self)
+
+        self.models = ModelPanel()
+        self.launch = LaunchPanel()
+        self.chat = ChatPanel()
+        self.chat.system_prompt.setText(self.settings.system_prompt)
+        self._build_layout()
+        self._connect()
+
+        self._backend_job = LatestJob(self)
+        self._backend_job.run(backend_info, done=self._backend_ready,
+                              failed=lambda e: self.backend_label.setText(f"Backend: {e}"))
+        self.default_model = default_model_path()
+        self._refresh_recent()
+        if self.settings.models_folder:
+            self.models.set_folder(self.settings.models_folder)
+        first = initial_model or self._first_model()
+        if first is not None:
+            self.choose_model(first, initial_config)
+        else:
+            self.models.show_notice(
+                "No model selected: open a .gguf file, choose a models folder, or drop a file "
+                "on this window."
+            )
+        if settings_warning:
+            self.statusBar().showMessage(settings_warning, 15000)
+
+    # -- layout -----------------------------------------------------------------------
+    def _build_layout(self) -> None:
+        model_box = QGroupBox("Model")
+        QVBoxLayout(model_box).addWidget(self.models)
+        launch_box = QGroupBox("Launch settings")
+        QVBoxLayout(launch_box).addWidget(self.launch)
+
+        self.load_button = QPushButton("Load model")
+        self.load_button.setObjectName("loadButton")
+        self.load_button.setEnabled(False)
+        self.load_button.setDefault(True)
+        self.unload_button = QPushButton("Unload")
+        self.unload_button.setEnabled(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.hide()
+        self.progress = QProgressBar()
+        self.progress.setObjectName("loadProgress")
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.load_status = QLabel("No model loaded.")
+        self.load_status.setObjectName("loadStatus")
+        self.load_status.setWordWrap(True)
+        self.load_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.backend_label = QLabel("Backend: detecting…")
+        self.backend_label.setObjectName("backendLabel")
+        self.backend_label.setWordWrap(True)
+        self.backend_label.setStyleSheet("color: palette(mid);")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.load_button, 1)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.unload_button)
+
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.addWidget(model_box)
+        side_layout.addWidget(launch_box)
+        side_layout.addLayout(buttons)
+        side_layout.addWidget(self.progress)
+        side_layout.addWidget(self.load_status)
+        side_layout.addStretch(1)
+        side_layout.addWidget(self.backend_label)
+        scroll = QScrollArea()
+        scroll.setWidget(side)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(400)
+
+        chat_box = QGroupBox("Chat")
+        QVBoxLayout(chat_box).addWidget(self.chat)
+        splitter = QSplitter()
+        splitter.addWidget(scroll)
+        splitter.addWidget(chat_box)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([440, 740])
+        self.setCentralWidget(splitter)
+
+    def _connect(self) -> None:
+        self.models.modelChosen.connect(self.choose_model)
+        self.models.infoReady.connect(self._info_ready)
+        self.models.infoFailed.connect(self._info_failed)
+        self.models.folderChosen.connect(self._folder_chosen)
+        self.launch.configChanged.connect(self._config_changed)
+        self.load_button.clicked.connect(self.load_model)
+        self.unload_button.clicked.connect(self.unload_model)
+        self.cancel_button.clicked.connect(self.engine.cancel_load)
+        w = self.engine.signals
+        w.loadProgress.connect(self._load_progress)
+        w.loaded.connect(self._loaded)
+        w.loadFailed.connect(self._load_failed)
+        w.unloaded.connect(self._unloaded)
+        w.text.connect(self.chat.append_text)
+        w.replyFinished.connect(self._reply_finished)
+        w.replyFailed.connect(self._reply_failed)
+        self.chat.sendRequested.connect(self._send)
+        self.chat.stopRequested.connect(self.engine.stop)
+
+    # -- model choice -------------------------------------------------------------------
+    def _first_model(self) -> Path | None:
+        for recent in self.settings.recent:
+            if Path(recent.path).is_file():
+                return Path(recent.path)
+        return self.default_model
+
+    def _refresh_recent(self) -> None:
+        self.models.set_recent([Path(r.path) for r in self.settings.recent], self.default_model)
+
+    def choose_model(self, path: Path, config: LaunchConfig | None = None) -> None:
+        self.launch.set_config(config or self.settings.launch_for(path))
+        self.load_button.setEnabled(False)
+        self.models.show_model(Path(path))
+
+    def _info_ready(self, info: GGUFInfo) -> None:
+        self._update_launch_preview()
+
+    def _info_failed(self, message: str) -> None:
+        self._update_launch_preview()
+        if self.loaded is not None:
+            self.statusBar().showMessage(
+                f"{message}. {self.loaded.info.path.name} stays loaded.", 10000
+            )
+
+    def _folder_chosen(self, folder: str) -> None:
+        self.settings.models_folder = folder
+        self._save_settings()
+
+    def _config_changed(self, _config: LaunchConfig) -> None:
+        self._update_launch_preview()
+
+    def current_launch(self) -> ResolvedLaunch | None:
+        info = self.models.info
+        if info is None:
+            return None
+        gpu = self.backend.gpu_offload if self.backend else False
+        return resolve_launch(self.launch.config(), info.path, info, gpu)
+
+    def _update_launch_preview(self) -> None:
+        launch = self.current_launch()
+        self.launch.set_gpu_layers_note(launch.gpu_layers_note if launch else "")
+        self.load_button.setEnabled(
+            launch is not None and self.backend is not None and not self.loading
+            and not self.chat.streaming
+        )
+
+    def _backend_ready(self, backend: BackendInfo) -> None:
+        self.backend = backend
+        text = f"llama.cpp backend: {backend.name} (llama-cpp-python {backend.llama_cpp_python})"
+        if not backend.gpu_offload:
+            text += f". This build cannot offload to a GPU. {CUDA_HINT}"
+        self.backend_label.setText(text)
+        self._update_launch_preview()
+
+    # -- dropping a file ------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            self.choose_model(Path(urls[0].toLocalFile()))
+            event.acceptProposedAction()
+
+    # -- loading ----------------------------------------------------------------------
+    def load_model(self) -> None:
+        launch = self.current_launch()
+        if launch is None or self.loading or self.chat.streaming:
+            return
+        self.loading = True
+        self.chat.set_model_ready(False)
+        self.load_button.setEnabled(False)
+        self.unload_button.setEnabled(False)
+        self.cancel_button.show()
+        self.progress.setValue(0)
+        self.progress.setFormat(f"Loading {launch.model_path.name if launch.model_path else ''}… %p%")
+        self.progress.show()
+        self.load_status.setText("Loading…")
+        self.engine.load(launch, self.models.info)
+
+    def _load_progress(self, value: float) -> None:
+        self.progress.setValue(round(value * 1000))
+
+    def _loaded(self, loaded: LoadedModel) -> None:
+        self.loading = False
+        self.loaded = loaded
+        self.cancel_button.hide()
+        self.progress.hide()
+        self.unload_button.setEnabled(True)
+        self.chat.set_model_ready(True)
+        self._update_launch_preview()
+        self.load_status.setText(
+            f"Loaded {loaded.info.path.name} in {loaded.load_seconds:.1f} s · "
+            f"context {loaded.n_ctx} · n_batch {loaded.n_batch} · n_ubatch {loaded.n_ubatch} "
+            f"(read back from llama.cpp) · {human_bytes(loaded.info.file_size)}"
+        )
+        self.setWindowTitle(f"{loaded.info.path.name} — kobold-gui {__version__}")
+        self.settings.remember(loaded.info.path, loaded.launch.config)
+        self._refresh_recent()
+        self._save_settings()
+
+    def _load_failed(self, message: str, cancelled: bool, still_loaded: LoadedModel | None) -> None:
+        self.loading = False
+        self.loaded = still_loaded
+        self.cancel_button.hide()
+        self.progress.hide()
+        self.chat.set_model_ready(still_loaded is not None)
+        self.unload_button.setEnabled(still_loaded is not None)
+        self._update_launch_preview()
+        state = f"{still_loaded.info.path.name} stays loaded." if still_loaded else "No model loaded."
+        self.load_status.setText(f"{message} {state}")
+        if not cancelled:
+            self.models.show_notice(message)
+
+    def unload_model(self) -> None:
+        if self.chat.streaming:
+            self.engine.stop()
+        self.engine.unload()
+
+    def _unloaded(self) -> None:
+        self.loaded = None
+        self.chat.set_model_ready(False)
+        self.unload_button.setEnabled(False)
+        self.load_status.setText("No model loaded.")
+        self.setWindowTitle(f"kobold-gui {__version__}")
+        self._update_launch_preview()
+
+    # -- chat -------------------------------------------------------------------------
+    def _send(self, messages: list[object]) -> None:
+        self.load_button.setEnabled(False)
+        self.unload_button.setEnabled(False)
+        self.engine.send(messages, SamplingParams())  # type: ignore[arg-type]
+
+    def _reply_finished(self, result: GenerationResult) -> None:
+        self.chat.finish_reply(result)
+        self.unload_button.setEnabled(self.loaded is not None)
+        self._update_launch_preview()
+
+    def _reply_failed(self, message: str) -> None:
+        self.chat.fail_reply(message)
+        self.unload_button.setEnabled(self.loaded is not None)
+        self._update_launch_preview()
+
+    # -- settings and closing ---------------------------------------------------------------
+    def _save_settings(self) -> None:
+        self.settings.system_prompt = self.chat.system_prompt.text()
+        try:
+            self.store.save(self.settings)
+        except OSError as e:
+            self.statusBar().showMessage(f"Settings not saved: {e}", 10000)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self._closing:
+            self._closing = True
+            self._save_settings()
+            self.engine.shutdown()
+            wait_for_background_jobs()
+        event.accept()
+
