@@ -49,8 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         launch.add_argument(opt.flag, **kwargs)
     cmds = p.add_argument_group("headless commands")
     cmds.add_argument("--prompt", metavar="TEXT", help="chat one message, stream the reply")
-    cmds.add_argument("--show-config", action="store_true",
-                      help="print the effective launch configuration without loading")
+    cmds.add_argument(
+        "--show-config",
+        action="store_true",
+        help="print the effective launch configuration without loading",
+    )
     cmds.add_argument("--json", action="store_true", help="print JSON")
     gen = p.add_argument_group("generation (with --prompt)")
     gen.add_argument("--max-tokens", type=int, default=256, metavar="N")
@@ -128,8 +131,9 @@ def run_prompt(args: argparse.Namespace) -> int:
     engine.load(resolved, info=info)
     messages = [Message("system", args.system)] if args.system else []
     messages.append(Message("user", args.prompt))
-    params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature,
-                            seed=args.seed)
+    params = SamplingParams(
+        max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed
+    )
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     try:

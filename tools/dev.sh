@@ -110,6 +110,7 @@ case "$cmd" in
     setup; ensure_debs $QT_LIBS_OFFSCREEN
     export QT_QPA_PLATFORM=offscreen
     log "ruff"; "$venv/bin/ruff" check kobold_gui tests bench
+    "$venv/bin/ruff" format --check -q kobold_gui tests bench
     log "mypy"; "$venv/bin/mypy"
     log "pytest"; exec "$venv/bin/pytest" "$@" ;;
   *) log "usage: bash tools/dev.sh app|test|setup"; exit 2 ;;

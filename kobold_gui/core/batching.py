@@ -21,8 +21,11 @@ KOBOLD_UBATCH_CAP = 1024
 class BatchPolicy(Protocol):
     """Maps a BLAS batch size to the (n_batch, n_ubatch) pair asked of llama.cpp."""
 
-    name: str
-    title: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
 
     def pair(self, blas: int) -> tuple[int, int]: ...
 
@@ -60,7 +63,8 @@ class TiedPolicy:
         return None
 
 
-POLICIES: dict[str, BatchPolicy] = {p.name: p for p in (KoboldRule(), TiedPolicy())}
+_ALL: tuple[BatchPolicy, ...] = (KoboldRule(), TiedPolicy())
+POLICIES: dict[str, BatchPolicy] = {p.name: p for p in _ALL}
 DEFAULT_POLICY = "koboldcpp"
 
 

@@ -46,7 +46,7 @@ class ChatFormatter:
 
     def render(self, messages: Sequence[Message]) -> str:
         try:
-            result = self._formatter(messages=[m.as_dict() for m in messages])
+            result = self._formatter(messages=[m.as_dict() for m in messages])  # type: ignore[misc]
         except Exception as e:  # a template's raise_exception(), or a Jinja error
             raise TemplateError(f"the model's chat template failed: {e}") from None
         return str(result.prompt)

@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import llama_cpp
@@ -45,7 +44,6 @@ _log_lock = threading.Lock()
 _log_partial: list[str] = []
 
 
-@llama_cpp.llama_log_callback  # type: ignore[misc]
 def _on_llama_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
     try:
         chunk = text.decode("utf-8", errors="replace")
@@ -60,8 +58,11 @@ def _on_llama_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
         pass
 
 
+_on_llama_log_c = llama_cpp.llama_log_callback(_on_llama_log)  # kept alive for llama.cpp
+
+
 def install_log_capture() -> None:
-    llama_cpp.llama_log_set(_on_llama_log, ctypes.c_void_p(0))
+    llama_cpp.llama_log_set(_on_llama_log_c, ctypes.c_void_p(0))
 
 
 def llama_log_tail(n: int = 400) -> list[str]:
@@ -248,12 +249,6 @@ class Engine:
         self._cached = []
         self.loaded = None
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
     # -- stop ------------------------------------------------------------------------
     def request_stop(self) -> None:
         """Thread-safe: ends the running generation (or prompt processing) within one graph node."""
@@ -268,19 +263,21 @@ class Engine:
             raise EngineError("no model is loaded")
         return self.loaded
 
-    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]:
+    def tokenize(
+        self, text: str, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]:
         self._require()
         raw = text.encode("utf-8")
         cap = len(raw) + 16
-        buf = (llama_cpp.llama_token * cap)()
-        n = llama_cpp.llama_tokenize(self._vocab, raw, len(raw), buf, cap, add_special, parse_special)
-        if n < 0:
-            cap = -n
+        for _attempt in range(2):  # a negative count says how much room was needed
             buf = (llama_cpp.llama_token * cap)()
             n = llama_cpp.llama_tokenize(
                 self._vocab, raw, len(raw), buf, cap, add_special, parse_special
             )
-        return list(buf[:n])
+            if n >= 0:
+                return list(buf[:n])
+            cap = -n
+        raise EngineError("the text could not be tokenized")
 
     def _piece(self, token: int) -> bytes:
         buf = ctypes.create_string_buffer(64)
@@ -332,8 +329,12 @@ class Engine:
         add = llama_cpp.llama_sampler_chain_add
         if params.repeat_penalty != 1.0:
             n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-            add(chain, llama_cpp.llama_sampler_init_penalties(
-                n_vocab, params.repeat_last_n, params.repeat_penalty, 0.0, 0.0))
+            add(
+                chain,
+                llama_cpp.llama_sampler_init_penalties(
+                    n_vocab, params.repeat_last_n, params.repeat_penalty, 0.0, 0.0
+                ),
+            )
         if params.temperature <= 0:
             add(chain, llama_cpp.llama_sampler_init_greedy())
             return chain

@@ -76,7 +76,9 @@ class GGUFInfo:
             "layers": self.n_layers,
             "trained context": self.context_length or "—",
             "file size": human_bytes(self.file_size),
-            "chat template": "yes" if self.has_chat_template else "no (a plain ChatML prompt is used)",
+            "chat template": "yes"
+            if self.has_chat_template
+            else "no (a plain ChatML prompt is used)",
         }
 
 
@@ -158,7 +160,10 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
     except (OSError, ValueError) as e:
         raise ModelFileError(f"{p.name} could not be read: {e}") from None
     data_end = max(
-        (header.data_offset + t.offset + info.n_bytes for t, info in zip(header.tensors, tensors)),
+        (
+            header.data_offset + t.offset + info.n_bytes
+            for t, info in zip(header.tensors, tensors, strict=True)
+        ),
         default=header.data_offset,
     )
     if data_end > file_size:

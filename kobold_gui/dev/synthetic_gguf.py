@@ -22,8 +22,10 @@ from kobold_gui.core.gguf_header import read_header
 
 _TOKENIZER_STRINGS = ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.chat_template")
 _TOKENIZER_IDS = (
-    "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
-    "tokenizer.ggml.padding_token_id", "tokenizer.ggml.unknown_token_id",
+    "tokenizer.ggml.bos_token_id",
+    "tokenizer.ggml.eos_token_id",
+    "tokenizer.ggml.padding_token_id",
+    "tokenizer.ggml.unknown_token_id",
     "tokenizer.ggml.eot_token_id",
 )
 
@@ -41,8 +43,12 @@ class Shape:
     arch: str = "llama"
 
 
-def _tensor(shape: tuple[int, ...], qtype: GGMLQuantizationType, rng: np.random.Generator,
-            cache: dict[tuple[object, ...], np.ndarray]) -> np.ndarray:
+def _tensor(
+    shape: tuple[int, ...],
+    qtype: GGMLQuantizationType,
+    rng: np.random.Generator,
+    cache: dict[tuple[object, ...], np.ndarray],
+) -> np.ndarray:
     """One random tensor per (shape, type), quantized once and reused (as in the device
     recipe): writing an 8B shape then takes seconds of quantization, not minutes."""
     key = (shape, qtype)

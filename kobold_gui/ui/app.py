@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -38,8 +42,11 @@ def install_excepthook(log_path: Path) -> None:
         if QApplication.instance() is None:
             traceback.print_exception(kind, value, tb)
             return
-        box = QMessageBox(QMessageBox.Icon.Critical, "kobold-gui: unexpected error",
-                          f"{kind.__name__}: {value}\n\nDetails are in the log:\n{log_path}")
+        box = QMessageBox(
+            QMessageBox.Icon.Critical,
+            "kobold-gui: unexpected error",
+            f"{kind.__name__}: {value}\n\nDetails are in the log:\n{log_path}",
+        )
         box.setDetailedText("".join(traceback.format_exception(kind, value, tb)))
         box.exec()
 
@@ -51,18 +58,45 @@ def run_app(args: argparse.Namespace) -> int:
     from kobold_gui.ui.main_window import MainWindow
 
     log_path = setup_logging()
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = cast(QApplication, QApplication.instance() or QApplication(sys.argv[:1]))
     app.setApplicationName("kobold-gui")
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("kobold-gui")
     app.setWindowIcon(QIcon(str(resource_path("kobold-gui.svg"))))
     install_excepthook(log_path)
     given = {o: v for o, v in vars(args).items() if v is not None}
-    config = launch_config_from_args(args) if any(
-        k in given for k in ("blasbatchsize", "contextsize", "gpulayers", "threads",
-                             "flashattention", "batchpolicy")
-    ) else None
-    window = MainWindow(initial_model=Path(args.model) if args.model else None,
-                        initial_config=config)
+    config = (
+        launch_config_from_args(args)
+        if any(
+            k in given
+            for k in (
+                "blasbatchsize",
+                "contextsize",
+                "gpulayers",
+                "threads",
+                "flashattention",
+                "batchpolicy",
+            )
+        )
+        else None
+    )
+    window = MainWindow(
+        initial_model=Path(args.model) if args.model else None, initial_config=config
+    )
     window.show()
+    _report_when_shown(app)
     return int(app.exec())
+
+
+def _report_when_shown(app: QApplication) -> None:
+    """For start-up benchmarks: KOBOLD_GUI_T0 (a time.time() taken before starting the
+    process) makes the app print how long until its window was shown, then quit."""
+    t0 = os.environ.get("KOBOLD_GUI_T0")
+    if not t0:
+        return
+
+    def report() -> None:
+        print(f"window shown after {time.time() - float(t0):.3f} s", flush=True)
+        app.quit()
+
+    QTimer.singleShot(0, report)

@@ -1,13 +1,34 @@
-"""Short jobs off the GUI thread (reading a GGUF header, scanning a folder), via superqt's
-workers on the global thread pool. Only the newest job of a kind delivers its result."""
+"""Short jobs off the GUI thread (reading a GGUF header, scanning a folder, detecting the
+backend) on Qt's global thread pool. Only the newest job of a kind delivers its result.
+
+A QRunnable runs the function; a QObject owned by the GUI thread carries the result back
+through a queued signal, so callbacks always run on the GUI thread."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThreadPool
-from superqt.utils import create_worker
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+
+class _Relay(QObject):
+    done = Signal(object)
+    failed = Signal(object)
+
+
+class _Job(QRunnable):
+    def __init__(self, func: Callable[..., Any], args: tuple[Any, ...], relay: _Relay) -> None:
+        super().__init__()
+        self.func, self.args, self.relay = func, args, relay
+
+    def run(self) -> None:
+        try:
+            result = self.func(*self.args)
+        except BaseException as e:  # delivered to the GUI thread as a value
+            self.relay.failed.emit(e)
+        else:
+            self.relay.done.emit(result)
 
 
 class LatestJob(QObject):
@@ -26,19 +47,16 @@ class LatestJob(QObject):
     ) -> None:
         self._generation += 1
         mine = self._generation
+        relay = _Relay(self)
 
-        def on_done(result: Any) -> None:
+        def finish(callback: Callable[[Any], None], value: Any) -> None:
+            relay.deleteLater()
             if mine == self._generation:
-                done(result)
+                callback(value)
 
-        def on_error(error: BaseException) -> None:
-            if mine == self._generation:
-                failed(error)
-
-        create_worker(
-            func, *args, _start_thread=True, _ignore_errors=True,
-            _connect={"returned": on_done, "errored": on_error},
-        )
+        relay.done.connect(lambda value: finish(done, value))
+        relay.failed.connect(lambda error: finish(failed, error))
+        QThreadPool.globalInstance().start(_Job(func, args, relay))
 
 
 def wait_for_background_jobs(timeout_ms: int = 5000) -> None:

@@ -88,7 +88,19 @@ class EngineWorker(QObject):
 
 
 class EngineController(QObject):
-    """Owned by the window (GUI thread). Starts the worker thread and forwards requests."""
+    """Owned by the window (GUI thread). Starts the worker thread and forwards requests.
+
+    The worker's signals are re-emitted by this object, which lives in the GUI thread: any
+    Python callable connected here runs on the GUI thread (a callable connected straight to
+    the worker's signals would run on the engine thread)."""
+
+    loadProgress = Signal(float)
+    loaded = Signal(object)
+    loadFailed = Signal(str, bool, object)
+    unloaded = Signal()
+    text = Signal(str)
+    replyFinished = Signal(object)
+    replyFailed = Signal(str)
 
     _requestLoad = Signal(object, object, object)
     _requestUnload = Signal()
@@ -96,21 +108,26 @@ class EngineController(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.thread = QThread()
-        self.thread.setObjectName("engine")
+        self.engine_thread = QThread()
+        self.engine_thread.setObjectName("engine")
         self.worker = EngineWorker()
-        self.worker.moveToThread(self.thread)
+        self.worker.moveToThread(self.engine_thread)
         self._requestLoad.connect(self.worker.load)
         self._requestUnload.connect(self.worker.unload)
         self._requestGenerate.connect(self.worker.generate)
+        for name in (
+            "loadProgress",
+            "loaded",
+            "loadFailed",
+            "unloaded",
+            "text",
+            "replyFinished",
+            "replyFailed",
+        ):
+            getattr(self.worker, name).connect(getattr(self, name))
         self._load_cancel: threading.Event | None = None
         self._reply_cancel: threading.Event | None = None
-        self.thread.start()
-
-    # Signals of the worker, re-exposed for the panels.
-    @property
-    def signals(self) -> EngineWorker:
-        return self.worker
+        self.engine_thread.start()
 
     def load(self, launch: ResolvedLaunch, info: GGUFInfo | None = None) -> None:
         self._load_cancel = threading.Event()
@@ -136,8 +153,8 @@ class EngineController(QObject):
         """Stop whatever runs, end the thread, free the model. True when it ended in time."""
         self.cancel_load()
         self.stop()
-        self.thread.quit()
-        ended = self.thread.wait(timeout_ms)
+        self.engine_thread.quit()
+        ended = self.engine_thread.wait(timeout_ms)
         if ended:
             self.worker.engine.close()
         return bool(ended)

@@ -76,8 +76,14 @@ class LaunchPanel(QWidget):
         )
 
     def set_config(self, config: LaunchConfig) -> None:
-        widgets = (self.batch.slider, self.policy, self.context, self.gpu_layers, self.threads,
-                   self.flash)
+        widgets = (
+            self.batch.slider,
+            self.policy,
+            self.context,
+            self.gpu_layers,
+            self.threads,
+            self.flash,
+        )
         for w in widgets:
             w.blockSignals(True)
         try:

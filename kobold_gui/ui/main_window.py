@@ -21,7 +21,13 @@ from PySide6.QtWidgets import (
 )
 
 from kobold_gui import __version__
-from kobold_gui.core.engine import BackendInfo, GenerationResult, LoadedModel, SamplingParams, backend_info
+from kobold_gui.core.engine import (
+    BackendInfo,
+    GenerationResult,
+    LoadedModel,
+    SamplingParams,
+    backend_info,
+)
 from kobold_gui.core.gguf_info import GGUFInfo, human_bytes
 from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
 from kobold_gui.core.model_files import default_model_path
@@ -52,6 +58,7 @@ class MainWindow(QMainWindow):
         self.backend: BackendInfo | None = None
         self.loaded: LoadedModel | None = None
         self.loading = False
+        self.sampling = SamplingParams()  # per-conversation controls come with the chat issue
         self._closing = False
         self.engine = EngineController(self)
 
@@ -63,8 +70,11 @@ class MainWindow(QMainWindow):
         self._connect()
 
         self._backend_job = LatestJob(self)
-        self._backend_job.run(backend_info, done=self._backend_ready,
-                              failed=lambda e: self.backend_label.setText(f"Backend: {e}"))
+        self._backend_job.run(
+            backend_info,
+            done=self._backend_ready,
+            failed=lambda e: self.backend_label.setText(f"Backend: {e}"),
+        )
         self.default_model = default_model_path()
         self._refresh_recent()
         if self.settings.models_folder:
@@ -146,7 +156,7 @@ class MainWindow(QMainWindow):
         self.load_button.clicked.connect(self.load_model)
         self.unload_button.clicked.connect(self.unload_model)
         self.cancel_button.clicked.connect(self.engine.cancel_load)
-        w = self.engine.signals
+        w = self.engine
         w.loadProgress.connect(self._load_progress)
         w.loaded.connect(self._loaded)
         w.loadFailed.connect(self._load_failed)
@@ -200,7 +210,9 @@ class MainWindow(QMainWindow):
         launch = self.current_launch()
         self.launch.set_gpu_layers_note(launch.gpu_layers_note if launch else "")
         self.load_button.setEnabled(
-            launch is not None and self.backend is not None and not self.loading
+            launch is not None
+            and self.backend is not None
+            and not self.loading
             and not self.chat.streaming
         )
 
@@ -213,12 +225,12 @@ class MainWindow(QMainWindow):
         self._update_launch_preview()
 
     # -- dropping a file ------------------------------------------------------------------
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()
         if urls and urls[0].isLocalFile():
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:
         urls = event.mimeData().urls()
         if urls and urls[0].isLocalFile():
             self.choose_model(Path(urls[0].toLocalFile()))
@@ -235,7 +247,9 @@ class MainWindow(QMainWindow):
         self.unload_button.setEnabled(False)
         self.cancel_button.show()
         self.progress.setValue(0)
-        self.progress.setFormat(f"Loading {launch.model_path.name if launch.model_path else ''}… %p%")
+        self.progress.setFormat(
+            f"Loading {launch.model_path.name if launch.model_path else ''}… %p%"
+        )
         self.progress.show()
         self.load_status.setText("Loading…")
         self.engine.load(launch, self.models.info)
@@ -269,7 +283,9 @@ class MainWindow(QMainWindow):
         self.chat.set_model_ready(still_loaded is not None)
         self.unload_button.setEnabled(still_loaded is not None)
         self._update_launch_preview()
-        state = f"{still_loaded.info.path.name} stays loaded." if still_loaded else "No model loaded."
+        state = (
+            f"{still_loaded.info.path.name} stays loaded." if still_loaded else "No model loaded."
+        )
         self.load_status.setText(f"{message} {state}")
         if not cancelled:
             self.models.show_notice(message)
@@ -291,7 +307,7 @@ class MainWindow(QMainWindow):
     def _send(self, messages: list[object]) -> None:
         self.load_button.setEnabled(False)
         self.unload_button.setEnabled(False)
-        self.engine.send(messages, SamplingParams())  # type: ignore[arg-type]
+        self.engine.send(messages, self.sampling)  # type: ignore[arg-type]
 
     def _reply_finished(self, result: GenerationResult) -> None:
         self.chat.finish_reply(result)
@@ -311,11 +327,10 @@ class MainWindow(QMainWindow):
         except OSError as e:
             self.statusBar().showMessage(f"Settings not saved: {e}", 10000)
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:
         if not self._closing:
             self._closing = True
             self._save_settings()
             self.engine.shutdown()
             wait_for_background_jobs()
         event.accept()
-

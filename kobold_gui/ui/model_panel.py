@@ -42,7 +42,9 @@ class ModelPanel(QWidget):
         self.recent = QComboBox()
         self.recent.setObjectName("recentModels")
         self.recent.setPlaceholderText("Choose a model…")
-        self.recent.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.recent.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.recent.setMinimumContentsLength(20)
         self.open_button = QPushButton("Open…")
         self.open_button.setToolTip("Pick a .gguf file (or drop one on the window)")
@@ -103,8 +105,12 @@ class ModelPanel(QWidget):
         self.folder_list.clear()
         self.folder_list.addItem(f"Scanning {folder}…")
         self.folder_list.show()
-        self._scan_job.run(scan_models_folder, Path(folder), done=self._show_folder,
-                           failed=lambda e: self._show_folder([]))
+        self._scan_job.run(
+            scan_models_folder,
+            Path(folder),
+            done=self._show_folder,
+            failed=lambda e: self._show_folder([]),
+        )
 
     def _show_folder(self, paths: list[Path]) -> None:
         self.folder_list.clear()

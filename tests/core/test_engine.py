@@ -1,0 +1,200 @@
+"""The engine against the real llama.cpp, on the default model and synthetic models."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from kobold_gui.core.chat_format import Message
+from kobold_gui.core.engine import (
+    Engine,
+    EngineError,
+    LoadCancelled,
+    SamplingParams,
+    _StopStringFilter,
+)
+from kobold_gui.core.gguf_info import ModelFileError
+from kobold_gui.core.launch import resolve_launch
+from kobold_gui.core.options import LaunchConfig
+
+GREEDY = SamplingParams(max_tokens=24, temperature=0.0)
+
+
+def load(path: Path, **options: object) -> Engine:
+    engine = Engine()
+    engine.load(resolve_launch(LaunchConfig().with_values(**options), path, None, False))
+    return engine
+
+
+@pytest.fixture(scope="module")
+def smol(default_model: Path) -> Engine:
+    engine = load(default_model, contextsize=2048)
+    yield engine
+    engine.close()
+
+
+@pytest.mark.parametrize(
+    ("blas", "ctx", "policy", "expected"),
+    [
+        (512, 2048, "koboldcpp", (512, 512)),
+        (2048, 4096, "koboldcpp", (2048, 1024)),
+        (2048, 1024, "koboldcpp", (1024, 1024)),
+        (2048, 4096, "tied", (2048, 2048)),
+        (4096, 1000, "koboldcpp", (1000, 1000)),
+    ],
+)
+def test_batch_values_read_back_from_the_context(
+    tiny_model: Path, blas: int, ctx: int, policy: str, expected: tuple[int, int]
+) -> None:
+    config = LaunchConfig(blasbatchsize=blas, contextsize=ctx, batchpolicy=policy)
+    launch = resolve_launch(config, tiny_model, None, False)
+    engine = Engine()
+    loaded = engine.load(launch)
+    try:
+        assert (loaded.n_batch, loaded.n_ubatch) == expected
+        assert (launch.batch.n_batch, launch.batch.n_ubatch) == expected  # what we show
+        assert loaded.n_ctx == launch.n_ctx_effective
+    finally:
+        engine.close()
+
+
+def test_reply_streams_in_pieces_and_is_deterministic_when_greedy(smol: Engine) -> None:
+    pieces: list[str] = []
+    messages = [Message("user", "What is the capital of France?")]
+    first = smol.chat(messages, GREEDY, pieces.append)
+    assert first.generated_tokens > 3
+    assert len(pieces) >= 3 and "".join(pieces) == first.text
+    assert "Paris" in first.text
+    again = smol.chat(messages, GREEDY, lambda _t: None)
+    assert again.text == first.text
+    assert first.tokens_per_s > 0 and first.time_to_first_token_s > 0
+
+
+def test_next_turn_reuses_the_cached_prefix(smol: Engine) -> None:
+    turn1 = [Message("system", "Be brief."), Message("user", "Name a colour.")]
+    r1 = smol.chat(turn1, GREEDY, lambda _t: None)
+    turn2 = [*turn1, Message("assistant", r1.text), Message("user", "Another one?")]
+    r2 = smol.chat(turn2, GREEDY, lambda _t: None)
+    assert r1.prompt_tokens_processed == r1.prompt_tokens or r1.prompt_tokens_processed > 0
+    assert r2.prompt_tokens_processed < r2.prompt_tokens / 2
+
+
+def test_max_tokens_ends_with_length(tiny_model: Path) -> None:
+    engine = load(tiny_model)
+    result = engine.chat([Message("user", "hi")], SamplingParams(max_tokens=7), lambda _t: None)
+    assert (result.generated_tokens, result.stop_reason) == (7, "length")
+    engine.close()
+
+
+def test_stop_during_a_long_prompt_aborts_the_decode(default_model: Path) -> None:
+    """Stop must not wait for the prompt: llama.cpp's abort callback ends the decode."""
+    engine = load(default_model, contextsize=4096, blasbatchsize=4096)
+    cancel = threading.Event()
+    prompt = engine.tokenize("word " * 3000)
+    timer = threading.Timer(0.05, cancel.set)
+    timer.start()
+    result = engine.generate(prompt, SamplingParams(max_tokens=5), lambda _t: None, cancel)
+    timer.join()
+    assert result.stop_reason == "stopped"
+    assert result.generated_tokens == 0
+    # The aborted batch left nothing half-done in the cache; the engine still works.
+    assert len(engine._cached) < len(prompt)
+    after = engine.chat([Message("user", "Hi")], GREEDY, lambda _t: None)
+    assert after.generated_tokens > 0
+    engine.close()
+
+
+def test_stop_mid_reply(tiny_model: Path) -> None:
+    engine = load(tiny_model)
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def on_text(piece: str) -> None:
+        seen.append(piece)
+        if len(seen) == 10:
+            cancel.set()
+
+    result = engine.chat([Message("user", "go")], SamplingParams(max_tokens=5000), on_text, cancel)
+    assert result.stop_reason == "stopped"
+    assert 10 <= result.generated_tokens <= 12
+    engine.close()
+
+
+def test_prompt_longer_than_the_context_is_refused(tiny_model: Path) -> None:
+    engine = load(tiny_model, contextsize=256)
+    with pytest.raises(EngineError, match="more than the context of 256"):
+        engine.chat([Message("user", "word " * 400)], GREEDY, lambda _t: None)
+    assert engine.chat([Message("user", "ok")], GREEDY, lambda _t: None).generated_tokens > 0
+    engine.close()
+
+
+def test_empty_prompt_is_refused(tiny_model: Path) -> None:
+    engine = load(tiny_model)
+    with pytest.raises(EngineError, match="empty"):
+        engine.generate([], GREEDY, lambda _t: None)
+    engine.close()
+
+
+def test_load_can_be_cancelled_from_the_progress_callback(default_model: Path) -> None:
+    cancel = threading.Event()
+    seen: list[float] = []
+
+    def progress(value: float) -> None:
+        seen.append(value)
+        if value > 0.2:
+            cancel.set()
+
+    engine = Engine()
+    launch = resolve_launch(LaunchConfig(), default_model, None, False)
+    with pytest.raises(LoadCancelled):
+        engine.load(launch, progress, cancel)
+    assert engine.loaded is None and seen and max(seen) < 1.0
+
+
+def test_progress_reaches_one_on_a_full_load(default_model: Path) -> None:
+    seen: list[float] = []
+    engine = Engine()
+    engine.load(resolve_launch(LaunchConfig(), default_model, None, False), seen.append)
+    assert seen[-1] == pytest.approx(1.0) and seen == sorted(seen) and len(seen) > 5
+    engine.close()
+
+
+def test_bad_file_is_refused_before_llama_cpp(bad_files: dict[str, Path]) -> None:
+    engine = Engine()
+    for path in bad_files.values():
+        with pytest.raises(ModelFileError):
+            engine.load(resolve_launch(LaunchConfig(), path, None, False))
+
+
+def test_loading_another_model_frees_the_first(tiny_model: Path, default_model: Path) -> None:
+    import llama_cpp
+
+    engine = load(tiny_model)
+    assert llama_cpp.llama_model_n_layer(engine._model) == 2
+    engine.load(resolve_launch(LaunchConfig(), default_model, None, False))
+    assert llama_cpp.llama_model_n_layer(engine._model) == 30  # the live handle is the new one
+    assert engine.loaded is not None and engine.loaded.info.path == default_model
+    engine.close()
+    assert engine.loaded is None and engine._model is None and engine._ctx is None
+
+
+@pytest.mark.parametrize(
+    ("pieces", "stops", "expected", "hit"),
+    [
+        (["Hel", "lo ", "wor", "ld"], ["world"], "Hello ", True),
+        (["a<", "/s", "> b"], ["</s>"], "a", True),
+        (["a<", "b"], ["</s>"], "a<b", False),
+        (["plain"], [], "plain", False),
+    ],
+)
+def test_stop_strings_are_held_back_until_decided(
+    pieces: list[str], stops: list[str], expected: str, hit: bool
+) -> None:
+    out: list[str] = []
+    f = _StopStringFilter(stops, out.append)
+    reached = any([f.feed(p) for p in pieces])
+    if not reached:
+        f.flush()
+    assert ("".join(out), reached) == (expected, hit)

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+
+from kobold_gui.core.launch import resolve_gpu_layers, resolve_launch
+from kobold_gui.core.options import OPTIONS, ConfigError, LaunchConfig
+
+
+def test_defaults_come_from_the_table() -> None:
+    config = LaunchConfig()
+    for option in OPTIONS:
+        assert getattr(config, option.name) == option.default
+
+
+def test_values_are_parsed_and_validated_by_the_table() -> None:
+    config = LaunchConfig.from_mapping({"blasbatchsize": "2048", "contextsize": 8192})
+    assert (config.blasbatchsize, config.contextsize) == (2048, 8192)
+    with pytest.raises(ConfigError, match="--contextsize: 100 is below the minimum 256"):
+        LaunchConfig.from_mapping({"contextsize": 100})
+    with pytest.raises(ConfigError, match="expected a whole number"):
+        LaunchConfig.from_mapping({"gpulayers": "lots"})
+    with pytest.raises(ConfigError, match="not one of auto, on, off"):
+        LaunchConfig.from_mapping({"flashattention": "maybe"})
+    with pytest.raises(ConfigError, match="unknown launch option"):
+        LaunchConfig.from_mapping({"ropescale": 2})
+
+
+def test_saved_settings_from_a_newer_version_ignore_unknown_keys() -> None:
+    config = LaunchConfig.from_mapping({"blasbatchsize": 256, "newthing": 1}, strict=False)
+    assert config.blasbatchsize == 256
+
+
+@pytest.mark.parametrize(
+    ("requested", "gpu", "expected"),
+    [
+        (-1, True, 31),
+        (99, True, 31),
+        (31, True, 31),
+        (30, True, 30),
+        (0, True, 0),
+        (12, True, 12),
+        (-1, False, 0),
+        (99, False, 0),
+    ],
+)
+def test_gpu_layers_meanings(requested: int, gpu: bool, expected: int) -> None:
+    assert resolve_gpu_layers(requested, 30, gpu)[0] == expected
+
+
+def test_resolved_launch_pads_context_like_llama_cpp() -> None:
+    resolved = resolve_launch(LaunchConfig(contextsize=1000, blasbatchsize=2048), None, None, False)
+    assert resolved.n_ctx_effective == 1024
+    assert (resolved.batch.n_batch, resolved.batch.n_ubatch) == (1000, 1000)

@@ -1,0 +1,105 @@
+"""The CLI as a user runs it: a real process, real models, exit codes and stderr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kobold_gui import __version__
+from tests.conftest import BAD_FILE_MESSAGES
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kobold_gui", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"kobold-gui {__version__}"
+
+
+def test_show_config_json_gives_effective_batch_without_loading(default_model: Path) -> None:
+    result = run(
+        "--show-config",
+        "--json",
+        "--model",
+        str(default_model),
+        "--blasbatchsize",
+        "2048",
+        "--contextsize",
+        "1024",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    eff = data["effective"]
+    assert (eff["n_batch"], eff["n_ubatch"], eff["n_ctx"]) == (1024, 1024, 1024)
+    assert "n_batch limited to the context size 1024" in eff["batch_label"]
+    assert data["options"]["blasbatchsize"] == 2048
+    assert data["backend"]["name"] == "CPU" and eff["n_gpu_layers"] == 0
+    assert data["model_info"]["layers"] == "30"
+
+
+def test_show_config_defaults_to_the_built_in_model(default_model: Path) -> None:
+    data = json.loads(run("--show-config", "--json", "--blasbatchsize", "4096").stdout)
+    assert data["model"] == str(default_model)
+    assert (data["effective"]["n_batch"], data["effective"]["n_ubatch"]) == (4096, 1024)
+
+
+def test_prompt_streams_a_reply_to_stdout(default_model: Path) -> None:
+    result = run(
+        "--model",
+        str(default_model),
+        "--prompt",
+        "What is the capital of France?",
+        "--max-tokens",
+        "20",
+        "--temperature",
+        "0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Paris" in result.stdout
+    assert "tokens/s" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_koboldcpp_style_bare_flashattention_flag(tiny_model: Path) -> None:
+    data = json.loads(
+        run("--show-config", "--json", "--model", str(tiny_model), "--flashattention").stdout
+    )
+    assert data["options"]["flashattention"] == "on"
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILE_MESSAGES))
+def test_bad_model_files_exit_non_zero_with_one_line(bad_files: dict[str, Path], kind: str) -> None:
+    result = run("--model", str(bad_files[kind]), "--prompt", "hi")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("kobold-gui: error:") and BAD_FILE_MESSAGES[kind] in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--prompt", "   "], "prompt is empty"),
+        (["--prompt", "hi", "--contextsize", "12"], "below the minimum"),
+        (["--prompt", "hi", "--blasbatchsize", "big"], "whole number"),
+        (["--prompt", "hi", "--flashattention", "maybe"], "not one of"),
+        (["--no-such-flag"], "unrecognized arguments"),
+    ],
+)
+def test_bad_options_exit_non_zero_with_one_line(
+    tiny_model: Path, args: list[str], words: str
+) -> None:
+    result = run("--model", str(tiny_model), *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], result.stderr
