@@ -23,14 +23,14 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("KOBOLD_GUI_HOME", "/tmp/kobold-gui-bench-home")
 
-from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication
 
-from kobold_gui.core.chat_format import Message  # noqa: E402
-from kobold_gui.core.engine import Engine, SamplingParams  # noqa: E402
-from kobold_gui.core.launch import resolve_launch  # noqa: E402
-from kobold_gui.core.model_files import default_model_path  # noqa: E402
-from kobold_gui.core.options import LaunchConfig  # noqa: E402
+from kobold_gui.core.chat_format import Message
+from kobold_gui.core.engine import Engine, SamplingParams
+from kobold_gui.core.launch import resolve_launch
+from kobold_gui.core.model_files import default_model_path
+from kobold_gui.core.options import LaunchConfig
 
 PROMPT = [Message("user", "Write a long story about a dragon who learns to count.")]
 CONFIG = LaunchConfig(contextsize=2048, threads=2)
