@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the effective launch configuration without loading",
     )
+    cmds.add_argument(
+        "--list-gpus", action="store_true", help="list the GPUs (NVML) and llama.cpp's devices"
+    )
     cmds.add_argument("--json", action="store_true", help="print JSON")
     gen = p.add_argument_group("generation (with --prompt)")
     gen.add_argument("--max-tokens", type=int, default=256, metavar="N")
@@ -72,7 +75,7 @@ def launch_config_from_args(args: argparse.Namespace) -> LaunchConfig:
 
 
 def is_headless(args: argparse.Namespace) -> bool:
-    return bool(args.prompt is not None or args.show_config)
+    return bool(args.prompt is not None or args.show_config or args.list_gpus)
 
 
 def _model_path(args: argparse.Namespace) -> Path:
@@ -157,7 +160,48 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
+def list_gpus(args: argparse.Namespace) -> int:
+    from kobold_gui.core.gguf_info import human_bytes
+    from kobold_gui.core.gpus import open_inventory
+    from kobold_gui.core.hardware import hardware_report
+
+    inventory_source = open_inventory()
+    report = hardware_report(inventory_source.snapshot())
+    inventory_source.close()
+    inv = report.inventory
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        if inv.gpus:
+            print(f"NVIDIA driver {inv.driver_version}, CUDA {inv.cuda_driver_version}")
+        for g in inv.gpus:
+            if g.lost:
+                print(f"GPU {g.index}  {g.name}  LOST: {g.error}")
+                continue
+            temp = f"{g.temperature_c} °C" if g.temperature_c is not None else "—"
+            print(
+                f"GPU {g.index}  {g.name}  {g.pci_bus_id}  "
+                f"{human_bytes(g.memory_free)} free of {human_bytes(g.memory_total)}  "
+                f"use {g.util_gpu if g.util_gpu is not None else '—'} %  {temp}"
+            )
+        print(
+            f"llama.cpp backend: {report.backend} (GPU offload: "
+            f"{'yes' if report.gpu_offload else 'no'})"
+        )
+        for d in report.devices:
+            nvml = report.nvml_index_of_device.get(d.name)
+            seen = f" = GPU {nvml}" if nvml is not None else ""
+            print(f"  device {d.name} ({d.kind}): {d.description}{seen}")
+    if not inv.gpus and inv.message:
+        print(inv.message, file=sys.stderr)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def run_headless(args: argparse.Namespace) -> int:
+    if args.list_gpus:
+        return list_gpus(args)
     if args.show_config:
         return show_config(args)
     return run_prompt(args)

@@ -201,7 +201,13 @@ class Engine:
         progress_cb = llama_cpp.llama_progress_callback(progress)
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = launch.n_gpu_layers
+        mparams.main_gpu = launch.main_gpu
         mparams.progress_callback = progress_cb
+        if launch.device_handles is not None:  # NULL-terminated; llama.cpp copies it
+            devices = (ctypes.c_void_p * (len(launch.device_handles) + 1))(
+                *launch.device_handles, None
+            )
+            mparams.devices = ctypes.cast(devices, ctypes.c_void_p)
         model = llama_cpp.llama_model_load_from_file(str(launch.model_path).encode(), mparams)
         if not model:
             if cancel.is_set():

@@ -11,6 +11,7 @@ from typing import Any
 
 from kobold_gui.core.batching import BatchPlan, effective_batch
 from kobold_gui.core.gguf_info import GGUFInfo
+from kobold_gui.core.hardware import HardwareReport, select_devices
 from kobold_gui.core.options import LaunchConfig
 
 CTX_PAD = 256  # llama_context pads n_ctx to a multiple of 256 (llama-context.cpp)
@@ -28,6 +29,8 @@ class ResolvedLaunch:
     gpu_layers_note: str
     n_threads: int
     flash_attn_type: int
+    device_handles: tuple[int, ...] | None = None  # None: every device llama.cpp has
+    main_gpu: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +46,8 @@ class ResolvedLaunch:
                 "gpu_layers_note": self.gpu_layers_note,
                 "n_threads": self.n_threads,
                 "flash_attn": self.config.flashattention,
+                "gpus": self.config.gpus,
+                "main_gpu": self.main_gpu,
             },
         }
 
@@ -70,7 +75,9 @@ def resolve_launch(
     model_path: Path | None,
     info: GGUFInfo | None,
     gpu_offload: bool,
+    hardware: HardwareReport | None = None,
 ) -> ResolvedLaunch:
+    """Raises ConfigError for a GPU choice that this machine cannot satisfy."""
     n_ctx = config.contextsize
     n_ctx_effective = -(-n_ctx // CTX_PAD) * CTX_PAD
     # llama.cpp clamps n_batch by the n_ctx it is given, before padding n_ctx.
@@ -78,6 +85,7 @@ def resolve_launch(
     n_gpu_layers, note = resolve_gpu_layers(
         config.gpulayers, info.n_layers if info else None, gpu_offload
     )
+    choice = select_devices(config.gpus, config.maingpu, hardware)
     return ResolvedLaunch(
         model_path=model_path,
         config=config,
@@ -88,4 +96,6 @@ def resolve_launch(
         gpu_layers_note=note,
         n_threads=config.resolved_threads(),
         flash_attn_type=FLASH_ATTN[config.flashattention],
+        device_handles=choice.handles,
+        main_gpu=choice.main_gpu,
     )

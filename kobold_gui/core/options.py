@@ -18,6 +18,24 @@ class ConfigError(ValueError):
     """A launch setting the user gave is not valid; the message says which and why."""
 
 
+def parse_gpu_list(text: str) -> str:
+    """'all' or a comma list of distinct GPU indices, normalized ('2, 0' -> '0,2')."""
+    if text.lower() in ("", "all"):
+        return "all"
+    try:
+        indices = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise ConfigError(f"--gpus: expected 'all' or indices like 0,1, got {text!r}") from None
+    if not indices or indices[0] < 0:
+        raise ConfigError(f"--gpus: expected 'all' or indices like 0,1, got {text!r}")
+    return ",".join(map(str, indices))
+
+
+def gpu_indices(value: str) -> tuple[int, ...] | None:
+    """None for all GPUs, else the chosen indices."""
+    return None if value == "all" else tuple(int(p) for p in value.split(","))
+
+
 @dataclass(frozen=True)
 class Option:
     name: str  # field of LaunchConfig and key in JSON / saved settings
@@ -44,73 +62,44 @@ class Option:
             if self.maximum is not None and number > self.maximum:
                 raise ConfigError(f"{self.flag}: {number} is above the maximum {self.maximum}")
             return number
-        text = str(value)
+        text = str(value).strip()
+        if self.name == "gpus":
+            return parse_gpu_list(text)
         if self.choices is not None and text not in self.choices:
             raise ConfigError(f"{self.flag}: {text!r} is not one of {', '.join(self.choices)}")
         return text
 
 
+# fmt: off
 OPTIONS: tuple[Option, ...] = (
-    Option(
-        "blasbatchsize",
-        int,
-        DEFAULT_BLAS,
-        "--blasbatchsize",
-        "BLAS batch size B: prompt tokens per llama_decode call. The batch policy turns it "
-        f"into n_batch and n_ubatch. Slider stops: {', '.join(map(str, BLAS_STOPS))}.",
-        kobold_flag="--blasbatchsize",
-        minimum=1,
-        maximum=max(BLAS_STOPS),
-    ),
-    Option(
-        "batchpolicy",
-        str,
-        DEFAULT_POLICY,
-        "--batch-policy",
-        "How B becomes (n_batch, n_ubatch): koboldcpp = ubatch capped at 1024; tied = ubatch = B.",
-        choices=tuple(POLICIES),
-    ),
-    Option(
-        "contextsize",
-        int,
-        4096,
-        "--contextsize",
-        "Context size in tokens (llama.cpp rounds it up to a multiple of 256).",
-        kobold_flag="--contextsize",
-        minimum=256,
-        maximum=1 << 20,
-    ),
-    Option(
-        "gpulayers",
-        int,
-        -1,
-        "--gpulayers",
-        "Layers to offload to the GPU: -1 automatic (all, until the memory plan decides), "
-        "0 none; more than the model has means all, the output layer included.",
-        kobold_flag="--gpulayers",
-        minimum=-1,
-        maximum=999,
-    ),
-    Option(
-        "threads",
-        int,
-        0,
-        "--threads",
-        "CPU threads; 0 = automatic (about the physical cores).",
-        kobold_flag="--threads",
-        minimum=0,
-        maximum=1024,
-    ),
-    Option(
-        "flashattention",
-        str,
-        "auto",
-        "--flashattention",
-        "Flash attention: auto (llama.cpp decides per device), on or off.",
-        kobold_flag="--flashattention",
-        choices=("auto", "on", "off"),
-    ),
+    Option("blasbatchsize", int, DEFAULT_BLAS, "--blasbatchsize",
+           "BLAS batch size B: prompt tokens per llama_decode call. The batch policy turns it "
+           f"into n_batch and n_ubatch. Slider stops: {', '.join(map(str, BLAS_STOPS))}.",
+           kobold_flag="--blasbatchsize", minimum=1, maximum=max(BLAS_STOPS)),
+    Option("batchpolicy", str, DEFAULT_POLICY, "--batch-policy",
+           "How B becomes (n_batch, n_ubatch): koboldcpp = ubatch capped at 1024; "
+           "tied = ubatch = B.",
+           choices=tuple(POLICIES)),
+    Option("contextsize", int, 4096, "--contextsize",
+           "Context size in tokens (llama.cpp rounds it up to a multiple of 256).",
+           kobold_flag="--contextsize", minimum=256, maximum=1 << 20),
+    Option("gpulayers", int, -1, "--gpulayers",
+           "Layers to offload to the GPU: -1 automatic (all, until the memory plan decides), "
+           "0 none; more than the model has means all, the output layer included.",
+           kobold_flag="--gpulayers", minimum=-1, maximum=999),
+    Option("gpus", str, "all", "--gpus",
+           "Which GPUs the model may use: all, or NVML indices like 0,2 (see --list-gpus)."),
+    Option("maingpu", int, -1, "--maingpu",
+           "The main GPU (NVML index) for small tensors and results; -1 = the first one used.",
+           kobold_flag="--maingpu", minimum=-1, maximum=63),
+    Option("threads", int, 0, "--threads",
+           "CPU threads; 0 = automatic (about the physical cores).",
+           kobold_flag="--threads", minimum=0, maximum=1024),
+    Option("flashattention", str, "auto", "--flashattention",
+           "Flash attention: auto (llama.cpp decides per device), on or off.",
+           kobold_flag="--flashattention", choices=("auto", "on", "off")),
 )
+# fmt: on
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 
 
@@ -122,6 +111,8 @@ class LaunchConfig:
     batchpolicy: str = DEFAULT_POLICY
     contextsize: int = 4096
     gpulayers: int = -1
+    gpus: str = "all"
+    maingpu: int = -1
     threads: int = 0
     flashattention: str = "auto"
 

@@ -1,0 +1,157 @@
+"""FAKE NVML: a stand-in for the `pynvml` module at the hardware boundary, for machines
+without NVIDIA GPUs (CI, this development machine) and for what-if screenshots.
+
+Only the NVML calls that core/gpus.py makes are here, with NVML's names and units. It is
+never used unless asked for: by tests, or by the app when KOBOLD_GUI_FAKE_GPUS is set
+(e.g. KOBOLD_GUI_FAKE_GPUS="RTX 4090:24,RTX 3060:12"; sizes in GiB)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+GiB = 1 << 30
+
+
+class NVMLError(Exception):
+    pass
+
+
+class NVMLError_LibraryNotFound(NVMLError):
+    def __str__(self) -> str:
+        return "NVML Shared Library Not Found"
+
+
+class NVMLError_GpuIsLost(NVMLError):
+    def __str__(self) -> str:
+        return "GPU is lost"
+
+
+@dataclass
+class FakeGpu:
+    name: str = "NVIDIA GeForce RTX 4090"
+    total: int = 24 * GiB
+    used: int = 1 * GiB
+    util: int = 3
+    temp: int = 41
+    power_mw: int = 35_000
+    limit_mw: int = 450_000
+    uuid: str = ""
+    bus_id: str = ""
+    procs: dict[int, int] = field(default_factory=dict)  # pid -> bytes
+    lost: bool = False
+
+
+class FakeNvml:
+    NVML_TEMPERATURE_GPU = 0
+
+    def __init__(
+        self,
+        gpus: list[FakeGpu] | None = None,
+        *,
+        driver_present: bool = True,
+        delay_s: float = 0.0,
+    ) -> None:
+        self.gpus = gpus if gpus is not None else [FakeGpu()]
+        for i, gpu in enumerate(self.gpus):
+            gpu.uuid = gpu.uuid or f"GPU-fake0000-0000-0000-0000-00000000000{i}"
+            gpu.bus_id = gpu.bus_id or f"00000000:{0x01 + i * 0x20:02X}:00.0"
+        self.driver_present = driver_present
+        self.delay_s = delay_s  # a driver that stalls (NVML can, when the GPU is busy)
+        self.calls = 0
+        self.calls_by_thread: set[int] = set()
+
+    def _call(self) -> None:
+        self.calls += 1
+        self.calls_by_thread.add(threading.get_ident())
+        if self.delay_s:
+            time.sleep(self.delay_s)
+
+    def _gpu(self, handle: FakeGpu) -> FakeGpu:
+        self._call()
+        if handle.lost:
+            raise NVMLError_GpuIsLost()
+        return handle
+
+    # -- the NVML API, as much as kobold-gui uses -----------------------------------------
+    def nvmlInit(self) -> None:
+        self._call()
+        if not self.driver_present:
+            raise NVMLError_LibraryNotFound()
+
+    def nvmlShutdown(self) -> None:
+        self._call()
+
+    def nvmlDeviceGetCount(self) -> int:
+        self._call()
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> FakeGpu:
+        self._call()
+        return self.gpus[index]
+
+    def nvmlDeviceGetName(self, h: FakeGpu) -> str:
+        return self._gpu(h).name
+
+    def nvmlDeviceGetUUID(self, h: FakeGpu) -> str:
+        return self._gpu(h).uuid
+
+    def nvmlDeviceGetPciInfo(self, h: FakeGpu) -> SimpleNamespace:
+        return SimpleNamespace(busId=self._gpu(h).bus_id.encode())
+
+    def nvmlDeviceGetMemoryInfo(self, h: FakeGpu) -> SimpleNamespace:
+        g = self._gpu(h)
+        used = g.used + sum(g.procs.values())
+        return SimpleNamespace(total=g.total, used=used, free=g.total - used)
+
+    def nvmlDeviceGetUtilizationRates(self, h: FakeGpu) -> SimpleNamespace:
+        g = self._gpu(h)
+        return SimpleNamespace(gpu=g.util, memory=g.util // 2)
+
+    def nvmlDeviceGetTemperature(self, h: FakeGpu, _sensor: int) -> int:
+        return self._gpu(h).temp
+
+    def nvmlDeviceGetPowerUsage(self, h: FakeGpu) -> int:
+        return self._gpu(h).power_mw
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, h: FakeGpu) -> int:
+        return self._gpu(h).limit_mw
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h: FakeGpu) -> list[SimpleNamespace]:
+        g = self._gpu(h)
+        return [SimpleNamespace(pid=p, usedGpuMemory=b) for p, b in g.procs.items()]
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self._call()
+        return "550.54.15"
+
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
+        self._call()
+        return 12040
+
+
+def from_spec(spec: str) -> FakeNvml:
+    """'RTX 4090:24,RTX 3060:12' -> two fake GPUs of 24 and 12 GiB; 'none' -> no driver."""
+    if spec.strip().lower() == "none":
+        return FakeNvml([], driver_present=False)
+    gpus = []
+    for i, part in enumerate(p for p in spec.split(",") if p.strip()):
+        name, _, size = part.rpartition(":")
+        gpus.append(
+            FakeGpu(
+                name=name.strip() or f"Fake GPU {i}",
+                total=int(float(size) * GiB),
+                used=int((0.4 + 0.3 * i) * GiB),
+                util=5 + 20 * i,
+                temp=38 + 4 * i,
+            )
+        )
+    return FakeNvml(gpus)
+
+
+def from_environment() -> FakeNvml | None:
+    spec = os.environ.get("KOBOLD_GUI_FAKE_GPUS")
+    return from_spec(spec) if spec else None
