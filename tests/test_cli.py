@@ -103,3 +103,20 @@ def test_bad_options_exit_non_zero_with_one_line(
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
+
+
+def test_list_gpus_without_a_driver_exits_zero_with_a_message() -> None:
+    result = run("--list-gpus", "--json")
+    assert result.returncode == 0
+    data = json.loads(result.stdout)
+    assert data["nvml"]["gpus"] == [] and "No NVIDIA driver found" in result.stderr
+    assert data["llama_cpp"]["gpu_offload"] is False
+    assert [d["type"] for d in data["llama_cpp"]["devices"]] == ["CPU"]
+
+
+def test_list_gpus_with_simulated_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KOBOLD_GUI_FAKE_GPUS", "RTX 4090:24,RTX 3060:12")
+    result = run("--list-gpus")
+    assert result.returncode == 0
+    assert "GPU 0  RTX 4090" in result.stdout and "GPU 1  RTX 3060" in result.stdout
+    assert "CPU-only" in result.stderr  # and this build cannot use them

@@ -39,9 +39,10 @@ class LoadCancelled(EngineError):
 
 
 # --- llama.cpp's log: kept in a ring buffer (for error messages), not printed -------------
-_LOG_LINES: deque[str] = deque(maxlen=400)
+_LOG_LINES: deque[str] = deque(maxlen=2000)
 _log_lock = threading.Lock()
 _log_partial: list[str] = []
+_log_count = 0  # lines ever logged: marks where a load's lines begin
 
 
 def _on_llama_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
@@ -53,6 +54,8 @@ def _on_llama_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
                 line = "".join(_log_partial).rstrip("\n")
                 _log_partial.clear()
                 _LOG_LINES.append(line)
+                global _log_count
+                _log_count += 1
                 log.debug("llama.cpp: %s", line)
     except Exception:  # never let an exception cross into C
         pass
@@ -68,6 +71,18 @@ def install_log_capture() -> None:
 def llama_log_tail(n: int = 400) -> list[str]:
     with _log_lock:
         return list(_LOG_LINES)[-n:]
+
+
+def llama_log_count() -> int:
+    with _log_lock:
+        return _log_count
+
+
+def llama_log_since(mark: int) -> list[str]:
+    """The lines logged after llama_log_count() returned `mark` (as far as still kept)."""
+    with _log_lock:
+        n = min(_log_count - mark, len(_LOG_LINES))
+        return list(_LOG_LINES)[len(_LOG_LINES) - n :] if n > 0 else []
 
 
 def _last_error_line() -> str | None:
@@ -187,7 +202,7 @@ class Engine:
         self.close()
         _init_backend()
         cancel = cancel or threading.Event()
-        log_start = len(llama_log_tail())
+        log_start = llama_log_count()
         started = time.perf_counter()
 
         def progress(value: float, _user: ctypes.c_void_p) -> bool:
@@ -242,7 +257,7 @@ class Engine:
             n_ubatch=llama_cpp.llama_n_ubatch(ctx),
             load_seconds=time.perf_counter() - started,
             description=desc.value.decode("utf-8", errors="replace"),
-            log=tuple(llama_log_tail()[log_start:]),
+            log=tuple(llama_log_since(log_start)),
         )
         return self.loaded
 

@@ -80,18 +80,21 @@ def _text(value: str | bytes) -> str:
 class GpuInventory:
     """Reads the GPUs. Thread-safe: the poller thread and the CLI call `snapshot`."""
 
-    def __init__(self, nvml: ModuleType | Any | None = None) -> None:
+    def __init__(self, nvml: ModuleType | Any | None = None, label: str | None = None) -> None:
+        """`label` is shown with the GPUs (it says when they are simulated)."""
         self._nvml = nvml
+        self._label = label
         self._lock = threading.Lock()
         self._ready = False
         self._message: str | None = None
+        self._failed = False  # NVML cannot be used here: don't try again every second
         self._handles: list[Any] = []
         self._static: list[tuple[str, str, str]] = []  # name, uuid, bus id per index
         self._driver: str | None = None
         self._cuda: str | None = None
 
     def _open(self) -> None:
-        if self._ready or self._message:
+        if self._ready or self._failed:
             return
         try:
             if self._nvml is None:
@@ -114,11 +117,14 @@ class GpuInventory:
             cuda = int(nv.nvmlSystemGetCudaDriverVersion())
             self._cuda = f"{cuda // 1000}.{cuda % 1000 // 10}"
             self._ready = True
+            self._message = self._label
             if not count:
                 self._message = "The NVIDIA driver reports no GPUs: kobold-gui runs on the CPU."
         except ImportError:
+            self._failed = True
             self._message = "nvidia-ml-py is not installed: no GPU information."
         except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+            self._failed = True
             self._message = f"{NO_DRIVER} (NVML: {e})"
 
     def snapshot(self) -> Inventory:
@@ -182,4 +188,7 @@ def open_inventory() -> GpuInventory:
     """The real NVML, unless KOBOLD_GUI_FAKE_GPUS asks for the fake (demos, screenshots)."""
     from kobold_gui.dev.fake_nvml import from_environment
 
-    return GpuInventory(from_environment())
+    fake = from_environment()
+    if fake is None:
+        return GpuInventory()
+    return GpuInventory(fake, label="Simulated GPUs (KOBOLD_GUI_FAKE_GPUS is set): not real.")

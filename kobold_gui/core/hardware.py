@@ -4,10 +4,13 @@ the installed llama.cpp build, matched by PCI bus id, with the warnings that fol
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kobold_gui.core.ggml_devices import BackendDevice, backend_devices
 from kobold_gui.core.gpus import Inventory
+
+if TYPE_CHECKING:
+    from kobold_gui.core.engine import BackendInfo
 
 CUDA_FIX = "KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup"
 
@@ -90,11 +93,16 @@ def match_devices(inventory: Inventory, devices: list[BackendDevice]) -> dict[st
     return {d.name: by_bus[d.pci_bus_id] for d in devices if d.pci_bus_id in by_bus}
 
 
-def hardware_report(inventory: Inventory) -> HardwareReport:
+def hardware_report(
+    inventory: Inventory,
+    info: BackendInfo | None = None,
+    devices: list[BackendDevice] | None = None,
+) -> HardwareReport:
+    """Pass `info` and `devices` when already known (they don't change while running)."""
     from kobold_gui.core.engine import backend_info
 
-    info = backend_info()
-    devices = backend_devices()
+    info = info or backend_info()
+    devices = devices if devices is not None else backend_devices()
     matched = match_devices(inventory, devices)
     warnings = []
     if inventory.gpus and not info.gpu_offload:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -28,18 +29,27 @@ from kobold_gui.core.engine import (
     SamplingParams,
     backend_info,
 )
+from kobold_gui.core.ggml_devices import BackendDevice, backend_devices
 from kobold_gui.core.gguf_info import GGUFInfo, human_bytes
+from kobold_gui.core.gpus import GpuInventory, Inventory, open_inventory
+from kobold_gui.core.hardware import hardware_report
 from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
 from kobold_gui.core.model_files import default_model_path
-from kobold_gui.core.options import LaunchConfig
+from kobold_gui.core.options import ConfigError, LaunchConfig
 from kobold_gui.core.settings import SettingsStore
 from kobold_gui.ui.background import LatestJob, wait_for_background_jobs
 from kobold_gui.ui.chat_panel import ChatPanel
 from kobold_gui.ui.engine_thread import EngineController
+from kobold_gui.ui.gpu_panel import GpuPanel
+from kobold_gui.ui.gpu_poller import GpuMonitor
 from kobold_gui.ui.launch_panel import LaunchPanel
 from kobold_gui.ui.model_panel import ModelPanel
 
 CUDA_HINT = "For NVIDIA GPUs: KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup (see README)."
+
+
+def _detect_backend() -> tuple[BackendInfo, list[BackendDevice]]:
+    return backend_info(), backend_devices()
 
 
 class MainWindow(QMainWindow):
@@ -48,6 +58,7 @@ class MainWindow(QMainWindow):
         store: SettingsStore | None = None,
         initial_model: Path | None = None,
         initial_config: LaunchConfig | None = None,
+        inventory: GpuInventory | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle(f"kobold-gui {__version__}")
@@ -56,6 +67,8 @@ class MainWindow(QMainWindow):
         self.store = store or SettingsStore()
         self.settings, settings_warning = self.store.load()
         self.backend: BackendInfo | None = None
+        self.devices: list[BackendDevice] = []
+        self.inventory = Inventory()
         self.loaded: LoadedModel | None = None
         self.loading = False
         self.sampling = SamplingParams()  # per-conversation controls come with the chat issue
@@ -65,13 +78,14 @@ class MainWindow(QMainWindow):
         self.models = ModelPanel()
         self.launch = LaunchPanel()
         self.chat = ChatPanel()
+        self.gpus = GpuPanel()
         self.chat.system_prompt.setText(self.settings.system_prompt)
         self._build_layout()
         self._connect()
 
         self._backend_job = LatestJob(self)
         self._backend_job.run(
-            backend_info,
+            _detect_backend,
             done=self._backend_ready,
             failed=lambda e: self.backend_label.setText(f"Backend: {e}"),
         )
@@ -89,6 +103,8 @@ class MainWindow(QMainWindow):
             )
         if settings_warning:
             self.statusBar().showMessage(settings_warning, 15000)
+        self.gpu_monitor = GpuMonitor(inventory or open_inventory(), parent=self)
+        self.gpu_monitor.snapshot.connect(self._inventory_updated)
 
     # -- layout -----------------------------------------------------------------------
     def _build_layout(self) -> None:
@@ -135,12 +151,19 @@ class MainWindow(QMainWindow):
         scroll = QScrollArea()
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(400)
+
+        gpu_scroll = QScrollArea()
+        gpu_scroll.setWidget(self.gpus)
+        gpu_scroll.setWidgetResizable(True)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(scroll, "Model")
+        self.tabs.addTab(gpu_scroll, "GPUs")
+        self.tabs.setMinimumWidth(420)
 
         chat_box = QGroupBox("Chat")
         QVBoxLayout(chat_box).addWidget(self.chat)
         splitter = QSplitter()
-        splitter.addWidget(scroll)
+        splitter.addWidget(self.tabs)
         splitter.addWidget(chat_box)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
@@ -153,6 +176,7 @@ class MainWindow(QMainWindow):
         self.models.infoFailed.connect(self._info_failed)
         self.models.folderChosen.connect(self._folder_chosen)
         self.launch.configChanged.connect(self._config_changed)
+        self.gpus.selectionChanged.connect(lambda *_: self._update_launch_preview())
         self.load_button.clicked.connect(self.load_model)
         self.unload_button.clicked.connect(self.unload_model)
         self.cancel_button.clicked.connect(self.engine.cancel_load)
@@ -178,7 +202,9 @@ class MainWindow(QMainWindow):
         self.models.set_recent([Path(r.path) for r in self.settings.recent], self.default_model)
 
     def choose_model(self, path: Path, config: LaunchConfig | None = None) -> None:
-        self.launch.set_config(config or self.settings.launch_for(path))
+        config = config or self.settings.launch_for(path)
+        self.launch.set_config(config)
+        self.gpus.set_selection(config.gpus, config.maingpu)
         self.load_button.setEnabled(False)
         self.models.show_model(Path(path))
 
@@ -199,16 +225,29 @@ class MainWindow(QMainWindow):
     def _config_changed(self, _config: LaunchConfig) -> None:
         self._update_launch_preview()
 
+    def launch_config(self) -> LaunchConfig:
+        gpus, main = self.gpus.selection()
+        return self.launch.config().with_values(gpus=gpus, maingpu=main)
+
     def current_launch(self) -> ResolvedLaunch | None:
+        """The launch for the chosen model and settings; None when there is nothing to load
+        (the reason is shown beside the GPU layers)."""
         info = self.models.info
-        if info is None:
+        if info is None or self.backend is None:
             return None
-        gpu = self.backend.gpu_offload if self.backend else False
-        return resolve_launch(self.launch.config(), info.path, info, gpu)
+        report = hardware_report(self.inventory, self.backend, self.devices)
+        try:
+            return resolve_launch(
+                self.launch_config(), info.path, info, self.backend.gpu_offload, report
+            )
+        except ConfigError as e:
+            self.launch.set_gpu_layers_note(str(e))
+            return None
 
     def _update_launch_preview(self) -> None:
         launch = self.current_launch()
-        self.launch.set_gpu_layers_note(launch.gpu_layers_note if launch else "")
+        if launch is not None:
+            self.launch.set_gpu_layers_note(launch.gpu_layers_note)
         self.load_button.setEnabled(
             launch is not None
             and self.backend is not None
@@ -216,8 +255,17 @@ class MainWindow(QMainWindow):
             and not self.chat.streaming
         )
 
-    def _backend_ready(self, backend: BackendInfo) -> None:
+    def _inventory_updated(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self.gpus.update_inventory(inventory)
+        if self.backend is not None:
+            report = hardware_report(inventory, self.backend, self.devices)
+            self.gpus.set_build_note(" ".join(report.warnings))
+
+    def _backend_ready(self, found: tuple[BackendInfo, list[BackendDevice]]) -> None:
+        backend, self.devices = found
         self.backend = backend
+        self._inventory_updated(self.inventory)
         text = f"llama.cpp backend: {backend.name} (llama-cpp-python {backend.llama_cpp_python})"
         if not backend.gpu_offload:
             text += f". This build cannot offload to a GPU. {CUDA_HINT}"
@@ -272,6 +320,7 @@ class MainWindow(QMainWindow):
         )
         self.setWindowTitle(f"{loaded.info.path.name} — kobold-gui {__version__}")
         self.settings.remember(loaded.info.path, loaded.launch.config)
+        self.gpu_monitor.poll_now()
         self._refresh_recent()
         self._save_settings()
 
@@ -331,6 +380,7 @@ class MainWindow(QMainWindow):
         if not self._closing:
             self._closing = True
             self._save_settings()
+            self.gpu_monitor.stop()
             self.engine.shutdown()
             wait_for_background_jobs()
         event.accept()

@@ -1,0 +1,132 @@
+"""The GPU panel and its poller, with the FAKE NVML for 1, 2 and 4 GPUs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from PySide6.QtCore import QElapsedTimer, QTimer
+from pytestqt.qtbot import QtBot
+
+from kobold_gui.core.gpus import GpuInventory
+from kobold_gui.ui.gpu_panel import GpuPanel
+from kobold_gui.ui.gpu_poller import GpuMonitor
+from tests.fakes.nvml import FakeGpu, FakeNvml, GiB
+
+
+def panel_with(qtbot: QtBot, nvml: FakeNvml) -> tuple[GpuPanel, GpuInventory]:
+    panel = GpuPanel()
+    qtbot.addWidget(panel)
+    inventory = GpuInventory(nvml)
+    panel.update_inventory(inventory.snapshot())
+    return panel, inventory
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+def test_one_card_per_gpu(qtbot: QtBot, count: int) -> None:
+    panel, _ = panel_with(qtbot, FakeNvml([FakeGpu(name=f"Card {i}") for i in range(count)]))
+    assert sorted(panel.cards) == list(range(count))
+    assert panel.cards[count - 1].use.text() == f"GPU {count - 1}: Card {count - 1}"
+    assert f"{count} NVIDIA GPU(s)" in panel.header.text()
+
+
+def test_cards_follow_new_readings(qtbot: QtBot) -> None:
+    nvml = FakeNvml([FakeGpu(total=24 * GiB, used=GiB, util=5, temp=40)])
+    panel, inventory = panel_with(qtbot, nvml)
+    card = panel.cards[0]
+    assert "use 5 %" in card.stats.text() and "40 °C" in card.stats.text()
+    nvml.gpus[0].util, nvml.gpus[0].temp = 97, 71
+    nvml.gpus[0].procs = {__import__("os").getpid(): 6 * GiB}
+    panel.update_inventory(inventory.snapshot())
+    assert "use 97 %" in card.stats.text() and "71 °C" in card.stats.text()
+    assert card.bar.ours == 6 * GiB and card.bar.others == GiB
+    assert "this app 6.00 GiB" in card.memory.text()
+    assert len(card.history) == 2
+
+
+def test_a_lost_gpu_shows_as_lost(qtbot: QtBot) -> None:
+    nvml = FakeNvml([FakeGpu(), FakeGpu()])
+    panel, inventory = panel_with(qtbot, nvml)
+    nvml.gpus[1].lost = True
+    panel.update_inventory(inventory.snapshot())
+    assert panel.cards[1].error.isVisibleTo(panel) and "GPU lost" in panel.cards[1].error.text()
+    assert not panel.cards[0].error.isVisibleTo(panel)
+
+
+def test_no_driver_message(qtbot: QtBot) -> None:
+    panel, _ = panel_with(qtbot, FakeNvml([], driver_present=False))
+    assert "No NVIDIA driver found" in panel.header.text() and not panel.cards
+
+
+def test_check_boxes_and_main_gpu_make_the_selection(qtbot: QtBot) -> None:
+    panel, _ = panel_with(qtbot, FakeNvml([FakeGpu() for _ in range(3)]))
+    assert panel.selection() == ("all", -1)
+    with qtbot.waitSignal(panel.selectionChanged) as sig:
+        panel.cards[1].use.setChecked(False)
+    assert sig.args == ["0,2", -1]
+    with qtbot.waitSignal(panel.selectionChanged) as sig:
+        panel.cards[2].main.setChecked(True)
+    assert sig.args == ["0,2", 2]
+    panel.cards[1].main.setChecked(True)  # choosing a main GPU also uses it
+    assert panel.selection() == ("all", 1) and not panel.cards[2].main.isChecked()
+    panel.set_selection("0", 0)
+    assert panel.selection() == ("0", 0) and not panel.cards[2].use.isChecked()
+
+
+def test_poller_works_off_the_gui_thread_even_when_nvml_stalls(qtbot: QtBot) -> None:
+    """Each NVML call of this fake takes 20 ms (a busy driver): ~0.3 s per snapshot. The GUI
+    thread's 5 ms heartbeat must keep beating while the poller waits."""
+    nvml = FakeNvml([FakeGpu(), FakeGpu()], delay_s=0.02)
+    monitor = GpuMonitor(GpuInventory(nvml), interval_ms=50)
+    seen: list[object] = []
+    monitor.snapshot.connect(seen.append)
+    clock = QElapsedTimer()
+    clock.start()
+    gaps: list[int] = []
+    last = [0]
+
+    def beat() -> None:
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(beat)
+    timer.start(5)
+    qtbot.waitUntil(lambda: len(seen) >= 3, timeout=10_000)
+    timer.stop()
+    monitor.stop()
+    assert threading.get_ident() not in nvml.calls_by_thread
+    assert max(gaps) < 150, max(gaps)  # generous for a loaded CI machine; NVML stalls 300 ms
+    assert not monitor.poll_thread.isRunning()
+
+
+def test_window_shows_the_no_driver_message_from_real_nvml(qtbot: QtBot) -> None:
+    import os
+
+    from kobold_gui.ui.main_window import MainWindow
+
+    if os.path.exists("/dev/nvidiactl"):
+        pytest.skip("this machine has an NVIDIA driver")
+    window = MainWindow()
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: "No NVIDIA driver" in window.gpus.header.text(), timeout=5_000)
+    window.close()
+
+
+def test_window_with_fake_gpus_passes_the_choice_into_the_launch(qtbot: QtBot) -> None:
+    from kobold_gui.ui.main_window import MainWindow
+
+    nvml = FakeNvml([FakeGpu(), FakeGpu()])
+    window = MainWindow(inventory=GpuInventory(nvml))
+    qtbot.addWidget(window)
+    qtbot.waitUntil(
+        lambda: len(window.gpus.cards) == 2 and window.backend is not None, timeout=5_000
+    )
+    window.gpus.cards[0].use.setChecked(False)
+    assert window.launch_config().gpus == "1"
+    assert "CPU-only" in window.gpus.build_note.text()  # this build cannot use them
+    started = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - started < 3
