@@ -44,8 +44,11 @@ def main() -> None:
     before = inventory.snapshot()  # before this process touches CUDA
     result: dict[str, object] = {"backend": backend_info().__dict__}
 
-    listing = subprocess.run([sys.executable, "-m", "kobold_gui", "--list-gpus", "--json"],
-                             capture_output=True, text=True)
+    listing = subprocess.run(
+        [sys.executable, "-m", "kobold_gui", "--list-gpus", "--json"],
+        capture_output=True,
+        text=True,
+    )
     (args.out / "list_gpus.json").write_text(listing.stdout)
     result["list_gpus_rc"] = listing.returncode
     result["list_gpus_stderr"] = listing.stderr
@@ -53,8 +56,9 @@ def main() -> None:
     model = args.model
     if model is None:
         t = time.perf_counter()
-        model = write_model(Path(f"/tmp/synthetic-{args.shape}.gguf"), SHAPES[args.shape],
-                            "Q4_0", args.vocab)
+        model = write_model(
+            Path(f"/tmp/synthetic-{args.shape}.gguf"), SHAPES[args.shape], "Q4_0", args.vocab
+        )
         result["model_written_s"] = round(time.perf_counter() - t, 1)
 
     report = hardware_report(inventory.snapshot())
@@ -62,8 +66,9 @@ def main() -> None:
     launch = resolve_launch(config, model, read_gguf(model), report.gpu_offload, report)
     engine = Engine()
     loaded = engine.load(launch)
-    reply = engine.chat([Message("user", "Hello")], SamplingParams(max_tokens=32, temperature=0),
-                        lambda _t: None)
+    reply = engine.chat(
+        [Message("user", "Hello")], SamplingParams(max_tokens=32, temperature=0), lambda _t: None
+    )
     time.sleep(0.5)
     after = inventory.snapshot()
     buffers = parse_buffer_sizes(loaded.log)
@@ -73,21 +78,32 @@ def main() -> None:
         device = report.device_for_gpu(a.index)
         llama_bytes = totals.get(device.name, 0) if device else 0
         rise = a.memory_used - b.memory_used
-        gpus.append({
-            "index": a.index, "name": a.name, "pci": a.pci_bus_id,
-            "llama_device": device.name if device else None,
-            "nvml_used_rise_mib": round(rise / MiB, 1),
-            "nvml_process_accounting_mib": round(a.memory_used_by_us / MiB, 1),
-            "llama_buffers_mib": round(llama_bytes / MiB, 1),
-            "rise_minus_buffers_mib (CUDA context etc.)": round((rise - llama_bytes) / MiB, 1),
-            "util_now": a.util_gpu, "temp_now": a.temperature_c,
-        })
+        gpus.append(
+            {
+                "index": a.index,
+                "name": a.name,
+                "pci": a.pci_bus_id,
+                "llama_device": device.name if device else None,
+                "nvml_used_rise_mib": round(rise / MiB, 1),
+                "nvml_process_accounting_mib": round(a.memory_used_by_us / MiB, 1),
+                "llama_buffers_mib": round(llama_bytes / MiB, 1),
+                "rise_minus_buffers_mib (CUDA context etc.)": round((rise - llama_bytes) / MiB, 1),
+                "util_now": a.util_gpu,
+                "temp_now": a.temperature_c,
+            }
+        )
     result.update(
-        model=str(model), n_ctx=loaded.n_ctx, n_batch=loaded.n_batch, n_ubatch=loaded.n_ubatch,
-        load_s=round(loaded.load_seconds, 2), n_gpu_layers=launch.n_gpu_layers,
-        reply_tokens=reply.generated_tokens, reply_tps=round(reply.tokens_per_s, 1),
-        buffers_mib={d: {k: round(v / MiB, 2) for k, v in kinds.items()}
-                     for d, kinds in buffers.items()},
+        model=str(model),
+        n_ctx=loaded.n_ctx,
+        n_batch=loaded.n_batch,
+        n_ubatch=loaded.n_ubatch,
+        load_s=round(loaded.load_seconds, 2),
+        n_gpu_layers=launch.n_gpu_layers,
+        reply_tokens=reply.generated_tokens,
+        reply_tps=round(reply.tokens_per_s, 1),
+        buffers_mib={
+            d: {k: round(v / MiB, 2) for k, v in kinds.items()} for d, kinds in buffers.items()
+        },
         gpus=gpus,
     )
     engine.close()

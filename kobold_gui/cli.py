@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmds.add_argument(
         "--list-gpus", action="store_true", help="list the GPUs (NVML) and llama.cpp's devices"
     )
+    cmds.add_argument(
+        "--self-test",
+        action="store_true",
+        help="load the model, generate a few tokens, print a JSON report",
+    )
     cmds.add_argument("--json", action="store_true", help="print JSON")
     gen = p.add_argument_group("generation (with --prompt)")
     gen.add_argument("--max-tokens", type=int, default=256, metavar="N")
@@ -75,7 +80,7 @@ def launch_config_from_args(args: argparse.Namespace) -> LaunchConfig:
 
 
 def is_headless(args: argparse.Namespace) -> bool:
-    return bool(args.prompt is not None or args.show_config or args.list_gpus)
+    return bool(args.prompt is not None or args.show_config or args.list_gpus or args.self_test)
 
 
 def _model_path(args: argparse.Namespace) -> Path:
@@ -199,7 +204,68 @@ def list_gpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def self_test(args: argparse.Namespace) -> int:
+    """A report users can attach to bug reports; exit 0 when a reply was generated."""
+    import platform
+
+    from kobold_gui.core.cpu import cpu_features, missing_cpu_features
+
+    report: dict[str, Any] = {
+        "kobold_gui": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "frozen": bool(getattr(sys, "frozen", False)),
+        "cpu_features": cpu_features(),
+    }
+    code = 0
+    try:
+        missing = missing_cpu_features()
+        if missing:
+            raise CliError(f"this CPU lacks {', '.join(missing)}, which the llama.cpp build needs")
+        from kobold_gui.core.chat_format import Message
+        from kobold_gui.core.engine import Engine, SamplingParams, backend_info
+        from kobold_gui.core.gguf_info import read_gguf
+        from kobold_gui.core.gpus import open_inventory
+        from kobold_gui.core.launch import resolve_launch
+
+        backend = backend_info()
+        report["llama_cpp_python"] = backend.llama_cpp_python
+        report["backend"] = backend.name
+        report["gpu_offload"] = backend.gpu_offload
+        inventory = open_inventory().snapshot()
+        report["gpus"] = [f"{g.index}: {g.name}" for g in inventory.gpus]
+        report["gpu_message"] = inventory.message
+        path = _model_path(args)
+        info = read_gguf(path)
+        report["model"] = str(path)
+        launch = resolve_launch(launch_config_from_args(args), path, info, backend.gpu_offload)
+        engine = Engine()
+        loaded = engine.load(launch, info=info)
+        report["load_seconds"] = round(loaded.load_seconds, 3)
+        result = engine.chat(
+            [Message("user", "Say hello.")],
+            SamplingParams(max_tokens=16, temperature=0),
+            lambda _t: None,
+        )
+        engine.close()
+        report["generated_tokens"] = result.generated_tokens
+        report["tokens_per_s"] = round(result.tokens_per_s, 1)
+        report["time_to_first_token_ms"] = round(result.time_to_first_token_s * 1000, 1)
+        report["ok"] = result.generated_tokens > 0
+        if not report["ok"]:
+            report["error"] = "the model generated no tokens"
+            code = 1
+    except Exception as e:
+        report["ok"] = False
+        report["error"] = str(e)
+        code = 1
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return code
+
+
 def run_headless(args: argparse.Namespace) -> int:
+    if args.self_test:
+        return self_test(args)
     if args.list_gpus:
         return list_gpus(args)
     if args.show_config:

@@ -42,11 +42,11 @@ def install_excepthook(log_path: Path) -> None:
         if QApplication.instance() is None:
             traceback.print_exception(kind, value, tb)
             return
-        box = QMessageBox(
-            QMessageBox.Icon.Critical,
-            "kobold-gui: unexpected error",
-            f"{kind.__name__}: {value}\n\nDetails are in the log:\n{log_path}",
-        )
+        text = f"{kind.__name__}: {value}\n\nDetails are in the log:\n{log_path}"
+        if QApplication.platformName() == "offscreen":  # nobody to click OK: say it on stderr
+            print(f"kobold-gui: unexpected error: {text}", file=sys.stderr)
+            return
+        box = QMessageBox(QMessageBox.Icon.Critical, "kobold-gui: unexpected error", text)
         box.setDetailedText("".join(traceback.format_exception(kind, value, tb)))
         box.exec()
 
@@ -54,9 +54,6 @@ def install_excepthook(log_path: Path) -> None:
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from kobold_gui.cli import launch_config_from_args
-    from kobold_gui.ui.main_window import MainWindow
-
     log_path = setup_logging()
     app = cast(QApplication, QApplication.instance() or QApplication(sys.argv[:1]))
     app.setApplicationName("kobold-gui")
@@ -64,6 +61,20 @@ def run_app(args: argparse.Namespace) -> int:
     app.setDesktopFileName("kobold-gui")
     app.setWindowIcon(QIcon(str(resource_path("kobold-gui.svg"))))
     install_excepthook(log_path)
+    try:
+        return _open_window(app, args)
+    except Exception:  # before the event loop runs: still a dialog, not a vanished window
+        sys.excepthook(*sys.exc_info())
+        return 1
+
+
+def _open_window(app: QApplication, args: argparse.Namespace) -> int:
+    from kobold_gui.cli import launch_config_from_args
+    from kobold_gui.ui.main_window import MainWindow
+
+    if os.environ.get("KOBOLD_GUI_CRASH_TEST"):  # lets tests see how a crash is reported
+        raise RuntimeError("crash test requested by KOBOLD_GUI_CRASH_TEST")
+
     given = {o: v for o, v in vars(args).items() if v is not None}
     config = (
         launch_config_from_args(args)

@@ -1,0 +1,92 @@
+"""The PyInstaller bundle, built and started as a user would: no virtual environment on the
+PATH, another working directory, a fresh home. Fails when something is missing inside."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from kobold_gui import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dist = tmp_path_factory.mktemp("dist")
+    work = tmp_path_factory.mktemp("work")
+    subprocess.run(
+        [
+            "bash",
+            str(ROOT / "packaging" / "build.sh"),
+            "--with-model",
+            "--dist",
+            str(dist),
+            "--work",
+            str(work),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    exe = dist / "kobold-gui" / "kobold-gui"
+    assert exe.is_file() and os.access(exe, os.X_OK)
+    return exe
+
+
+def run_bundle(exe: Path, home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {
+        "HOME": str(home),
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "QT_QPA_PLATFORM": "offscreen",
+        **env,
+    }
+    return subprocess.run(
+        [str(exe), *args], env=clean, cwd=home, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_version(bundle: Path, tmp_path: Path) -> None:
+    result = run_bundle(bundle, tmp_path, "--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"kobold-gui {__version__}"
+
+
+def test_self_test_chats_with_the_bundled_model(bundle: Path, tmp_path: Path) -> None:
+    result = run_bundle(bundle, tmp_path, "--self-test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["frozen"] and report["generated_tokens"] > 0
+    assert report["model"].startswith(str(bundle.parent)) and report["backend"] == "CPU"
+    assert set(report["cpu_features"]) == {"avx2", "fma", "f16c"}
+
+
+def test_window_opens_and_writes_settings_under_the_users_folders(
+    bundle: Path, tmp_path: Path
+) -> None:
+    result = run_bundle(bundle, tmp_path, KOBOLD_GUI_T0=repr(time.time()))
+    assert result.returncode == 0, result.stderr
+    assert "window shown after" in result.stdout
+    assert "Traceback" not in result.stderr and "Error" not in result.stderr
+    assert (tmp_path / ".config" / "kobold-gui" / "settings.json").is_file()
+    assert list((tmp_path / ".local" / "state" / "kobold-gui").rglob("kobold-gui.log"))
+
+
+def test_a_crash_is_reported_with_the_log_place(bundle: Path, tmp_path: Path) -> None:
+    result = run_bundle(bundle, tmp_path, KOBOLD_GUI_CRASH_TEST="1")
+    assert result.returncode == 1
+    assert "unexpected error: RuntimeError: crash test" in result.stderr
+    log = next((tmp_path / ".local" / "state" / "kobold-gui").rglob("kobold-gui.log"))
+    assert "crash test requested" in log.read_text()
+
+
+def test_list_gpus_without_a_driver(bundle: Path, tmp_path: Path) -> None:
+    result = run_bundle(bundle, tmp_path, "--list-gpus", "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)["nvml"]["gpus"] == []
