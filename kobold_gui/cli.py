@@ -10,10 +10,14 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from kobold_gui import __version__
 from kobold_gui.core.options import OPTIONS, ConfigError, LaunchConfig
+
+if TYPE_CHECKING:
+    from kobold_gui.core.gguf_info import GGUFInfo
+    from kobold_gui.core.launch import ResolvedLaunch
 
 
 class CliError(Exception):
@@ -94,16 +98,31 @@ def _model_path(args: argparse.Namespace) -> Path:
     return default
 
 
-def show_config(args: argparse.Namespace) -> int:
+def _resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLaunch:
+    """The effective launch, with the GPU choice checked against this machine's GPUs."""
     from kobold_gui.core.engine import backend_info
-    from kobold_gui.core.gguf_info import read_gguf
+    from kobold_gui.core.gpus import open_inventory
+    from kobold_gui.core.hardware import hardware_report
     from kobold_gui.core.launch import resolve_launch
 
     config = launch_config_from_args(args)
+    backend = backend_info()
+    report = None
+    if backend.gpu_offload:
+        inventory = open_inventory()
+        report = hardware_report(inventory.snapshot(), backend)
+        inventory.close()
+    return resolve_launch(config, path, info, backend.gpu_offload, report)
+
+
+def show_config(args: argparse.Namespace) -> int:
+    from kobold_gui.core.engine import backend_info
+    from kobold_gui.core.gguf_info import read_gguf
+
     path = _model_path(args)
     info = read_gguf(path)
     backend = backend_info()
-    resolved = resolve_launch(config, path, info, backend.gpu_offload)
+    resolved = _resolve(args, path, info)
     data = resolved.to_json()
     data["backend"] = {"name": backend.name, "gpu_offload": backend.gpu_offload}
     data["model_info"] = {k: str(v) for k, v in info.summary().items()}
@@ -123,18 +142,16 @@ def show_config(args: argparse.Namespace) -> int:
 
 def run_prompt(args: argparse.Namespace) -> int:
     from kobold_gui.core.chat_format import Message
-    from kobold_gui.core.engine import Engine, SamplingParams, backend_info
+    from kobold_gui.core.engine import Engine, SamplingParams
     from kobold_gui.core.gguf_info import read_gguf
-    from kobold_gui.core.launch import resolve_launch
 
     if not args.prompt.strip():
         raise CliError("the prompt is empty")
     if args.max_tokens < 1:
         raise CliError("--max-tokens must be at least 1")
-    config = launch_config_from_args(args)
     path = _model_path(args)
     info = read_gguf(path)
-    resolved = resolve_launch(config, path, info, backend_info().gpu_offload)
+    resolved = _resolve(args, path, info)
     engine = Engine()
     engine.load(resolved, info=info)
     messages = [Message("system", args.system)] if args.system else []
@@ -226,7 +243,6 @@ def self_test(args: argparse.Namespace) -> int:
         from kobold_gui.core.engine import Engine, SamplingParams, backend_info
         from kobold_gui.core.gguf_info import read_gguf
         from kobold_gui.core.gpus import open_inventory
-        from kobold_gui.core.launch import resolve_launch
 
         backend = backend_info()
         report["llama_cpp_python"] = backend.llama_cpp_python
@@ -238,7 +254,7 @@ def self_test(args: argparse.Namespace) -> int:
         path = _model_path(args)
         info = read_gguf(path)
         report["model"] = str(path)
-        launch = resolve_launch(launch_config_from_args(args), path, info, backend.gpu_offload)
+        launch = _resolve(args, path, info)
         engine = Engine()
         loaded = engine.load(launch, info=info)
         report["load_seconds"] = round(loaded.load_seconds, 3)
@@ -292,9 +308,26 @@ def main_cli(argv: Sequence[str]) -> int | None:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the output was piped into `head` or similar
+        return 0
     except Exception as e:  # a bug: still one line for the user, the details in the log
-        import logging
-
-        logging.getLogger(__name__).exception("unexpected error")
-        print(f"kobold-gui: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        log_path = _log_internal_error()
+        print(
+            f"kobold-gui: internal error: {type(e).__name__}: {e} (details: {log_path})",
+            file=sys.stderr,
+        )
         return 1
+
+
+def _log_internal_error() -> Path | None:
+    import traceback
+
+    from kobold_gui.core.paths import log_dir
+
+    try:
+        path = log_dir() / "kobold-gui.log"
+        with path.open("a", encoding="utf-8") as f:
+            f.write(traceback.format_exc())
+        return path
+    except OSError:
+        return None
