@@ -83,8 +83,8 @@ class GpuCard(QFrame):
         self.plot = pg.PlotWidget()
         self.plot.setFixedHeight(70)
         self.plot.setBackground(None)
-        self.plot.setYRange(0, 100, padding=0.08)
-        self.plot.setXRange(-HISTORY_S, 0, padding=0.03)
+        self.plot.setYRange(-4, 112, padding=0)  # room for the "100" label at the top
+        self.plot.setXRange(-HISTORY_S - 3, 3, padding=0)
         self.plot.setMouseEnabled(False, False)
         self.plot.hideButtons()
         left = self.plot.getPlotItem().getAxis("left")
