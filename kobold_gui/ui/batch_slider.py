@@ -6,7 +6,13 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from kobold_gui.core.batching import BLAS_STOPS, DEFAULT_BLAS, DEFAULT_POLICY, effective_batch
+from kobold_gui.core.batching import (
+    BLAS_STOPS,
+    DEFAULT_BLAS,
+    DEFAULT_POLICY,
+    effective_batch,
+    nearest_stop,
+)
 
 
 class BatchSlider(QWidget):
@@ -51,7 +57,7 @@ class BatchSlider(QWidget):
         return BLAS_STOPS[self.slider.value()]
 
     def set_blas(self, blas: int) -> None:
-        index = min(range(len(BLAS_STOPS)), key=lambda i: (abs(BLAS_STOPS[i] - blas), i))
+        index = BLAS_STOPS.index(nearest_stop(blas))
         if index == self.slider.value():
             self._refresh()
         self.slider.setValue(index)

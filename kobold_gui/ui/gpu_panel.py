@@ -10,7 +10,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Signal
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
-    QButtonGroup,
     QCheckBox,
     QFrame,
     QHBoxLayout,
@@ -156,8 +155,6 @@ class GpuPanel(QWidget):
         self.build_note.setWordWrap(True)
         self.build_note.setStyleSheet("color: #9a6700;")
         self.build_note.hide()
-        self.main_group = QButtonGroup(self)
-        self.main_group.setExclusive(False)  # no main chosen = the first GPU used
         self.cards_layout = QVBoxLayout()
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
@@ -189,7 +186,6 @@ class GpuPanel(QWidget):
                 card = GpuCard(gpu)
                 self.cards[gpu.index] = card
                 self.cards_layout.addWidget(card)
-                self.main_group.addButton(card.main, gpu.index)
                 card.useChanged.connect(self._emit_selection)
                 card.main.toggled.connect(lambda on, i=gpu.index: self._main_toggled(i, on))
                 self._apply_selection()
@@ -220,6 +216,7 @@ class GpuPanel(QWidget):
                 w.blockSignals(False)
 
     def _main_toggled(self, index: int, on: bool) -> None:
+        """At most one main GPU, and none means the first one used (so no QButtonGroup)."""
         if on:
             for i, card in self.cards.items():
                 if i != index:
