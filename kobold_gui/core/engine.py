@@ -217,6 +217,10 @@ class Engine:
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = launch.n_gpu_layers
         mparams.main_gpu = launch.main_gpu
+        mparams.split_mode = launch.split_mode
+        if launch.tensor_split:  # llama.cpp reads llama_max_devices() floats
+            split = (ctypes.c_float * llama_cpp.llama_max_devices())(*launch.tensor_split)
+            mparams.tensor_split = split
         mparams.progress_callback = progress_cb
         if launch.device_handles is not None:  # NULL-terminated; llama.cpp copies it
             devices = (ctypes.c_void_p * (len(launch.device_handles) + 1))(
@@ -236,6 +240,7 @@ class Engine:
         cparams.n_threads = launch.n_threads
         cparams.n_threads_batch = launch.n_threads
         cparams.flash_attn_type = launch.flash_attn_type
+        cparams.type_k = cparams.type_v = launch.kv_type
         cparams.no_perf = True
         cparams.abort_callback = self._abort_cb
         ctx = llama_cpp.llama_init_from_model(model, cparams)

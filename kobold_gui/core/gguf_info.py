@@ -11,7 +11,7 @@ from typing import Any
 
 import gguf
 
-from kobold_gui.core.gguf_header import GGUFHeader, HeaderError, read_header
+from kobold_gui.core.gguf_header import GGUFHeader, HeaderError, LazyArray, read_header
 
 GGUF_MAGIC = b"GGUF"
 
@@ -37,6 +37,7 @@ class TensorInfo:
     type_name: str
     n_elements: int
     n_bytes: int
+    offset: int = 0  # in the file
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class GGUFInfo:
     eos_token: str | None
     n_params: int
     tensors: tuple[TensorInfo, ...] = field(repr=False)
+    n_vocab: int = 0
+    expert_used_count: int | None = None
+    key_length: int | None = None  # per-head K size, when not n_embd / n_head
+    value_length: int | None = None
 
     @property
     def has_chat_template(self) -> bool:
@@ -129,6 +134,13 @@ def _token(header: GGUFHeader, id_key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _vocab_size(fields: dict[str, Any]) -> int:
+    tokens = fields.get("tokenizer.ggml.tokens")
+    if isinstance(tokens, LazyArray):
+        return tokens.count
+    return len(tokens) if isinstance(tokens, list) else 0
+
+
 def known_architectures() -> frozenset[str]:
     """Architectures the gguf package (from the llama.cpp tree) knows."""
     return frozenset(gguf.MODEL_ARCH_NAMES.values())
@@ -154,7 +166,10 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
     file_size = p.stat().st_size
     try:
         header = read_header(p)
-        tensors = [TensorInfo(t.name, t.type_name, t.n_elements, t.n_bytes) for t in header.tensors]
+        tensors = [
+            TensorInfo(t.name, t.type_name, t.n_elements, t.n_bytes, header.data_offset + t.offset)
+            for t in header.tensors
+        ]
     except HeaderError as e:
         raise ModelFileError(f"{p.name} is not a readable GGUF file: {e}") from None
     except (OSError, ValueError) as e:
@@ -204,6 +219,10 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
         head_count_kv=arch_int("attention.head_count_kv"),
         feed_forward_length=arch_int("feed_forward_length"),
         expert_count=arch_int("expert_count"),
+        expert_used_count=arch_int("expert_used_count"),
+        key_length=arch_int("attention.key_length"),
+        value_length=arch_int("attention.value_length"),
+        n_vocab=_vocab_size(fields),
         chat_template=text("tokenizer.chat_template"),
         bos_token=_token(header, "tokenizer.ggml.bos_token_id"),
         eos_token=_token(header, "tokenizer.ggml.eos_token_id"),

@@ -5,6 +5,7 @@ values the engine then passes (and a test reads back from the loaded context).""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,21 @@ from typing import Any
 from kobold_gui.core.batching import BatchPlan, effective_batch
 from kobold_gui.core.gguf_info import GGUFInfo
 from kobold_gui.core.hardware import HardwareReport, select_devices
-from kobold_gui.core.options import LaunchConfig
+from kobold_gui.core.memory_plan import (
+    GpuBudget,
+    MemoryPlan,
+    MiB,
+    PlanError,
+    PlanRequest,
+    auto_gpu_layers,
+    plan_memory,
+)
+from kobold_gui.core.options import ConfigError, LaunchConfig, gpu_indices, tensor_split_values
 
 CTX_PAD = 256  # llama_context pads n_ctx to a multiple of 256 (llama-context.cpp)
 FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # LLAMA_FLASH_ATTN_TYPE_*
+SPLIT_MODE = {"none": 0, "layer": 1, "row": 2}  # LLAMA_SPLIT_MODE_*
+KV_TYPES = {"f16": 1, "q4_0": 2, "q8_0": 8}  # GGML_TYPE_*
 
 
 @dataclass(frozen=True)
@@ -31,9 +43,13 @@ class ResolvedLaunch:
     flash_attn_type: int
     device_handles: tuple[int, ...] | None = None  # None: every device llama.cpp has
     main_gpu: int = 0
+    split_mode: int = 1  # LLAMA_SPLIT_MODE_LAYER
+    tensor_split: tuple[float, ...] | None = None
+    kv_type: int = 1  # GGML_TYPE_F16
+    plan: MemoryPlan | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "model": str(self.model_path) if self.model_path else None,
             "options": self.config.to_dict(),
             "effective": {
@@ -48,8 +64,14 @@ class ResolvedLaunch:
                 "flash_attn": self.config.flashattention,
                 "gpus": self.config.gpus,
                 "main_gpu": self.main_gpu,
+                "split_mode": self.config.splitmode,
+                "tensor_split": list(self.tensor_split) if self.tensor_split else None,
+                "kv_type": self.config.kvtype,
             },
         }
+        if self.plan is not None:
+            data["plan"] = self.plan.to_json()
+        return data
 
 
 def resolve_gpu_layers(requested: int, n_layers: int | None, gpu_offload: bool) -> tuple[int, str]:
@@ -62,7 +84,7 @@ def resolve_gpu_layers(requested: int, n_layers: int | None, gpu_offload: bool) 
     if requested < 0:
         if total is None:
             return 999, "automatic: all layers"
-        return total, f"automatic: all {total} layers (the memory plan will choose later)"
+        return total, f"automatic: all {total} layers"
     if total is not None and requested >= total:
         return total, f"all {total} layers (the output layer included)"
     if total is None:
@@ -76,16 +98,48 @@ def resolve_launch(
     info: GGUFInfo | None,
     gpu_offload: bool,
     hardware: HardwareReport | None = None,
+    assumed_gpus: Sequence[GpuBudget] | None = None,
 ) -> ResolvedLaunch:
-    """Raises ConfigError for a GPU choice that this machine cannot satisfy."""
+    """Everything llama.cpp will be given, and the memory plan behind it.
+
+    GPU layers -1 means automatic: the most layers that fit the GPUs (real ones from
+    `hardware`, or `assumed_gpus` for what-if questions) with the margin. Raises ConfigError
+    for settings this machine cannot satisfy (a GPU that does not exist, a bad split)."""
     n_ctx = config.contextsize
     n_ctx_effective = -(-n_ctx // CTX_PAD) * CTX_PAD
     # llama.cpp clamps n_batch by the n_ctx it is given, before padding n_ctx.
     batch = effective_batch(config.blasbatchsize, n_ctx, config.batchpolicy)
-    n_gpu_layers, note = resolve_gpu_layers(
-        config.gpulayers, info.n_layers if info else None, gpu_offload
-    )
+    if config.kvtype != "f16" and config.flashattention == "off":
+        raise ConfigError("a quantized KV cache needs flash attention (auto or on)")
     choice = select_devices(config.gpus, config.maingpu, hardware)
+    budgets = list(assumed_gpus) if assumed_gpus is not None else _budgets(hardware, config)
+    n_gpu_layers, note = resolve_gpu_layers(
+        config.gpulayers, info.n_layers if info else None, gpu_offload or bool(assumed_gpus)
+    )
+    split = tensor_split_values(config.tensor_split)
+    plan = None
+    if info is not None and budgets and (gpu_offload or assumed_gpus is not None):
+        base = PlanRequest(
+            n_gpu_layers=n_gpu_layers,
+            n_ctx=n_ctx_effective,
+            n_ubatch=batch.n_ubatch,
+            flash_attn=config.flashattention != "off",
+            split_mode=config.splitmode,
+            main_gpu=choice.main_gpu,
+            tensor_split=split,
+            kv_type=config.kvtype,
+            margin=config.vrammargin * MiB,
+        )
+        try:
+            if config.gpulayers < 0:
+                plan, note = auto_gpu_layers(info, base, budgets)
+                n_gpu_layers = plan.request.n_gpu_layers
+                note = f"automatic: {note}"
+                split = plan.request.tensor_split if len(budgets) > 1 else None
+            else:
+                plan = plan_memory(info, base, budgets)
+        except PlanError as e:
+            raise ConfigError(str(e)) from None
     return ResolvedLaunch(
         model_path=model_path,
         config=config,
@@ -98,4 +152,21 @@ def resolve_launch(
         flash_attn_type=FLASH_ATTN[config.flashattention],
         device_handles=choice.handles,
         main_gpu=choice.main_gpu,
+        split_mode=SPLIT_MODE[config.splitmode],
+        tensor_split=split,
+        kv_type=KV_TYPES[config.kvtype],
+        plan=plan,
     )
+
+
+def _budgets(hardware: HardwareReport | None, config: LaunchConfig) -> list[GpuBudget]:
+    """The GPUs the model may use, in llama.cpp's device order, with their free memory."""
+    if hardware is None or not hardware.gpu_offload:
+        return []
+    wanted = gpu_indices(config.gpus)
+    gpus = [
+        g
+        for g in hardware.inventory.gpus
+        if not g.lost and (wanted is None or g.index in wanted) and hardware.device_for_gpu(g.index)
+    ]
+    return [GpuBudget(f"{g.name}", g.memory_total, g.memory_free) for g in gpus]

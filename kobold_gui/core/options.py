@@ -31,6 +31,26 @@ def parse_gpu_list(text: str) -> str:
     return ",".join(map(str, indices))
 
 
+def parse_tensor_split(text: str) -> str:
+    """'3 1', '3,1', '3, 1' -> '3,1'; '' -> '' (by free memory). Shares are >= 0, one > 0."""
+    parts = [p for p in text.replace(",", " ").split() if p]
+    if not parts:
+        return ""
+    try:
+        shares = [float(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"--tensor_split: expected numbers like 3,1, got {text!r}") from None
+    if any(s < 0 for s in shares):
+        raise ConfigError("--tensor_split: shares cannot be negative")
+    if not any(shares):
+        raise ConfigError("--tensor_split: at least one share must be above zero")
+    return ",".join(f"{s:g}" for s in shares)
+
+
+def tensor_split_values(value: str) -> tuple[float, ...] | None:
+    return tuple(float(p) for p in value.split(",")) if value else None
+
+
 def gpu_indices(value: str) -> tuple[int, ...] | None:
     """None for all GPUs, else the chosen indices."""
     return None if value == "all" else tuple(int(p) for p in value.split(","))
@@ -65,6 +85,8 @@ class Option:
         text = str(value).strip()
         if self.name == "gpus":
             return parse_gpu_list(text)
+        if self.name == "tensor_split":
+            return parse_tensor_split(text)
         if self.choices is not None and text not in self.choices:
             raise ConfigError(f"{self.flag}: {text!r} is not one of {', '.join(self.choices)}")
         return text
@@ -92,6 +114,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("maingpu", int, -1, "--maingpu",
            "The main GPU (NVML index) for small tensors and results; -1 = the first one used.",
            kobold_flag="--maingpu", minimum=-1, maximum=63),
+    Option("tensor_split", str, "", "--tensor_split",
+           "How the offloaded layers are shared between the GPUs used, e.g. 3,1 (or 3 1); "
+           "empty = in proportion to free memory.",
+           kobold_flag="--tensor_split"),
+    Option("splitmode", str, "layer", "--splitmode",
+           "layer: whole layers per GPU; row: each matrix split by rows; none: main GPU only.",
+           choices=("layer", "row", "none")),
+    Option("kvtype", str, "f16", "--kvtype",
+           "KV cache type: f16, q8_0 or q4_0 (quantized types need flash attention).",
+           choices=("f16", "q8_0", "q4_0")),
+    Option("vrammargin", int, 512, "--vram-margin",
+           "MiB kept free on each GPU when planning automatic layers.",
+           minimum=0, maximum=65536),
     Option("threads", int, 0, "--threads",
            "CPU threads; 0 = automatic (about the physical cores).",
            kobold_flag="--threads", minimum=0, maximum=1024),
@@ -113,6 +148,10 @@ class LaunchConfig:
     gpulayers: int = -1
     gpus: str = "all"
     maingpu: int = -1
+    tensor_split: str = ""
+    splitmode: str = "layer"
+    kvtype: str = "f16"
+    vrammargin: int = 512
     threads: int = 0
     flashattention: str = "auto"
 
