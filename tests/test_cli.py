@@ -120,3 +120,70 @@ def test_list_gpus_with_simulated_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.returncode == 0
     assert "GPU 0  RTX 4090" in result.stdout and "GPU 1  RTX 3060" in result.stdout
     assert "CPU-only" in result.stderr  # and this build cannot use them
+
+
+def test_plan_for_assumed_gpus(default_model: Path) -> None:
+    result = run(
+        "--plan",
+        "--json",
+        "--model",
+        str(default_model),
+        "--assume-gpus",
+        "24GiB,12GiB",
+        "--contextsize",
+        "8192",
+    )
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)["plan"]
+    gpus = [d for d in plan["devices"] if d["cuda_context"]]
+    assert len(gpus) == 2 and plan["fits"] and plan["n_gpu_layers"] == 31
+    assert sum(d["repeating_layers"] for d in plan["devices"]) == 30
+
+
+def test_plan_text_and_koboldcpp_tensor_split(default_model: Path) -> None:
+    result = run(
+        "--plan",
+        "--model",
+        str(default_model),
+        "--assume-gpus",
+        "24GiB,12GiB",
+        "--tensor_split",
+        "3",
+        "1",
+        "--gpulayers",
+        "99",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "split        3, 1" in result.stdout and "GPU 1 (assumed 12 GiB)" in result.stdout
+
+
+def test_plan_that_does_not_fit_exits_3_with_the_reason(default_model: Path) -> None:
+    result = run(
+        "--plan",
+        "--model",
+        str(default_model),
+        "--assume-gpus",
+        "1GiB",
+        "--gpulayers",
+        "99",
+        "--contextsize",
+        "65536",
+    )
+    assert result.returncode == 3
+    assert "OVER BUDGET" in result.stdout and "lower the context" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--tensor_split", "1", "1", "1"], "3 entries for 2 GPU"),
+        (["--tensor_split", "1", "-1"], "cannot be negative"),
+        (["--tensor_split", "0", "0"], "above zero"),
+        (["--assume-gpus", "lots"], "not a size"),
+    ],
+)
+def test_bad_plan_input_is_one_line(default_model: Path, args: list[str], words: str) -> None:
+    result = run("--plan", "--model", str(default_model), "--assume-gpus", "24GiB,24GiB", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], result.stderr

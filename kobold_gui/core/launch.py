@@ -140,6 +140,15 @@ def resolve_launch(
                 plan = plan_memory(info, base, budgets)
         except PlanError as e:
             raise ConfigError(str(e)) from None
+    elif info is not None:  # no GPU to plan for: the CPU's share of RAM
+        cpu_only = PlanRequest(
+            n_gpu_layers=0,
+            n_ctx=n_ctx_effective,
+            n_ubatch=batch.n_ubatch,
+            flash_attn=config.flashattention != "off",
+            kv_type=config.kvtype,
+        )
+        plan = plan_memory(info, cpu_only, [])
     return ResolvedLaunch(
         model_path=model_path,
         config=config,
@@ -169,4 +178,5 @@ def _budgets(hardware: HardwareReport | None, config: LaunchConfig) -> list[GpuB
         for g in hardware.inventory.gpus
         if not g.lost and (wanted is None or g.index in wanted) and hardware.device_for_gpu(g.index)
     ]
-    return [GpuBudget(f"{g.name}", g.memory_total, g.memory_free) for g in gpus]
+    # What this process already holds (a loaded model) is freed by the next load.
+    return [GpuBudget(g.name, g.memory_total, g.memory_free + g.memory_used_by_us) for g in gpus]

@@ -367,9 +367,15 @@ def auto_gpu_layers(
     if not gpus:
         return plan_memory(info, _with(base, 0, None), gpus), "no GPU: everything on the CPU"
     split = base.tensor_split
-    if split is None or not any(split):  # llama.cpp's default: by free memory
-        total_free = sum(g.free for g in gpus) or 1
-        split = tuple(round(g.free / total_free, 4) for g in gpus)
+    if split is None or not any(split):
+        # By free memory, as llama.cpp does, but without the GPUs that cannot even hold a
+        # CUDA context and the margin: a layer sent there could never fit.
+        usable = [max(0, g.free - CUDA_CONTEXT_BYTES - base.margin) for g in gpus]
+        total_free = sum(usable)
+        if total_free == 0:
+            plan = plan_memory(info, _with(base, 0, None), gpus)
+            return plan, "no GPU has room beyond the CUDA context and the margin"
+        split = tuple(round(u / total_free, 4) for u in usable)
     best = plan_memory(info, _with(base, 0, split), gpus)
     lo, hi = 0, total_layers
     while lo < hi:  # more layers never needs less memory on the GPUs: binary search

@@ -34,6 +34,7 @@ from kobold_gui.core.gguf_info import GGUFInfo, human_bytes
 from kobold_gui.core.gpus import GpuInventory, Inventory, open_inventory
 from kobold_gui.core.hardware import hardware_report
 from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
+from kobold_gui.core.llama_buffers import device_totals, parse_buffer_sizes
 from kobold_gui.core.model_files import default_model_path
 from kobold_gui.core.options import ConfigError, LaunchConfig
 from kobold_gui.core.settings import SettingsStore
@@ -44,8 +45,15 @@ from kobold_gui.ui.gpu_panel import GpuPanel
 from kobold_gui.ui.gpu_poller import GpuMonitor
 from kobold_gui.ui.launch_panel import LaunchPanel
 from kobold_gui.ui.model_panel import ModelPanel
+from kobold_gui.ui.split_editor import SplitEditor
 
 CUDA_HINT = "For NVIDIA GPUs: KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup (see README)."
+
+
+def _measured_text(loaded: LoadedModel) -> str:
+    """llama.cpp's own buffer sizes per device, from its load log."""
+    totals = device_totals(parse_buffer_sizes(loaded.log))
+    return ", ".join(f"{name} {human_bytes(size)}" for name, size in totals.items()) or "—"
 
 
 def _detect_backend() -> tuple[BackendInfo, list[BackendDevice]]:
@@ -79,6 +87,8 @@ class MainWindow(QMainWindow):
         self.launch = LaunchPanel()
         self.chat = ChatPanel()
         self.gpus = GpuPanel()
+        self.split_editor = SplitEditor()
+        self.tensor_split = ""  # the split editor's shares; "" = by free memory
         self.chat.system_prompt.setText(self.settings.system_prompt)
         self._build_layout()
         self._connect()
@@ -112,6 +122,8 @@ class MainWindow(QMainWindow):
         QVBoxLayout(model_box).addWidget(self.models)
         launch_box = QGroupBox("Launch settings")
         QVBoxLayout(launch_box).addWidget(self.launch)
+        plan_box = QGroupBox("Memory plan (before loading)")
+        QVBoxLayout(plan_box).addWidget(self.split_editor)
 
         self.load_button = QPushButton("Load model")
         self.load_button.setObjectName("loadButton")
@@ -143,6 +155,7 @@ class MainWindow(QMainWindow):
         side_layout = QVBoxLayout(side)
         side_layout.addWidget(model_box)
         side_layout.addWidget(launch_box)
+        side_layout.addWidget(plan_box)
         side_layout.addLayout(buttons)
         side_layout.addWidget(self.progress)
         side_layout.addWidget(self.load_status)
@@ -177,6 +190,7 @@ class MainWindow(QMainWindow):
         self.models.folderChosen.connect(self._folder_chosen)
         self.launch.configChanged.connect(self._config_changed)
         self.gpus.selectionChanged.connect(lambda *_: self._update_launch_preview())
+        self.split_editor.splitChanged.connect(self._split_changed)
         self.load_button.clicked.connect(self.load_model)
         self.unload_button.clicked.connect(self.unload_model)
         self.cancel_button.clicked.connect(self.engine.cancel_load)
@@ -203,6 +217,8 @@ class MainWindow(QMainWindow):
 
     def choose_model(self, path: Path, config: LaunchConfig | None = None) -> None:
         config = config or self.settings.launch_for(path)
+        self.tensor_split = config.tensor_split
+        self.split_editor.auto_split.setChecked(not config.tensor_split)
         self.launch.set_config(config)
         self.gpus.set_selection(config.gpus, config.maingpu)
         self.load_button.setEnabled(False)
@@ -227,7 +243,13 @@ class MainWindow(QMainWindow):
 
     def launch_config(self) -> LaunchConfig:
         gpus, main = self.gpus.selection()
-        return self.launch.config().with_values(gpus=gpus, maingpu=main)
+        return self.launch.config().with_values(
+            gpus=gpus, maingpu=main, tensor_split=self.tensor_split
+        )
+
+    def _split_changed(self, split: str) -> None:
+        self.tensor_split = split
+        self._update_launch_preview()
 
     def current_launch(self) -> ResolvedLaunch | None:
         """The launch for the chosen model and settings; None when there is nothing to load
@@ -242,12 +264,19 @@ class MainWindow(QMainWindow):
             )
         except ConfigError as e:
             self.launch.set_gpu_layers_note(str(e))
+            self.split_editor.set_plan(None, str(e))
             return None
 
     def _update_launch_preview(self) -> None:
         launch = self.current_launch()
         if launch is not None:
             self.launch.set_gpu_layers_note(launch.gpu_layers_note)
+            self.split_editor.set_plan(launch.plan, self._plan_note(launch))
+            over = launch.plan is not None and not launch.plan.fits
+            self.load_button.setText("Load (over budget!)" if over else "Load model")
+            self.load_button.setToolTip(
+                "\n".join(launch.plan.messages) if over and launch.plan else ""
+            )
         self.load_button.setEnabled(
             launch is not None
             and self.backend is not None
@@ -255,9 +284,27 @@ class MainWindow(QMainWindow):
             and not self.chat.streaming
         )
 
+    @staticmethod
+    def _plan_note(launch: ResolvedLaunch) -> str:
+        plan = launch.plan
+        if plan is None:
+            return ""
+        if not any(d.is_gpu for d in plan.devices):
+            return (
+                f"No GPU: everything in RAM, about {human_bytes(plan.devices[-1].total)} "
+                f"for context {launch.n_ctx_effective}."
+            )
+        state = "fits" if plan.fits else "does NOT fit"
+        return (
+            f"GPU layers {launch.n_gpu_layers} ({launch.gpu_layers_note}): {state}, "
+            f"keeping {human_bytes(plan.request.margin)} free per GPU."
+        )
+
     def _inventory_updated(self, inventory: Inventory) -> None:
         self.inventory = inventory
         self.gpus.update_inventory(inventory)
+        if inventory.gpus and not self.loading:
+            self._update_launch_preview()
         if self.backend is not None:
             report = hardware_report(inventory, self.backend, self.devices)
             self.gpus.set_build_note(" ".join(report.warnings))
@@ -320,6 +367,7 @@ class MainWindow(QMainWindow):
         )
         self.setWindowTitle(f"{loaded.info.path.name} — kobold-gui {__version__}")
         self.settings.remember(loaded.info.path, loaded.launch.config)
+        self.split_editor.set_measured(_measured_text(loaded))
         self.gpu_monitor.poll_now()
         self._refresh_recent()
         self._save_settings()

@@ -1,0 +1,64 @@
+"""The memory-plan view: bars per GPU, red when over budget, shares that change the plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+
+from kobold_gui.core.gguf_info import read_gguf
+from kobold_gui.core.launch import resolve_launch
+from kobold_gui.core.memory_plan import GiB, GpuBudget
+from kobold_gui.core.options import LaunchConfig
+from kobold_gui.ui.split_editor import SplitEditor
+
+
+def plan_for(model: Path, gpus: list[GpuBudget], **options: object) -> object:
+    info = read_gguf(model)
+    config = LaunchConfig().with_values(**options)
+    return resolve_launch(config, info.path, info, False, None, gpus).plan
+
+
+def test_bars_follow_the_plan_and_turn_red_over_budget(qtbot: QtBot, default_model: Path) -> None:
+    editor = SplitEditor()
+    qtbot.addWidget(editor)
+    gpus = [GpuBudget("big", 24 * GiB, 20 * GiB), GpuBudget("small", 2 * GiB, 1 * GiB)]
+    editor.set_plan(
+        plan_for(default_model, gpus, gpulayers=99, tensor_split="1,1", contextsize=65536)
+    )
+    assert "OVER BUDGET" in editor.labels[1].text() and "OVER BUDGET" not in editor.labels[0].text()
+    assert editor.bars[1].device is not None and not editor.bars[1].device.fits
+    assert "needs" in editor.warnings.text() and "small" in editor.warnings.text()
+    editor.set_plan(plan_for(default_model, gpus, gpulayers=-1, contextsize=65536))
+    assert "OVER BUDGET" not in editor.labels[1].text() and not editor.warnings.text()
+
+
+def test_editing_shares_asks_for_a_new_split(qtbot: QtBot, default_model: Path) -> None:
+    editor = SplitEditor()
+    qtbot.addWidget(editor)
+    editor.show()
+    gpus = [GpuBudget("a", 24 * GiB, 24 * GiB), GpuBudget("b", 24 * GiB, 24 * GiB)]
+    editor.set_plan(plan_for(default_model, gpus))
+    assert not editor.shares[0].isEnabled()  # automatic split
+    with qtbot.waitSignal(editor.splitChanged) as sig:
+        editor.auto_split.setChecked(False)
+    assert sig.args[0] == "50,50"
+    with qtbot.waitSignal(editor.splitChanged) as sig:
+        editor.shares[0].setValue(75)
+    assert sig.args[0] == "75,50"
+    with qtbot.waitSignal(editor.splitChanged) as sig:
+        editor.auto_split.setChecked(True)
+    assert sig.args[0] == ""
+
+
+def test_window_shows_the_cpu_plan_and_updates_it_live(qtbot: QtBot, tiny_model: Path) -> None:
+    from kobold_gui.ui.main_window import MainWindow
+
+    window = MainWindow(initial_model=tiny_model)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=10_000)
+    before = window.split_editor.summary.text()
+    assert "No GPU: everything in RAM" in before
+    window.launch.context.setValue(32768)
+    assert window.split_editor.summary.text() != before  # more KV cache for more context
+    window.close()
