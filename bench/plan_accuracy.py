@@ -67,8 +67,7 @@ def main() -> None:
         if not gpu_offload:
             layer_counts = [0]
             break
-        layer_counts.append({"all": total_layers, "half": total_layers // 2}.get(item)
-                            or int(item))
+        layer_counts.append({"all": total_layers, "half": total_layers // 2}.get(item) or int(item))
     rows = []
     for n_gpu in layer_counts:
         mp = llama_cpp.llama_model_default_params()
@@ -77,8 +76,10 @@ def main() -> None:
         model = llama_cpp.llama_model_load_from_file(str(args.model).encode(), mp)
         model_buffers = parse_buffer_sizes(llama_log_since(mark))
         settings = itertools.product(
-            [int(x) for x in args.ctx.split(",")], [int(x) for x in args.ubatch.split(",")],
-            [int(x) for x in args.fa.split(",")])
+            [int(x) for x in args.ctx.split(",")],
+            [int(x) for x in args.ubatch.split(",")],
+            [int(x) for x in args.fa.split(",")],
+        )
         for ctx, ub, fa in settings:
             if ub > ctx:
                 continue
@@ -87,8 +88,15 @@ def main() -> None:
             mark = llama_log_count()
             lctx = llama_cpp.llama_init_from_model(model, cp)
             if not lctx:
-                rows.append({"n_gpu_layers": n_gpu, "ctx": ctx, "ubatch": ub, "fa": fa,
-                             "error": "context failed"})
+                rows.append(
+                    {
+                        "n_gpu_layers": n_gpu,
+                        "ctx": ctx,
+                        "ubatch": ub,
+                        "fa": fa,
+                        "error": "context failed",
+                    }
+                )
                 continue
             time.sleep(0.2)
             after = inventory.snapshot()
@@ -97,8 +105,11 @@ def main() -> None:
                 buffers[name] = {**buffers.get(name, {}), **kinds}
             real = measured_parts(buffers)
             n_ctx = -(-ctx // CTX_PAD) * CTX_PAD
-            plan = plan_memory(info, PlanRequest(n_gpu_layers=n_gpu, n_ctx=n_ctx, n_ubatch=ub,
-                                                 flash_attn=bool(fa)), gpus)
+            plan = plan_memory(
+                info,
+                PlanRequest(n_gpu_layers=n_gpu, n_ctx=n_ctx, n_ubatch=ub, flash_attn=bool(fa)),
+                gpus,
+            )
             row: dict[str, object] = {"n_gpu_layers": n_gpu, "ctx": ctx, "ubatch": ub, "fa": fa}
             ok = True
             for d in plan.devices:
@@ -116,8 +127,9 @@ def main() -> None:
                     ok &= good
                     row[f"{key} total plan/NVML rise MiB"] = f"{d.total / MiB:.0f}/{rise / MiB:.0f}"
             row["ok"] = ok
-            row["llama_buffers_mib"] = {n: {k: round(v / MiB, 2) for k, v in kinds.items()}
-                                        for n, kinds in buffers.items()}
+            row["llama_buffers_mib"] = {
+                n: {k: round(v / MiB, 2) for k, v in kinds.items()} for n, kinds in buffers.items()
+            }
             rows.append(row)
             llama_cpp.llama_free(lctx)
             time.sleep(0.2)
