@@ -95,7 +95,7 @@ class SplitEditor(QWidget):
         self.warnings.setWordWrap(True)
         self.warnings.setStyleSheet("color: #c01c28;")
         self.gpu_rows = QVBoxLayout()
-        legend = QLabel(
+        self.legend = legend = QLabel(
             "<small><span style='color:#3584e4'>■ weights</span> "
             "<span style='color:#2ec27e'>■ KV cache</span> "
             "<span style='color:#e66100'>■ compute</span> "
@@ -121,6 +121,7 @@ class SplitEditor(QWidget):
             return
         gpus = [d for d in plan.devices if d.is_gpu]
         self._ensure_rows(len(gpus))
+        self.legend.setVisible(bool(gpus))
         self.auto_split.setVisible(len(gpus) > 1)
         split = plan.request.tensor_split or ()
         total_share = sum(split) or 1.0
