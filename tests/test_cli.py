@@ -187,3 +187,10 @@ def test_bad_plan_input_is_one_line(default_model: Path, args: list[str], words:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
+
+
+def test_plan_refuses_a_main_gpu_that_does_not_exist(default_model: Path) -> None:
+    result = run(
+        "--plan", "--model", str(default_model), "--assume-gpus", "24GiB", "--maingpu", "2"
+    )
+    assert result.returncode == 2 and "main GPU 2 does not exist" in result.stderr

@@ -241,6 +241,7 @@ class Engine:
         cparams.n_threads_batch = launch.n_threads
         cparams.flash_attn_type = launch.flash_attn_type
         cparams.type_k = cparams.type_v = launch.kv_type
+        cparams.offload_kqv = launch.offload_kqv
         cparams.no_perf = True
         cparams.abort_callback = self._abort_cb
         ctx = llama_cpp.llama_init_from_model(model, cparams)

@@ -46,6 +46,7 @@ class ResolvedLaunch:
     split_mode: int = 1  # LLAMA_SPLIT_MODE_LAYER
     tensor_split: tuple[float, ...] | None = None
     kv_type: int = 1  # GGML_TYPE_F16
+    offload_kqv: bool = True
     plan: MemoryPlan | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -112,6 +113,13 @@ def resolve_launch(
     if config.kvtype != "f16" and config.flashattention == "off":
         raise ConfigError("a quantized KV cache needs flash attention (auto or on)")
     choice = select_devices(config.gpus, config.maingpu, hardware)
+    main_gpu = choice.main_gpu
+    if assumed_gpus is not None and config.maingpu >= 0:
+        if config.maingpu >= len(assumed_gpus):
+            raise ConfigError(
+                f"main GPU {config.maingpu} does not exist (GPUs: 0 to {len(assumed_gpus) - 1})"
+            )
+        main_gpu = config.maingpu
     budgets = list(assumed_gpus) if assumed_gpus is not None else _budgets(hardware, config)
     n_gpu_layers, note = resolve_gpu_layers(
         config.gpulayers, info.n_layers if info else None, gpu_offload or bool(assumed_gpus)
@@ -125,9 +133,10 @@ def resolve_launch(
             n_ubatch=batch.n_ubatch,
             flash_attn=config.flashattention != "off",
             split_mode=config.splitmode,
-            main_gpu=choice.main_gpu,
+            main_gpu=main_gpu,
             tensor_split=split,
             kv_type=config.kvtype,
+            offload_kqv=config.kvoffload == "on",
             margin=config.vrammargin * MiB,
         )
         try:
@@ -164,6 +173,7 @@ def resolve_launch(
         split_mode=SPLIT_MODE[config.splitmode],
         tensor_split=split,
         kv_type=KV_TYPES[config.kvtype],
+        offload_kqv=config.kvoffload == "on",
         plan=plan,
     )
 

@@ -124,6 +124,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("kvtype", str, "f16", "--kvtype",
            "KV cache type: f16, q8_0 or q4_0 (quantized types need flash attention).",
            choices=("f16", "q8_0", "q4_0")),
+    Option("kvoffload", str, "on", "--kv-offload",
+           "Keep the KV cache with its layers on the GPU (on), or in RAM (off, KoboldCPP's "
+           "--lowvram): less VRAM, slower.",
+           choices=("on", "off")),
     Option("vrammargin", int, 512, "--vram-margin",
            "MiB kept free on each GPU when planning automatic layers.",
            minimum=0, maximum=65536),
@@ -151,6 +155,7 @@ class LaunchConfig:
     tensor_split: str = ""
     splitmode: str = "layer"
     kvtype: str = "f16"
+    kvoffload: str = "on"
     vrammargin: int = 512
     threads: int = 0
     flashattention: str = "auto"

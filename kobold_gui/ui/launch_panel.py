@@ -1,6 +1,9 @@
-"""Launch settings beside the batch slider. Ranges and defaults come from the option table."""
+"""Launch settings beside the batch slider. Ranges, choices and defaults come from the option
+table; settings without a widget here (the GPU choice, the split) are kept as they were set."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
@@ -23,17 +26,25 @@ def _spin(name: str, special: str | None = None) -> QSpinBox:
     return box
 
 
+def _combo(name: str, texts: dict[str, str]) -> QComboBox:
+    opt = OPTIONS_BY_NAME[name]
+    box = QComboBox()
+    box.setObjectName(name)
+    for value in opt.choices or ():
+        box.addItem(texts.get(value, value), value)
+    box.setCurrentIndex(box.findData(opt.default))
+    box.setToolTip(opt.help)
+    return box
+
+
 class LaunchPanel(QWidget):
     configChanged = Signal(object)  # LaunchConfig
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._base = LaunchConfig()
         self.batch = BatchSlider()
-        self.policy = QComboBox()
-        self.policy.setObjectName("batchpolicy")
-        for policy in POLICIES.values():
-            self.policy.addItem(policy.title, policy.name)
-        self.policy.setToolTip(OPTIONS_BY_NAME["batchpolicy"].help)
+        self.policy = _combo("batchpolicy", {p.name: p.title for p in POLICIES.values()})
         self.context = _spin("contextsize")
         self.context.setSingleStep(256)
         self.gpu_layers = _spin("gpulayers", special="auto")
@@ -41,11 +52,15 @@ class LaunchPanel(QWidget):
         self.gpu_layers_note.setObjectName("gpuLayersNote")
         self.gpu_layers_note.setWordWrap(True)
         self.threads = _spin("threads", special="auto")
-        self.flash = QComboBox()
-        self.flash.setObjectName("flashattention")
-        for value, text in (("auto", "auto (llama.cpp decides)"), ("on", "on"), ("off", "off")):
-            self.flash.addItem(text, value)
-        self.flash.setToolTip(OPTIONS_BY_NAME["flashattention"].help)
+        self.flash = _combo("flashattention", {"auto": "auto (llama.cpp decides)"})
+        self.kvtype = _combo("kvtype", {"q8_0": "q8_0 (about half)", "q4_0": "q4_0 (a quarter)"})
+        self.kvoffload = _combo("kvoffload", {"on": "on the GPU", "off": "in RAM (low VRAM)"})
+        self.splitmode = _combo(
+            "splitmode", {"layer": "by layer", "row": "by row", "none": "main GPU only"}
+        )
+        self.margin = _spin("vrammargin")
+        self.margin.setSuffix(" MiB")
+        self.margin.setSingleStep(256)
 
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
@@ -56,43 +71,66 @@ class LaunchPanel(QWidget):
         form.addRow("", self.gpu_layers_note)
         form.addRow("Threads", self.threads)
         form.addRow("Flash attention", self.flash)
+        form.addRow("KV cache", self.kvtype)
+        form.addRow("KV cache place", self.kvoffload)
+        form.addRow("Split mode", self.splitmode)
+        form.addRow("VRAM margin", self.margin)
 
         self.batch.blasChanged.connect(self._changed)
-        self.policy.currentIndexChanged.connect(self._changed)
-        self.context.valueChanged.connect(self._changed)
-        self.gpu_layers.valueChanged.connect(self._changed)
-        self.threads.valueChanged.connect(self._changed)
-        self.flash.currentIndexChanged.connect(self._changed)
+        for spin in (self.context, self.gpu_layers, self.threads, self.margin):
+            spin.valueChanged.connect(self._changed)
+        for combo in self._combos():
+            combo.currentIndexChanged.connect(self._changed)
         self._changed()
 
+    def _combos(self) -> tuple[QComboBox, ...]:
+        return (self.policy, self.flash, self.kvtype, self.kvoffload, self.splitmode)
+
     def config(self) -> LaunchConfig:
-        return LaunchConfig(
+        return replace(
+            self._base,
             blasbatchsize=self.batch.blas(),
             batchpolicy=str(self.policy.currentData()),
             contextsize=self.context.value(),
             gpulayers=self.gpu_layers.value(),
             threads=self.threads.value(),
             flashattention=str(self.flash.currentData()),
+            kvtype=str(self.kvtype.currentData()),
+            kvoffload=str(self.kvoffload.currentData()),
+            splitmode=str(self.splitmode.currentData()),
+            vrammargin=self.margin.value(),
         )
 
     def set_config(self, config: LaunchConfig) -> None:
+        self._base = config
         widgets = (
             self.batch.slider,
-            self.policy,
             self.context,
             self.gpu_layers,
             self.threads,
-            self.flash,
+            self.margin,
+            *self._combos(),
         )
         for w in widgets:
             w.blockSignals(True)
         try:
             self.batch.set_blas(config.blasbatchsize)
-            self.policy.setCurrentIndex(max(0, self.policy.findData(config.batchpolicy)))
             self.context.setValue(config.contextsize)
             self.gpu_layers.setValue(config.gpulayers)
             self.threads.setValue(config.threads)
-            self.flash.setCurrentIndex(max(0, self.flash.findData(config.flashattention)))
+            self.margin.setValue(config.vrammargin)
+            for combo, value in zip(
+                self._combos(),
+                (
+                    config.batchpolicy,
+                    config.flashattention,
+                    config.kvtype,
+                    config.kvoffload,
+                    config.splitmode,
+                ),
+                strict=True,
+            ):
+                combo.setCurrentIndex(max(0, combo.findData(value)))
         finally:
             for w in widgets:
                 w.blockSignals(False)

@@ -195,3 +195,10 @@ def test_launch_options_reach_the_plan(model: GGUFInfo) -> None:
 )
 def test_sizes(text: str, size: int) -> None:
     assert parse_size(text) == size
+
+
+def test_kv_cache_in_ram_when_not_offloaded(model: GGUFInfo) -> None:
+    gpus = [GpuBudget("a", 24 * GiB, 24 * GiB)]
+    on = plan_memory(model, PlanRequest(99, 8192, 512), gpus)
+    off = plan_memory(model, PlanRequest(99, 8192, 512, offload_kqv=False), gpus)
+    assert off.devices[0].kv == 0 and off.devices[-1].kv == on.devices[0].kv > 0

@@ -49,3 +49,29 @@ def test_widget_ranges_come_from_the_option_table(qtbot: QtBot) -> None:
     ctx = OPTIONS_BY_NAME["contextsize"]
     assert (panel.context.minimum(), panel.context.maximum()) == (ctx.minimum, ctx.maximum)
     assert panel.gpu_layers.minimum() == -1 and panel.gpu_layers.specialValueText() == "auto"
+
+
+def test_every_launch_setting_survives_a_round_trip(qtbot: QtBot) -> None:
+    from kobold_gui.core.options import LaunchConfig
+
+    panel = LaunchPanel()
+    qtbot.addWidget(panel)
+    config = LaunchConfig(
+        blasbatchsize=2048,
+        batchpolicy="tied",
+        contextsize=8192,
+        gpulayers=20,
+        gpus="0,1",
+        maingpu=1,
+        tensor_split="3,1",
+        splitmode="row",
+        kvtype="q8_0",
+        kvoffload="off",
+        vrammargin=1024,
+        threads=3,
+        flashattention="on",
+    )
+    panel.set_config(config)
+    assert panel.config() == config
+    panel.kvtype.setCurrentIndex(panel.kvtype.findData("q4_0"))
+    assert panel.config().kvtype == "q4_0" and panel.config().tensor_split == "3,1"
