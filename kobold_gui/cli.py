@@ -76,6 +76,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZES",
         help="plan for these GPUs instead of the real ones, e.g. 24GiB,12GiB",
     )
+    bench = p.add_argument_group("batch-size sweep (with --benchmark)")
+    bench.add_argument(
+        "--benchmark",
+        action="store_true",
+        help="measure (n_batch, n_ubatch) pairs on this machine and pick one",
+    )
+    bench.add_argument(
+        "--sweep",
+        metavar="B,B",
+        help="BLAS sizes, each with the rule's "
+        "ubatch and with ubatch = batch (default: the slider's stops from 128)",
+    )
+    bench.add_argument("--pairs", metavar="NB:NU,...", help="(n_batch, n_ubatch) pairs as given")
+    bench.add_argument(
+        "--prompt-tokens",
+        type=int,
+        metavar="N",
+        help="prompt length (default 2048, or the context minus the steps)",
+    )
+    bench.add_argument("--gen-tokens", type=int, default=64, metavar="N")
+    bench.add_argument(
+        "--share",
+        type=float,
+        default=0.9,
+        help="generation speed the measured policy keeps (of the best)",
+    )
     cmds.add_argument(
         "--self-test",
         action="store_true",
@@ -104,7 +130,12 @@ def launch_config_from_args(args: argparse.Namespace) -> LaunchConfig:
 
 def is_headless(args: argparse.Namespace) -> bool:
     return bool(
-        args.prompt is not None or args.show_config or args.list_gpus or args.self_test or args.plan
+        args.prompt is not None
+        or args.show_config
+        or args.list_gpus
+        or args.self_test
+        or args.plan
+        or args.benchmark
     )
 
 
@@ -341,7 +372,136 @@ def show_plan(args: argparse.Namespace) -> int:
     return 0 if plan is None or plan.fits else 3
 
 
+def _int_list(text: str | None, flag: str) -> list[int]:
+    if not text:
+        return []
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise CliError(f"{flag}: expected numbers like 512,2048, got {text!r}") from None
+
+
+def _pairs(text: str | None) -> list[tuple[int, int]]:
+    if not text:
+        return []
+    out = []
+    for item in text.split(","):
+        try:
+            n_batch, n_ubatch = (int(x) for x in item.split(":"))
+        except ValueError:
+            raise CliError(f"--pairs: expected NB:NU pairs like 2048:512, got {item!r}") from None
+        out.append((n_batch, n_ubatch))
+    return out
+
+
+def benchmark(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from kobold_gui.core.engine import Engine, backend_info
+    from kobold_gui.core.gguf_info import read_gguf
+    from kobold_gui.core.gpus import open_inventory
+    from kobold_gui.core.sweep import (
+        SweepError,
+        candidates_from,
+        choose_pair,
+        model_identity,
+        run_sweep,
+        save_sweep,
+    )
+
+    config = launch_config_from_args(args)
+    gen = args.gen_tokens
+    prompt = args.prompt_tokens or min(2048, config.contextsize - gen)
+    if gen < 0 or prompt < 1:
+        raise CliError("--prompt-tokens and --gen-tokens must be positive")
+    if prompt + gen > config.contextsize:
+        raise CliError(
+            f"--prompt-tokens {prompt} + --gen-tokens {gen} exceed the context size "
+            f"{config.contextsize}"
+        )
+    if not 0 < args.share <= 1:
+        raise CliError("--share must be between 0 and 1")
+    inventory = open_inventory()
+    gpus_now = inventory.snapshot()
+    try:
+        candidates = candidates_from(
+            _int_list(args.sweep, "--sweep"), _pairs(args.pairs), n_gpus=len(gpus_now.gpus)
+        )
+    except SweepError as e:
+        raise CliError(str(e)) from None
+    too_big = [c for c in candidates if c.n_batch > config.contextsize]
+    if too_big:
+        raise CliError(
+            f"n_batch {too_big[0].n_batch} is above the context size {config.contextsize}"
+        )
+    path = _model_path(args)
+    info = read_gguf(path)
+    resolved = _resolve(args, path, info)
+    engine = Engine()
+    engine.load(resolved, info=info)
+
+    def gpu_used() -> list[int]:
+        return [g.memory_used for g in inventory.snapshot().gpus]
+
+    def progress(i: int, _row: object) -> None:
+        print(f"  [{i + 1}/{len(candidates)}] measured", file=sys.stderr)
+
+    try:
+        rows = run_sweep(engine, candidates, prompt, gen, progress, gpu_used=gpu_used)
+    finally:
+        engine.close()
+    budget = None
+    if resolved.plan is not None and any(d.is_gpu for d in resolved.plan.devices):
+        used = [d for d in resolved.plan.devices if d.is_gpu and d.total]
+        budget = sum((d.free or 0) - d.weights - d.overhead - d.margin for d in used)
+    pick, why = choose_pair(rows, budget, args.share)
+    backend = backend_info()
+    identity = {
+        "gpus": [g.name for g in gpus_now.gpus],
+        "driver": gpus_now.driver_version,
+        "llama_cpp_python": backend.llama_cpp_python,
+        "backend": backend.name,
+        "model": model_identity(path),
+        "n_ctx": resolved.n_ctx_effective,
+        "gpu_layers": resolved.n_gpu_layers,
+        "split": resolved.tensor_split,
+        "threads": resolved.n_threads,
+        "flash_attn": config.flashattention,
+        "kv_type": config.kvtype,
+        "prompt_tokens": prompt,
+        "gen_tokens": gen,
+    }
+    saved = save_sweep(identity, rows)
+    if args.json:
+        data = {
+            "identity": identity,
+            "rows": [asdict(r) for r in rows],
+            "measured_policy": asdict(pick) if pick else None,
+            "why": why,
+            "saved": str(saved),
+        }
+        print(json.dumps(data, indent=2))
+    else:
+        print(
+            f"prompt {prompt} tokens, {gen} generation steps, context "
+            f"{resolved.n_ctx_effective}, backend {backend.name}"
+        )
+        for r in rows:
+            state = f"  FAILED: {r.error}" if r.error else ""
+            print(
+                f"  n_batch {r.n_batch:5d}  n_ubatch {r.n_ubatch:5d}  {r.kind:9s}  "
+                f"prompt {r.prompt_tps:9.1f} t/s  gen {r.gen_tps:7.1f} t/s  "
+                f"TTFT {r.ttft_s * 1000:7.1f} ms  compute {r.compute_bytes / 2**20:7.1f} MiB"
+                f"{state}"
+            )
+        print(f"measured policy: {why}")
+        print(f"saved: {saved}")
+    return 0
+
+
 def run_headless(args: argparse.Namespace) -> int:
+    if args.benchmark:
+        return benchmark(args)
     if args.plan:
         return show_plan(args)
     if args.self_test:

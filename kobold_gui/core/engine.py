@@ -172,6 +172,17 @@ class LoadedModel:
     log: tuple[str, ...] = field(repr=False, default=())
 
 
+@dataclass(frozen=True)
+class BatchMeasurement:
+    n_batch: int
+    n_ubatch: int
+    prompt_tokens_per_s: float
+    gen_tokens_per_s: float
+    time_to_first_token_s: float
+    log: tuple[str, ...] = field(repr=False, default=())
+    gpu_used_peak: tuple[int, ...] = ()  # NVML used memory per GPU while the context lived
+
+
 class Stopped(Exception):
     """Internal: the abort callback fired during a decode."""
 
@@ -233,17 +244,7 @@ class Engine:
                 raise LoadCancelled("loading was cancelled")
             reason = _last_error_line() or "llama.cpp could not load the file"
             raise EngineError(f"could not load {launch.model_path.name}: {reason}")
-        cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = launch.n_ctx
-        cparams.n_batch = launch.batch.n_batch
-        cparams.n_ubatch = launch.batch.n_ubatch
-        cparams.n_threads = launch.n_threads
-        cparams.n_threads_batch = launch.n_threads
-        cparams.flash_attn_type = launch.flash_attn_type
-        cparams.type_k = cparams.type_v = launch.kv_type
-        cparams.offload_kqv = launch.offload_kqv
-        cparams.no_perf = True
-        cparams.abort_callback = self._abort_cb
+        cparams = self._context_params(launch, launch.batch.n_batch, launch.batch.n_ubatch)
         ctx = llama_cpp.llama_init_from_model(model, cparams)
         if not ctx:
             llama_cpp.llama_model_free(model)
@@ -266,6 +267,89 @@ class Engine:
             log=tuple(llama_log_since(log_start)),
         )
         return self.loaded
+
+    def _context_params(self, launch: ResolvedLaunch, n_batch: int, n_ubatch: int) -> Any:
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = launch.n_ctx
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_ubatch
+        cparams.n_threads = launch.n_threads
+        cparams.n_threads_batch = launch.n_threads
+        cparams.flash_attn_type = launch.flash_attn_type
+        cparams.type_k = cparams.type_v = launch.kv_type
+        cparams.offload_kqv = launch.offload_kqv
+        cparams.no_perf = True
+        cparams.abort_callback = self._abort_cb
+        return cparams
+
+    def measure_batch(
+        self,
+        n_batch: int,
+        n_ubatch: int,
+        prompt_tokens: int,
+        gen_tokens: int,
+        cancel: threading.Event | None = None,
+        gpu_used: Callable[[], Sequence[int]] | None = None,
+    ) -> BatchMeasurement:
+        """Time one (n_batch, n_ubatch) pair on a fresh context of the loaded model (the
+        weights are not reloaded): a prompt of `prompt_tokens`, then `gen_tokens` single-token
+        steps. Every clock reading follows llama_synchronize: llama_decode returns before the
+        GPU has finished. Raises Stopped when cancelled, EngineError when the context fails."""
+        loaded = self._require()
+        if prompt_tokens + gen_tokens > loaded.n_ctx:
+            raise EngineError(
+                f"{prompt_tokens} prompt + {gen_tokens} generated tokens exceed the context "
+                f"of {loaded.n_ctx}"
+            )
+        self._cancel = cancel or threading.Event()
+        mark = llama_log_count()
+        ctx = llama_cpp.llama_init_from_model(
+            self._model, self._context_params(loaded.launch, n_batch, n_ubatch)
+        )
+        if not ctx:
+            raise EngineError(
+                f"no context for n_batch {n_batch}, n_ubatch {n_ubatch}: "
+                f"{_last_error_line() or 'out of memory?'}"
+            )
+        log = llama_log_since(mark)
+        try:
+            n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+            # Token ids spread over the vocabulary: speed does not depend on the text.
+            tokens = [(i * 7919 + 13) % (n_vocab - 1) + 1 for i in range(prompt_tokens)]
+            t0 = time.perf_counter()
+            pos = 0
+            while pos < len(tokens):
+                chunk = tokens[pos : pos + n_batch]
+                self._decode_on(ctx, chunk)
+                pos += len(chunk)
+            llama_cpp.llama_synchronize(ctx)
+            t_prompt = time.perf_counter()
+            llama_cpp.llama_get_logits_ith(ctx, -1)  # the first token could be sampled now
+            t_first = time.perf_counter()
+            for i in range(gen_tokens):
+                self._decode_on(ctx, [tokens[i % len(tokens)]])
+                llama_cpp.llama_synchronize(ctx)
+            t_end = time.perf_counter()
+            used = tuple(gpu_used()) if gpu_used else ()
+        finally:
+            llama_cpp.llama_free(ctx)
+        return BatchMeasurement(
+            n_batch=n_batch,
+            n_ubatch=n_ubatch,
+            prompt_tokens_per_s=prompt_tokens / (t_prompt - t0),
+            gen_tokens_per_s=gen_tokens / (t_end - t_first) if gen_tokens else 0.0,
+            time_to_first_token_s=t_first - t0,
+            log=tuple(log),
+            gpu_used_peak=used,
+        )
+
+    def _decode_on(self, ctx: Any, tokens: list[int]) -> None:
+        arr = (llama_cpp.llama_token * len(tokens))(*tokens)
+        rc = llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(arr, len(tokens)))
+        if rc == 2:
+            raise Stopped
+        if rc != 0:
+            raise EngineError(f"llama_decode failed with code {rc}")
 
     def close(self) -> None:
         if self._ctx:

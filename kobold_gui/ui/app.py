@@ -53,7 +53,21 @@ def install_excepthook(log_path: Path) -> None:
     sys.excepthook = hook
 
 
+def _no_display() -> bool:
+    """Qt aborts the process when it finds no display; say so instead."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def run_app(args: argparse.Namespace) -> int:
+    if _no_display():
+        print(
+            "kobold-gui: no display found (DISPLAY and WAYLAND_DISPLAY are unset). Run it "
+            "from a desktop session, or use the command line: kobold-gui --help",
+            file=sys.stderr,
+        )
+        return 1
     log_path = setup_logging()
     app = cast(QApplication, QApplication.instance() or QApplication(sys.argv[:1]))
     app.setApplicationName("kobold-gui")
