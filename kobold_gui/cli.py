@@ -411,13 +411,13 @@ def benchmark(args: argparse.Namespace) -> int:
 
     config = launch_config_from_args(args)
     gen = args.gen_tokens
-    prompt = args.prompt_tokens or min(2048, config.contextsize - gen)
+    prompt = args.prompt_tokens or min(2048, config.contextsize - gen - 2)
     if gen < 0 or prompt < 1:
         raise CliError("--prompt-tokens and --gen-tokens must be positive")
-    if prompt + gen > config.contextsize:
+    if prompt + gen + 2 > config.contextsize:
         raise CliError(
-            f"--prompt-tokens {prompt} + --gen-tokens {gen} exceed the context size "
-            f"{config.contextsize}"
+            f"--prompt-tokens {prompt} + --gen-tokens {gen} (+ 2 warm-up steps) exceed the "
+            f"context size {config.contextsize}"
         )
     if not 0 < args.share <= 1:
         raise CliError("--share must be between 0 and 1")

@@ -108,6 +108,18 @@ def run_sweep(
     stays usable."""
     cancel = cancel or threading.Event()
     rows: list[SweepRow] = []
+    if candidates:  # warm-up, not recorded: the first context of a process pays for loading
+        first = candidates[0]  # kernels and allocating pools, which no candidate should carry
+        try:
+            engine.measure_batch(
+                first.n_batch,
+                first.n_ubatch,
+                min(prompt_tokens, first.n_batch),
+                min(gen_tokens, 4),
+                cancel,
+            )
+        except (EngineError, Stopped):
+            pass
     for i, c in enumerate(candidates):
         if cancel.is_set():
             break
