@@ -8,6 +8,7 @@ and the NVML used-memory rise per GPU while the context exists (where there are 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -110,7 +111,7 @@ def run_sweep(
     rows: list[SweepRow] = []
     if candidates:  # warm-up, not recorded: the first context of a process pays for loading
         first = candidates[0]  # kernels and allocating pools, which no candidate should carry
-        try:
+        with contextlib.suppress(EngineError, Stopped):
             engine.measure_batch(
                 first.n_batch,
                 first.n_ubatch,
@@ -118,8 +119,6 @@ def run_sweep(
                 min(gen_tokens, 4),
                 cancel,
             )
-        except (EngineError, Stopped):
-            pass
     for i, c in enumerate(candidates):
         if cancel.is_set():
             break
