@@ -194,3 +194,43 @@ def test_plan_refuses_a_main_gpu_that_does_not_exist(default_model: Path) -> Non
         "--plan", "--model", str(default_model), "--assume-gpus", "24GiB", "--maingpu", "2"
     )
     assert result.returncode == 2 and "main GPU 2 does not exist" in result.stderr
+
+
+def test_benchmark_prints_pairs_and_the_measured_choice(tiny_model: Path) -> None:
+    result = run(
+        "--benchmark",
+        "--json",
+        "--model",
+        str(tiny_model),
+        "--sweep",
+        "64",
+        "--pairs",
+        "256:128",
+        "--prompt-tokens",
+        "256",
+        "--gen-tokens",
+        "8",
+        "--contextsize",
+        "1024",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [(r["n_batch"], r["n_ubatch"]) for r in data["rows"]] == [(64, 64), (256, 128)]
+    assert data["measured_policy"] is not None and Path(data["saved"]).is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--sweep", "0"], "at least 1"),
+        (["--pairs", "512:1024"], "above its n_batch"),
+        (["--pairs", "512"], "NB:NU"),
+        (["--prompt-tokens", "1000", "--gen-tokens", "64"], "exceed the context size"),
+        (["--sweep", "4096"], "above the context size"),
+    ],
+)
+def test_benchmark_bad_input_is_one_line(tiny_model: Path, args: list[str], words: str) -> None:
+    result = run("--benchmark", "--model", str(tiny_model), "--contextsize", "1024", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], result.stderr
