@@ -404,9 +404,9 @@ def benchmark(args: argparse.Namespace) -> int:
         SweepError,
         candidates_from,
         choose_pair,
-        model_identity,
         run_sweep,
         save_sweep,
+        sweep_identity,
     )
 
     config = launch_config_from_args(args)
@@ -456,21 +456,7 @@ def benchmark(args: argparse.Namespace) -> int:
         budget = sum((d.free or 0) - d.weights - d.overhead - d.margin for d in used)
     pick, why = choose_pair(rows, budget, args.share)
     backend = backend_info()
-    identity = {
-        "gpus": [g.name for g in gpus_now.gpus],
-        "driver": gpus_now.driver_version,
-        "llama_cpp_python": backend.llama_cpp_python,
-        "backend": backend.name,
-        "model": model_identity(path),
-        "n_ctx": resolved.n_ctx_effective,
-        "gpu_layers": resolved.n_gpu_layers,
-        "split": resolved.tensor_split,
-        "threads": resolved.n_threads,
-        "flash_attn": config.flashattention,
-        "kv_type": config.kvtype,
-        "prompt_tokens": prompt,
-        "gen_tokens": gen,
-    }
+    identity = sweep_identity(gpus_now, backend, resolved)
     saved = save_sweep(identity, rows)
     if args.json:
         data = {

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from kobold_gui.core.batching import BLAS_STOPS, KoboldRule
-from kobold_gui.core.engine import Engine, EngineError, Stopped
+from kobold_gui.core.engine import BackendInfo, Engine, EngineError, Stopped
+from kobold_gui.core.gpus import Inventory
+from kobold_gui.core.launch import ResolvedLaunch
 from kobold_gui.core.llama_buffers import parse_buffer_sizes
 from kobold_gui.core.paths import cache_dir, write_json_atomic
 
@@ -183,6 +185,27 @@ def sweep_key(identity: dict[str, Any]) -> str:
     identity, n_ctx, GPU layers, split, threads, flash attention and KV type."""
     text = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def sweep_identity(
+    inventory: Inventory, backend: BackendInfo, launch: ResolvedLaunch
+) -> dict[str, Any]:
+    """What a sweep's results depend on: the same key in the CLI and the window."""
+    assert launch.model_path is not None
+    return {
+        "gpus": [g.name for g in inventory.gpus],
+        "driver": inventory.driver_version,
+        "llama_cpp_python": backend.llama_cpp_python,
+        "backend": backend.name,
+        "model": model_identity(launch.model_path),
+        "n_ctx": launch.n_ctx_effective,
+        "gpu_layers": launch.n_gpu_layers,
+        "split": list(launch.tensor_split) if launch.tensor_split else None,
+        "gpus_used": launch.config.gpus,
+        "threads": launch.n_threads,
+        "flash_attn": launch.config.flashattention,
+        "kv_type": launch.config.kvtype,
+    }
 
 
 def model_identity(path: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ class BatchSlider(QWidget):
         super().__init__(parent)
         self._n_ctx = 4096
         self._policy = DEFAULT_POLICY
+        self._measured: dict[int, tuple[float, float]] = {}  # n_batch -> prompt, gen t/s
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setObjectName("blasSlider")
         self.slider.setRange(0, len(BLAS_STOPS) - 1)
@@ -70,6 +71,12 @@ class BatchSlider(QWidget):
         self._policy = policy
         self._refresh()
 
+    def set_measured(self, measured: dict[int, tuple[float, float]]) -> None:
+        """A sweep's numbers for the seed rule's pairs: shown for the position under the
+        slider."""
+        self._measured = dict(measured)
+        self._refresh()
+
     def _on_index(self, _index: int) -> None:
         self._refresh()
         self.blasChanged.emit(self.blas())
@@ -77,4 +84,8 @@ class BatchSlider(QWidget):
     def _refresh(self) -> None:
         plan = effective_batch(self.blas(), self._n_ctx, self._policy)
         self.value_label.setText(str(plan.blas))
-        self.effective_label.setText(plan.label())
+        text = plan.label()
+        measured = self._measured.get(plan.n_batch)
+        if measured is not None and plan.policy == "koboldcpp":
+            text += f"\nmeasured: {measured[0]:,.0f} prompt t/s, {measured[1]:.1f} generation t/s"
+        self.effective_label.setText(text)

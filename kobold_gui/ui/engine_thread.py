@@ -13,6 +13,7 @@ from kobold_gui.core.chat_format import Message
 from kobold_gui.core.engine import Engine, EngineError, LoadCancelled, SamplingParams
 from kobold_gui.core.gguf_info import GGUFInfo, ModelFileError
 from kobold_gui.core.launch import ResolvedLaunch
+from kobold_gui.core.sweep import Candidate, run_sweep
 
 # Streamed text reaches the GUI at most this often: a burst of 1000+ tokens/s becomes ~30
 # updates/s, each appending a chunk, so the GUI thread never falls behind.
@@ -27,10 +28,30 @@ class EngineWorker(QObject):
     text = Signal(str)
     replyFinished = Signal(object)  # GenerationResult
     replyFailed = Signal(str)
+    sweepRow = Signal(int, object)  # index, SweepRow
+    sweepFinished = Signal(object)  # list[SweepRow]
 
     def __init__(self) -> None:
         super().__init__()
         self.engine = Engine()
+
+    @Slot(object, int, int, object)
+    def sweep(
+        self, candidates: list[Candidate], prompt: int, gen: int, cancel: threading.Event
+    ) -> None:
+        try:
+            rows = run_sweep(
+                self.engine,
+                candidates,
+                prompt,
+                gen,
+                lambda i, row: self.sweepRow.emit(i, row),
+                cancel,
+            )
+        except EngineError as e:  # no model loaded, say
+            self.replyFailed.emit(str(e))
+            rows = []
+        self.sweepFinished.emit(rows)
 
     @Slot(object, object, object)
     def load(self, launch: ResolvedLaunch, info: GGUFInfo | None, cancel: threading.Event) -> None:
@@ -105,6 +126,9 @@ class EngineController(QObject):
     _requestLoad = Signal(object, object, object)
     _requestUnload = Signal()
     _requestGenerate = Signal(object, object, object)
+    _requestSweep = Signal(object, int, int, object)
+    sweepRow = Signal(int, object)
+    sweepFinished = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -115,6 +139,7 @@ class EngineController(QObject):
         self._requestLoad.connect(self.worker.load)
         self._requestUnload.connect(self.worker.unload)
         self._requestGenerate.connect(self.worker.generate)
+        self._requestSweep.connect(self.worker.sweep)
         for name in (
             "loadProgress",
             "loaded",
@@ -123,6 +148,8 @@ class EngineController(QObject):
             "text",
             "replyFinished",
             "replyFailed",
+            "sweepRow",
+            "sweepFinished",
         ):
             getattr(self.worker, name).connect(getattr(self, name))
         self._load_cancel: threading.Event | None = None
@@ -143,6 +170,10 @@ class EngineController(QObject):
     def send(self, messages: Sequence[Message], params: SamplingParams) -> None:
         self._reply_cancel = threading.Event()
         self._requestGenerate.emit(list(messages), params, self._reply_cancel)
+
+    def sweep(self, candidates: list[Candidate], prompt: int, gen: int) -> None:
+        self._reply_cancel = threading.Event()  # Stop and close cancel a sweep as a reply
+        self._requestSweep.emit(candidates, prompt, gen, self._reply_cancel)
 
     def stop(self) -> None:
         """Thread-safe and immediate: llama.cpp's abort callback reads this flag."""

@@ -38,7 +38,9 @@ from kobold_gui.core.llama_buffers import device_totals, parse_buffer_sizes
 from kobold_gui.core.model_files import default_model_path
 from kobold_gui.core.options import ConfigError, LaunchConfig
 from kobold_gui.core.settings import SettingsStore
+from kobold_gui.core.sweep import SweepRow, candidates_from, load_sweep, save_sweep, sweep_identity
 from kobold_gui.ui.background import LatestJob, wait_for_background_jobs
+from kobold_gui.ui.benchmark_panel import BenchmarkPanel
 from kobold_gui.ui.chat_panel import ChatPanel
 from kobold_gui.ui.engine_thread import EngineController
 from kobold_gui.ui.gpu_panel import GpuPanel
@@ -88,6 +90,8 @@ class MainWindow(QMainWindow):
         self.chat = ChatPanel()
         self.gpus = GpuPanel()
         self.split_editor = SplitEditor()
+        self.benchmark = BenchmarkPanel()
+        self.sweeping = False
         self.tensor_split = ""  # the split editor's shares; "" = by free memory
         self.chat.system_prompt.setText(self.settings.system_prompt)
         self._build_layout()
@@ -170,6 +174,11 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(scroll, "Model")
         self.tabs.addTab(gpu_scroll, "GPUs")
+        bench_scroll = QScrollArea()
+        bench_scroll.setWidget(self.benchmark)
+        bench_scroll.setWidgetResizable(True)
+        bench_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.tabs.addTab(bench_scroll, "Benchmark")
         self.tabs.setMinimumWidth(420)
         # Load, its progress and status stay in view whatever tab or scroll position.
         left = QWidget()
@@ -198,6 +207,10 @@ class MainWindow(QMainWindow):
         self.launch.configChanged.connect(self._config_changed)
         self.gpus.selectionChanged.connect(lambda *_: self._update_launch_preview())
         self.split_editor.splitChanged.connect(self._split_changed)
+        self.benchmark.runRequested.connect(self.run_sweep)
+        self.benchmark.cancelRequested.connect(self.engine.stop)
+        self.engine.sweepRow.connect(self.benchmark.add_row)
+        self.engine.sweepFinished.connect(self._sweep_finished)
         self.load_button.clicked.connect(self.load_model)
         self.unload_button.clicked.connect(self.unload_model)
         self.cancel_button.clicked.connect(self.engine.cancel_load)
@@ -289,6 +302,7 @@ class MainWindow(QMainWindow):
             and self.backend is not None
             and not self.loading
             and not self.chat.streaming
+            and not self.sweeping
         )
 
     @staticmethod
@@ -374,6 +388,8 @@ class MainWindow(QMainWindow):
         )
         self.setWindowTitle(f"{loaded.info.path.name} — kobold-gui {__version__}")
         self.settings.remember(loaded.info.path, loaded.launch.config)
+        self.benchmark.set_model_ready(True)
+        self._show_kept_sweep(loaded)
         self.split_editor.set_measured(_measured_text(loaded))
         self.gpu_monitor.poll_now()
         self._refresh_recent()
@@ -385,6 +401,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.hide()
         self.progress.hide()
         self.chat.set_model_ready(still_loaded is not None)
+        self.benchmark.set_model_ready(still_loaded is not None)
         self.unload_button.setEnabled(still_loaded is not None)
         self._update_launch_preview()
         state = (
@@ -401,6 +418,7 @@ class MainWindow(QMainWindow):
 
     def _unloaded(self) -> None:
         self.loaded = None
+        self.benchmark.set_model_ready(False)
         self.chat.set_model_ready(False)
         self.unload_button.setEnabled(False)
         self.load_status.setText("No model loaded.")
@@ -417,6 +435,54 @@ class MainWindow(QMainWindow):
         self.chat.finish_reply(result)
         self.unload_button.setEnabled(self.loaded is not None)
         self._update_launch_preview()
+
+    # -- batch-size sweep -------------------------------------------------------------------
+    def _sweep_identity(self, loaded: LoadedModel) -> dict[str, object] | None:
+        if self.backend is None:
+            return None
+        return sweep_identity(self.inventory, self.backend, loaded.launch)
+
+    def _show_kept_sweep(self, loaded: LoadedModel) -> None:
+        identity = self._sweep_identity(loaded)
+        rows = load_sweep(identity) if identity else None
+        self.benchmark.set_rows(rows or [])
+        self._measured_to_slider()
+
+    def _measured_to_slider(self) -> None:
+        self.launch.batch.set_measured(
+            {b: (r.prompt_tps, r.gen_tps) for b, r in self.benchmark.measured_by_blas().items()}
+        )
+
+    def run_sweep(self, prompt: int, gen: int) -> None:
+        loaded = self.loaded
+        if loaded is None or self.chat.streaming or self.loading or self.sweeping:
+            self.benchmark.status.setText("Load a model first (and let a reply finish).")
+            return
+        prompt = min(prompt, loaded.n_ctx - gen - 2)
+        candidates = [
+            c for c in candidates_from(n_gpus=len(self.inventory.gpus)) if c.n_batch <= loaded.n_ctx
+        ]
+        if prompt < 16 or not candidates:
+            self.benchmark.status.setText("The context is too small for a sweep.")
+            return
+        self.sweeping = True
+        self.chat.set_model_ready(False)
+        self.load_button.setEnabled(False)
+        self.unload_button.setEnabled(False)
+        self.benchmark.started(len(candidates))
+        self.engine.sweep(candidates, prompt, gen)
+
+    def _sweep_finished(self, rows: list[SweepRow]) -> None:
+        self.sweeping = False
+        self.benchmark.finished(rows)
+        self.chat.set_model_ready(self.loaded is not None)
+        self.unload_button.setEnabled(self.loaded is not None)
+        self._update_launch_preview()
+        if self.loaded is not None and rows:
+            identity = self._sweep_identity(self.loaded)
+            if identity:
+                save_sweep(identity, rows)
+        self._measured_to_slider()
 
     def _reply_failed(self, message: str) -> None:
         self.chat.fail_reply(message)

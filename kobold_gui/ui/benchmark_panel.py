@@ -1,0 +1,232 @@
+"""The batch-size sweep in the window: run it on the loaded model (worker thread, progress,
+Cancel), see prompt speed, generation speed and memory against the batch size, one line per
+policy, the seed rule's points marked and the measured policy's pick highlighted; hovering a
+point shows its numbers. Results can be exported as CSV or JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kobold_gui.core.sweep import (
+    DEFAULT_GEN_TOKENS,
+    DEFAULT_PROMPT_TOKENS,
+    DEFAULT_SHARE,
+    SweepRow,
+    choose_pair,
+    rows_to_csv,
+)
+
+STYLES = {  # kind -> (pen colour, symbol, legend name)
+    "koboldcpp": ("#1a5fb4", "o", "KoboldCPP rule (seed)"),
+    "tied": ("#e66100", "t", "tied (ubatch = batch)"),
+    "pair": ("#613583", "s", "other pairs"),
+}
+PLOTS = (
+    ("prompt_tps", "prompt tokens/s"),
+    ("gen_tps", "generation tokens/s"),
+    ("memory_mib", "compute + KV MiB"),
+)
+
+
+def _value(row: SweepRow, key: str) -> float:
+    return row.memory_bytes / 2**20 if key == "memory_mib" else float(getattr(row, key))
+
+
+class BenchmarkPanel(QWidget):
+    runRequested = Signal(int, int)  # prompt tokens, generation steps
+    cancelRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[SweepRow] = []
+        self.pick: SweepRow | None = None
+        self.expected = 0
+        self.budget: int | None = None
+        self.prompt = QSpinBox()
+        self.prompt.setRange(16, 1 << 20)
+        self.prompt.setValue(DEFAULT_PROMPT_TOKENS)
+        self.gen = QSpinBox()
+        self.gen.setRange(1, 4096)
+        self.gen.setValue(DEFAULT_GEN_TOKENS)
+        self.share = QDoubleSpinBox()
+        self.share.setRange(10, 100)
+        self.share.setValue(DEFAULT_SHARE * 100)
+        self.share.setSuffix(" % of the best generation speed")
+        self.run_button = QPushButton("Run sweep")
+        self.run_button.setObjectName("runSweep")
+        self.run_button.setEnabled(False)  # until a model is loaded
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.status = QLabel(
+            "Load a model, then run the sweep: each pair runs on a fresh "
+            "context of the loaded model."
+        )
+        self.status.setObjectName("sweepStatus")
+        self.status.setWordWrap(True)
+        self.export_csv = QPushButton("Export CSV…")
+        self.export_json = QPushButton("Export JSON…")
+        for b in (self.export_csv, self.export_json):
+            b.setEnabled(False)
+        form = QFormLayout()
+        form.addRow("Prompt tokens", self.prompt)
+        form.addRow("Generation steps", self.gen)
+        form.addRow("Measured policy keeps", self.share)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        exports = QHBoxLayout()
+        exports.addWidget(self.export_csv)
+        exports.addWidget(self.export_json)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        self.plots: dict[str, pg.PlotWidget] = {}
+        for key, title in PLOTS:
+            plot = pg.PlotWidget(title=title)
+            plot.setBackground(None)
+            plot.setFixedHeight(150)
+            plot.setLogMode(x=True, y=False)
+            plot.setLabel("bottom", "n_batch")
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            if key == "prompt_tps":
+                plot.addLegend(offset=(5, 5), labelTextSize="7pt")
+            self.plots[key] = plot
+            layout.addWidget(plot)
+        layout.addLayout(exports)
+        self.run_button.clicked.connect(
+            lambda: self.runRequested.emit(self.prompt.value(), self.gen.value())
+        )
+        self.cancel_button.clicked.connect(self.cancelRequested)
+        self.share.valueChanged.connect(lambda _v: self.set_rows(self.rows))
+        self.export_csv.clicked.connect(self._export_csv)
+        self.export_json.clicked.connect(self._export_json)
+
+    # -- running --------------------------------------------------------------------------
+    def started(self, count: int) -> None:
+        self.expected = count
+        self.rows = []
+        self.progress.setRange(0, count)
+        self.progress.setValue(0)
+        self.progress.show()
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText(f"Measuring {count} (n_batch, n_ubatch) pairs…")
+        self.set_rows([])
+
+    def add_row(self, index: int, row: SweepRow) -> None:
+        self.progress.setValue(index + 1)
+        self.set_rows([*self.rows, row])
+
+    def finished(self, rows: list[SweepRow]) -> None:
+        self.progress.hide()
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.set_rows(rows)
+        if len(rows) < self.expected:
+            self.status.setText(
+                f"Cancelled after {len(rows)} of {self.expected} pairs. " + self.status.text()
+            )
+
+    def set_model_ready(self, ready: bool) -> None:
+        self.run_button.setEnabled(ready)
+
+    # -- drawing ----------------------------------------------------------------------
+    def set_rows(self, rows: list[SweepRow]) -> None:
+        self.rows = list(rows)
+        self.pick, why = choose_pair(self.rows, self.budget, self.share.value() / 100)
+        if self.rows:
+            self.status.setText(f"Measured policy: {why}.")
+        for b in (self.export_csv, self.export_json):
+            b.setEnabled(bool(self.rows))
+        for key, plot in self.plots.items():
+            plot.clear()
+            for kind, (color, symbol, name) in STYLES.items():
+                points = sorted(
+                    (r for r in self.rows if r.kind == kind and r.error is None),
+                    key=lambda r: r.n_batch,
+                )
+                if not points:
+                    continue
+                xs = [r.n_batch for r in points]
+                ys = [_value(r, key) for r in points]
+                plot.plot(xs, ys, pen=pg.mkPen(color, width=1.5), name=name)
+                plot.addItem(
+                    pg.ScatterPlotItem(
+                        x=[math.log10(x) for x in xs],
+                        y=ys,
+                        symbol=symbol,
+                        size=8,
+                        brush=pg.mkBrush(color),
+                        hoverable=True,
+                        data=points,
+                        tip=lambda x, y, data: _tip(data),
+                    )
+                )
+            if self.pick is not None:
+                plot.addItem(
+                    pg.ScatterPlotItem(
+                        x=[math.log10(self.pick.n_batch)],
+                        y=[_value(self.pick, key)],
+                        symbol="star",
+                        size=18,
+                        brush=pg.mkBrush("#f6d32d"),
+                        pen=pg.mkPen("#000"),
+                        hoverable=True,
+                        data=[self.pick],
+                        tip=lambda x, y, data: "chosen: " + _tip(data),
+                    )
+                )
+
+    def measured_by_blas(self) -> dict[int, SweepRow]:
+        """The seed rule's measured point for each BLAS size, for the slider's label."""
+        return {r.n_batch: r for r in self.rows if r.kind == "koboldcpp" and r.error is None}
+
+    # -- export -----------------------------------------------------------------------
+    def _export_csv(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export sweep", "sweep.csv", "CSV (*.csv)")
+        if path:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(rows_to_csv(self.rows))
+
+    def _export_json(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export sweep", "sweep.json", "JSON (*.json)")
+        if path:
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(
+                    {
+                        "rows": [asdict(r) for r in self.rows],
+                        "measured_policy": asdict(self.pick) if self.pick else None,
+                    },
+                    f,
+                    indent=2,
+                )
+
+
+def _tip(row: SweepRow) -> str:
+    return (
+        f"n_batch {row.n_batch}, n_ubatch {row.n_ubatch} ({row.kind})\n"
+        f"prompt {row.prompt_tps:.0f} t/s, generation {row.gen_tps:.1f} t/s\n"
+        f"first token {row.ttft_s * 1000:.0f} ms, compute + KV "
+        f"{row.memory_bytes / 2**20:.0f} MiB"
+    )
