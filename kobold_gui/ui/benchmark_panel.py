@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kobold_gui.core.batching import BLAS_STOPS
 from kobold_gui.core.sweep import (
     DEFAULT_GEN_TOKENS,
     DEFAULT_PROMPT_TOKENS,
@@ -109,11 +110,15 @@ class BenchmarkPanel(QWidget):
             plot.setLogMode(x=True, y=False)
             plot.setLabel("bottom", "n_batch")
             plot.showGrid(x=True, y=True, alpha=0.2)
+            # Ticks at the slider's stops (the log axis would label 2·10², 3·10², ...).
+            ticks = [(math.log10(b), str(b)) for b in BLAS_STOPS if b >= 64]
+            plot.getPlotItem().getAxis("bottom").setTicks([ticks, []])
             if key == "prompt_tps":
-                plot.addLegend(offset=(5, 5), labelTextSize="7pt")
+                plot.addLegend(offset=(-5, -5), labelTextSize="7pt")
             self.plots[key] = plot
             layout.addWidget(plot)
         layout.addLayout(exports)
+        layout.addStretch(1)
         self.run_button.clicked.connect(
             lambda: self.runRequested.emit(self.prompt.value(), self.gen.value())
         )

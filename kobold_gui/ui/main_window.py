@@ -419,6 +419,7 @@ class MainWindow(QMainWindow):
     def _unloaded(self) -> None:
         self.loaded = None
         self.benchmark.set_model_ready(False)
+        self.split_editor.set_measured("")
         self.chat.set_model_ready(False)
         self.unload_button.setEnabled(False)
         self.load_status.setText("No model loaded.")

@@ -87,6 +87,9 @@ class SplitEditor(QWidget):
         self.summary = QLabel("Choose a model to see its memory plan.")
         self.summary.setObjectName("planSummary")
         self.summary.setWordWrap(True)
+        self.measured = QLabel()
+        self.measured.setObjectName("planMeasured")
+        self.measured.setWordWrap(True)
         self.cpu = QLabel()
         self.cpu.setObjectName("planCpu")
         self.cpu.setWordWrap(True)
@@ -108,6 +111,7 @@ class SplitEditor(QWidget):
         layout.addWidget(self.auto_split)
         layout.addWidget(self.cpu)
         layout.addWidget(self.warnings)
+        layout.addWidget(self.measured)
         layout.addWidget(legend)
         self.auto_split.toggled.connect(self._auto_toggled)
 
@@ -151,7 +155,8 @@ class SplitEditor(QWidget):
         self.warnings.setText("\n".join(plan.messages))
 
     def set_measured(self, text: str) -> None:
-        self.summary.setText(f"{self.summary.text()}\nMeasured after load: {text}")
+        """llama.cpp's own sizes after a load, beside the plan ('' clears them)."""
+        self.measured.setText(f"Measured after load: {text}" if text else "")
 
     def _ensure_rows(self, count: int) -> None:
         while len(self.bars) < count:

@@ -61,7 +61,7 @@ def test_pick_slide_load_chat_stop(qtbot: QtBot, tiny_model: Path) -> None:
     assert window.loaded is not None
     assert (window.loaded.n_batch, window.loaded.n_ubatch) == (2048, 1024)
     assert "n_ubatch 1024" in window.load_status.text()
-    measured = window.split_editor.summary.text()
+    measured = window.split_editor.measured.text()
     assert "Measured after load:" in measured and "CPU" in measured  # llama.cpp's own sizes
 
     window.sampling = SamplingParams(max_tokens=100_000)
