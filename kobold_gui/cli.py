@@ -178,7 +178,30 @@ def _resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLa
         inventory = open_inventory()
         report = hardware_report(inventory.snapshot(), backend)
         inventory.close()
-    return resolve_launch(config, path, info, backend.gpu_offload, report, _assumed_gpus(args))
+    assumed = _assumed_gpus(args)
+    measured: list[tuple[int, int]] = []
+    if config.batchpolicy == "measured":  # the kept sweep for this model and these settings
+        from dataclasses import replace
+
+        from kobold_gui.core.gpus import open_inventory
+        from kobold_gui.core.sweep import choose_pair, load_sweep, sweep_identity
+
+        seed = resolve_launch(
+            replace(config, batchpolicy="koboldcpp"),
+            path,
+            info,
+            backend.gpu_offload,
+            report,
+            assumed,
+        )
+        rows = load_sweep(sweep_identity(open_inventory().snapshot(), backend, seed)) or []
+        pick, _why = choose_pair(rows)
+        if pick is not None:
+            rest = sorted(
+                (r for r in rows if r.error is None and r != pick), key=lambda r: -r.prompt_tps
+            )
+            measured = [(r.n_batch, r.n_ubatch) for r in (pick, *rest)]
+    return resolve_launch(config, path, info, backend.gpu_offload, report, assumed, measured)
 
 
 def show_config(args: argparse.Namespace) -> int:

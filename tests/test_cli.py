@@ -234,3 +234,26 @@ def test_benchmark_bad_input_is_one_line(tiny_model: Path, args: list[str], word
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
+
+
+def test_measured_policy_uses_the_kept_sweep(tiny_model: Path) -> None:
+    common = ["--model", str(tiny_model), "--contextsize", "1024"]
+    missing = run("--show-config", "--batch-policy", "measured", *common)
+    assert missing.returncode == 2 and "run the sweep first" in missing.stderr
+    bench = run(
+        "--benchmark",
+        "--json",
+        "--pairs",
+        "256:256,512:128",
+        "--prompt-tokens",
+        "256",
+        "--gen-tokens",
+        "4",
+        *common,
+    )
+    assert bench.returncode == 0, bench.stderr
+    pick = json.loads(bench.stdout)["measured_policy"]
+    shown = run("--show-config", "--json", "--batch-policy", "measured", *common)
+    assert shown.returncode == 0, shown.stderr
+    eff = json.loads(shown.stdout)["effective"]
+    assert (eff["n_batch"], eff["n_ubatch"]) == (pick["n_batch"], pick["n_ubatch"])

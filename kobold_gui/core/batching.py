@@ -63,7 +63,38 @@ class TiedPolicy:
         return None
 
 
-_ALL: tuple[BatchPolicy, ...] = (KoboldRule(), TiedPolicy())
+@dataclass(frozen=True)
+class CustomPolicy:
+    """Both set by hand, as llama.cpp allows: n_batch = B, n_ubatch as given."""
+
+    ubatch: int = 512
+    name: str = "custom"
+    title: str = "Custom (ubatch set by hand)"
+
+    def pair(self, blas: int) -> tuple[int, int]:
+        return blas, self.ubatch
+
+    def why(self, blas: int) -> str | None:
+        return f"ubatch set by hand to {self.ubatch}"
+
+
+@dataclass(frozen=True)
+class MeasuredPolicy:
+    """The pair a sweep on this machine picked (core/sweep.py: choose_pair); B is ignored."""
+
+    n_batch: int = 512
+    n_ubatch: int = 512
+    name: str = "measured"
+    title: str = "Measured (from the benchmark)"
+
+    def pair(self, blas: int) -> tuple[int, int]:
+        return self.n_batch, self.n_ubatch
+
+    def why(self, blas: int) -> str | None:
+        return "measured on this machine"
+
+
+_ALL: tuple[BatchPolicy, ...] = (KoboldRule(), TiedPolicy(), CustomPolicy(), MeasuredPolicy())
 POLICIES: dict[str, BatchPolicy] = {p.name: p for p in _ALL}
 DEFAULT_POLICY = "koboldcpp"
 

@@ -6,11 +6,20 @@ values the engine then passes (and a test reads back from the loaded context).""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kobold_gui.core.batching import BatchPlan, effective_batch
+from kobold_gui.core.batching import (
+    BLAS_STOPS,
+    BatchPlan,
+    BatchPolicy,
+    CustomPolicy,
+    KoboldRule,
+    MeasuredPolicy,
+    effective_batch,
+    get_policy,
+)
 from kobold_gui.core.gguf_info import GGUFInfo
 from kobold_gui.core.hardware import HardwareReport, select_devices
 from kobold_gui.core.memory_plan import (
@@ -100,16 +109,24 @@ def resolve_launch(
     gpu_offload: bool,
     hardware: HardwareReport | None = None,
     assumed_gpus: Sequence[GpuBudget] | None = None,
+    measured: Sequence[tuple[int, int]] = (),
 ) -> ResolvedLaunch:
     """Everything llama.cpp will be given, and the memory plan behind it.
 
     GPU layers -1 means automatic: the most layers that fit the GPUs (real ones from
     `hardware`, or `assumed_gpus` for what-if questions) with the margin. Raises ConfigError
-    for settings this machine cannot satisfy (a GPU that does not exist, a bad split)."""
+    for settings this machine cannot satisfy (a GPU that does not exist, a bad split).
+
+    `measured` holds the (n_batch, n_ubatch) pairs of a sweep, the measured policy's pick
+    first, then the others from the fastest prompt down: when the pick does not fit the
+    GPUs, the launch steps down to the first that does (and says so). The seed rule is
+    never changed silently: when its pair does not fit, the note names the largest BLAS
+    size that would."""
     n_ctx = config.contextsize
     n_ctx_effective = -(-n_ctx // CTX_PAD) * CTX_PAD
+    policy = policy_for(config, measured)
     # llama.cpp clamps n_batch by the n_ctx it is given, before padding n_ctx.
-    batch = effective_batch(config.blasbatchsize, n_ctx, config.batchpolicy)
+    batch = effective_batch(config.blasbatchsize, n_ctx, policy)
     if config.kvtype != "f16" and config.flashattention == "off":
         raise ConfigError("a quantized KV cache needs flash attention (auto or on)")
     choice = select_devices(config.gpus, config.maingpu, hardware)
@@ -140,15 +157,34 @@ def resolve_launch(
             margin=config.vrammargin * MiB,
         )
         try:
-            if config.gpulayers < 0:
-                plan, note = auto_gpu_layers(info, base, budgets)
-                n_gpu_layers = plan.request.n_gpu_layers
-                note = f"automatic: {note}"
-                split = plan.request.tensor_split if len(budgets) > 1 else None
-            else:
-                plan = plan_memory(info, base, budgets)
+            plan, note = _plan_gpus(info, base, budgets, auto=config.gpulayers < 0)
+            if not _fits_fully(plan, info, config) and config.batchpolicy == "measured":
+                for n_b, n_u in measured[1:]:
+                    smaller = effective_batch(n_b, n_ctx, MeasuredPolicy(n_b, n_u))
+                    if smaller.n_ubatch >= batch.n_ubatch:
+                        continue
+                    p2, note2 = _plan_gpus(
+                        info,
+                        replace(base, n_ubatch=smaller.n_ubatch),
+                        budgets,
+                        auto=config.gpulayers < 0,
+                    )
+                    if _fits_fully(p2, info, config):
+                        note = (
+                            f"{note2}; stepped down from the measured pair "
+                            f"{batch.n_batch}:{batch.n_ubatch} to {n_b}:{n_u}, which fits"
+                        )
+                        plan, batch = p2, smaller
+                        break
+            elif not _fits_fully(plan, info, config) and config.batchpolicy == "koboldcpp":
+                hint = _largest_fitting_blas(info, base, budgets, config, n_ctx)
+                if hint is not None:
+                    note += f"; BLAS {hint} would fit every layer"
         except PlanError as e:
             raise ConfigError(str(e)) from None
+        n_gpu_layers = plan.request.n_gpu_layers
+        if config.gpulayers < 0:
+            split = plan.request.tensor_split if len(budgets) > 1 else None
     elif info is not None:  # no GPU to plan for: the CPU's share of RAM
         cpu_only = PlanRequest(
             n_gpu_layers=0,
@@ -176,6 +212,53 @@ def resolve_launch(
         offload_kqv=config.kvoffload == "on",
         plan=plan,
     )
+
+
+def policy_for(config: LaunchConfig, measured: Sequence[tuple[int, int]] = ()) -> BatchPolicy:
+    if config.batchpolicy == "custom":
+        return CustomPolicy(config.ubatch)
+    if config.batchpolicy == "measured":
+        if not measured:
+            raise ConfigError(
+                "the measured batch policy needs a benchmark of this model with these "
+                "settings: run the sweep first (Benchmark tab, or kobold-gui --benchmark)"
+            )
+        return MeasuredPolicy(*measured[0])
+    return get_policy(config.batchpolicy)
+
+
+def _plan_gpus(
+    info: GGUFInfo, base: PlanRequest, budgets: Sequence[GpuBudget], auto: bool
+) -> tuple[MemoryPlan, str]:
+    if auto:
+        plan, why = auto_gpu_layers(info, base, budgets)
+        return plan, f"automatic: {why}"
+    plan = plan_memory(info, base, budgets)
+    total = info.n_layers + 1
+    n = plan.request.n_gpu_layers
+    return plan, (f"all {total} layers" if n >= total else f"{n} of {total} layers")
+
+
+def _fits_fully(plan: MemoryPlan, info: GGUFInfo, config: LaunchConfig) -> bool:
+    """Fits, and (with automatic layers) with every layer on the GPUs."""
+    if not plan.fits:
+        return False
+    return config.gpulayers >= 0 or plan.request.n_gpu_layers >= info.n_layers + 1
+
+
+def _largest_fitting_blas(
+    info: GGUFInfo,
+    base: PlanRequest,
+    budgets: Sequence[GpuBudget],
+    config: LaunchConfig,
+    n_ctx: int,
+) -> int | None:
+    layers = base.n_gpu_layers if config.gpulayers >= 0 else info.n_layers + 1
+    for blas in sorted((b for b in BLAS_STOPS if b < config.blasbatchsize), reverse=True):
+        ub = effective_batch(blas, n_ctx, KoboldRule()).n_ubatch
+        if plan_memory(info, replace(base, n_ubatch=ub, n_gpu_layers=layers), budgets).fits:
+            return blas
+    return None
 
 
 def _budgets(hardware: HardwareReport | None, config: LaunchConfig) -> list[GpuBudget]:

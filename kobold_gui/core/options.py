@@ -100,8 +100,11 @@ OPTIONS: tuple[Option, ...] = (
            kobold_flag="--blasbatchsize", minimum=1, maximum=max(BLAS_STOPS)),
     Option("batchpolicy", str, DEFAULT_POLICY, "--batch-policy",
            "How B becomes (n_batch, n_ubatch): koboldcpp = ubatch capped at 1024; "
-           "tied = ubatch = B.",
+           "tied = ubatch = B; custom = --ubatch; measured = the benchmark's pick.",
            choices=tuple(POLICIES)),
+    Option("ubatch", int, 512, "--ubatch",
+           "n_ubatch for the custom batch policy (n_batch is the BLAS size).",
+           minimum=1, maximum=max(BLAS_STOPS)),
     Option("contextsize", int, 4096, "--contextsize",
            "Context size in tokens (llama.cpp rounds it up to a multiple of 256).",
            kobold_flag="--contextsize", minimum=256, maximum=1 << 20),
@@ -148,6 +151,7 @@ class LaunchConfig:
 
     blasbatchsize: int = DEFAULT_BLAS
     batchpolicy: str = DEFAULT_POLICY
+    ubatch: int = 512
     contextsize: int = 4096
     gpulayers: int = -1
     gpus: str = "all"

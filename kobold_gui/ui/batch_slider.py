@@ -10,6 +10,7 @@ from kobold_gui.core.batching import (
     BLAS_STOPS,
     DEFAULT_BLAS,
     DEFAULT_POLICY,
+    BatchPolicy,
     effective_batch,
     nearest_stop,
 )
@@ -21,7 +22,7 @@ class BatchSlider(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._n_ctx = 4096
-        self._policy = DEFAULT_POLICY
+        self._policy: str | BatchPolicy = DEFAULT_POLICY
         self._measured: dict[int, tuple[float, float]] = {}  # n_batch -> prompt, gen t/s
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setObjectName("blasSlider")
@@ -67,7 +68,7 @@ class BatchSlider(QWidget):
         self._n_ctx = n_ctx
         self._refresh()
 
-    def set_policy(self, policy: str) -> None:
+    def set_policy(self, policy: str | BatchPolicy) -> None:
         self._policy = policy
         self._refresh()
 
@@ -85,7 +86,8 @@ class BatchSlider(QWidget):
         plan = effective_batch(self.blas(), self._n_ctx, self._policy)
         self.value_label.setText(str(plan.blas))
         text = plan.label()
-        measured = self._measured.get(plan.n_batch)
-        if measured is not None and plan.policy == "koboldcpp":
+        # The sweep's numbers are for the seed rule's pairs: shown under that policy only.
+        measured = self._measured.get(plan.n_batch) if plan.policy == "koboldcpp" else None
+        if measured is not None:
             text += f"\nmeasured: {measured[0]:,.0f} prompt t/s, {measured[1]:.1f} generation t/s"
         self.effective_label.setText(text)

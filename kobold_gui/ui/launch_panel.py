@@ -8,7 +8,13 @@ from dataclasses import replace
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
-from kobold_gui.core.batching import POLICIES
+from kobold_gui.core.batching import (
+    POLICIES,
+    BatchPolicy,
+    CustomPolicy,
+    MeasuredPolicy,
+    get_policy,
+)
 from kobold_gui.core.options import OPTIONS_BY_NAME, LaunchConfig
 from kobold_gui.ui.batch_slider import BatchSlider
 
@@ -45,6 +51,8 @@ class LaunchPanel(QWidget):
         self._base = LaunchConfig()
         self.batch = BatchSlider()
         self.policy = _combo("batchpolicy", {p.name: p.title for p in POLICIES.values()})
+        self.ubatch = _spin("ubatch")
+        self._measured_pair: tuple[int, int] | None = None
         self.context = _spin("contextsize")
         self.context.setSingleStep(256)
         self.gpu_layers = _spin("gpulayers", special="auto")
@@ -66,6 +74,7 @@ class LaunchPanel(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("BLAS batch", self.batch)
         form.addRow("Batch policy", self.policy)
+        form.addRow("n_ubatch (custom)", self.ubatch)
         form.addRow("Context size", self.context)
         form.addRow("GPU layers", self.gpu_layers)
         form.addRow("", self.gpu_layers_note)
@@ -77,7 +86,7 @@ class LaunchPanel(QWidget):
         form.addRow("VRAM margin", self.margin)
 
         self.batch.blasChanged.connect(self._changed)
-        for spin in (self.context, self.gpu_layers, self.threads, self.margin):
+        for spin in (self.context, self.gpu_layers, self.threads, self.margin, self.ubatch):
             spin.valueChanged.connect(self._changed)
         for combo in self._combos():
             combo.currentIndexChanged.connect(self._changed)
@@ -91,6 +100,7 @@ class LaunchPanel(QWidget):
             self._base,
             blasbatchsize=self.batch.blas(),
             batchpolicy=str(self.policy.currentData()),
+            ubatch=self.ubatch.value(),
             contextsize=self.context.value(),
             gpulayers=self.gpu_layers.value(),
             threads=self.threads.value(),
@@ -105,6 +115,7 @@ class LaunchPanel(QWidget):
         self._base = config
         widgets = (
             self.batch.slider,
+            self.ubatch,
             self.context,
             self.gpu_layers,
             self.threads,
@@ -115,6 +126,7 @@ class LaunchPanel(QWidget):
             w.blockSignals(True)
         try:
             self.batch.set_blas(config.blasbatchsize)
+            self.ubatch.setValue(config.ubatch)
             self.context.setValue(config.contextsize)
             self.gpu_layers.setValue(config.gpulayers)
             self.threads.setValue(config.threads)
@@ -139,7 +151,21 @@ class LaunchPanel(QWidget):
     def set_gpu_layers_note(self, text: str) -> None:
         self.gpu_layers_note.setText(text)
 
+    def set_measured_pair(self, pair: tuple[int, int] | None) -> None:
+        """The benchmark's pick, for the measured policy (None: no sweep yet)."""
+        self._measured_pair = pair
+        self._changed()
+
+    def _policy(self) -> BatchPolicy:
+        name = str(self.policy.currentData())
+        if name == "custom":
+            return CustomPolicy(self.ubatch.value())
+        if name == "measured" and self._measured_pair is not None:
+            return MeasuredPolicy(*self._measured_pair)
+        return get_policy(name)
+
     def _changed(self, *_args: object) -> None:
-        self.batch.set_policy(str(self.policy.currentData()))
+        self.ubatch.setEnabled(self.policy.currentData() == "custom")
+        self.batch.set_policy(self._policy())
         self.batch.set_context(self.context.value())
         self.configChanged.emit(self.config())

@@ -280,7 +280,12 @@ class MainWindow(QMainWindow):
         report = hardware_report(self.inventory, self.backend, self.devices)
         try:
             return resolve_launch(
-                self.launch_config(), info.path, info, self.backend.gpu_offload, report
+                self.launch_config(),
+                info.path,
+                info,
+                self.backend.gpu_offload,
+                report,
+                measured=self.benchmark.measured_pairs(),
             )
         except ConfigError as e:
             self.launch.set_gpu_layers_note(str(e))
@@ -453,6 +458,8 @@ class MainWindow(QMainWindow):
         self.launch.batch.set_measured(
             {b: (r.prompt_tps, r.gen_tps) for b, r in self.benchmark.measured_by_blas().items()}
         )
+        pairs = self.benchmark.measured_pairs()
+        self.launch.set_measured_pair(pairs[0] if pairs else None)
 
     def run_sweep(self, prompt: int, gen: int) -> None:
         loaded = self.loaded

@@ -202,3 +202,50 @@ def test_kv_cache_in_ram_when_not_offloaded(model: GGUFInfo) -> None:
     on = plan_memory(model, PlanRequest(99, 8192, 512), gpus)
     off = plan_memory(model, PlanRequest(99, 8192, 512, offload_kqv=False), gpus)
     assert off.devices[0].kv == 0 and off.devices[-1].kv == on.devices[0].kv > 0
+
+
+def test_custom_policy_sets_ubatch_by_hand(model: GGUFInfo) -> None:
+    config = LaunchConfig(blasbatchsize=2048, batchpolicy="custom", ubatch=256)
+    launch = resolve_launch(config, model.path, model, False)
+    assert (launch.batch.n_batch, launch.batch.n_ubatch) == (2048, 256)
+
+
+def test_measured_policy_needs_a_sweep(model: GGUFInfo) -> None:
+    with pytest.raises(ConfigError, match="run the sweep first"):
+        resolve_launch(LaunchConfig(batchpolicy="measured"), model.path, model, False)
+    launch = resolve_launch(
+        LaunchConfig(batchpolicy="measured"), model.path, model, False, measured=[(2048, 1024)]
+    )
+    assert (launch.batch.n_batch, launch.batch.n_ubatch) == (2048, 1024)
+
+
+def _budget_between(model: GGUFInfo, small_ub: int, big_ub: int) -> list[GpuBudget]:
+    """One GPU whose free memory fits every layer with n_ubatch small_ub, not big_ub."""
+
+    def need(ub: int) -> int:
+        plan = plan_memory(model, PlanRequest(99, 8192, ub), [GpuBudget("x", 80 * GiB, 80 * GiB)])
+        return plan.devices[0].total + plan.request.margin
+
+    free = (need(small_ub) + need(big_ub)) // 2
+    return [GpuBudget("mid", 80 * GiB, free)]
+
+
+def test_measured_pair_steps_down_when_it_does_not_fit(model: GGUFInfo) -> None:
+    gpus = _budget_between(model, 512, 4096)
+    pairs = [(4096, 4096), (2048, 2048), (1024, 1024), (512, 512)]
+    config = LaunchConfig(batchpolicy="measured", contextsize=8192, gpulayers=99)
+    launch = resolve_launch(config, model.path, model, False, None, gpus, measured=pairs)
+    assert launch.plan is not None and launch.plan.fits
+    assert (
+        launch.batch.n_ubatch < 4096
+        and "stepped down from the measured pair 4096:4096" in launch.gpu_layers_note
+    )
+
+
+def test_seed_rule_is_not_changed_but_names_the_largest_blas_that_fits(model: GGUFInfo) -> None:
+    gpus = _budget_between(model, 512, 1024)
+    config = LaunchConfig(blasbatchsize=4096, contextsize=8192, gpulayers=99)
+    launch = resolve_launch(config, model.path, model, False, None, gpus)
+    assert (launch.batch.n_batch, launch.batch.n_ubatch) == (4096, 1024)  # unchanged
+    assert launch.plan is not None and not launch.plan.fits
+    assert "BLAS 512 would fit every layer" in launch.gpu_layers_note
