@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import llama_cpp
@@ -149,6 +149,7 @@ class GenerationResult:
     prompt_seconds: float
     generation_seconds: float
     stop_reason: str  # eos, length, stop_string, stopped, context_full
+    dropped_messages: int = 0  # oldest turns left out so that the conversation fits
 
     @property
     def tokens_per_s(self) -> float:
@@ -546,7 +547,29 @@ class Engine:
         on_text: Callable[[str], None],
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
-        return self.generate(self.chat_tokens(messages), params, on_text, cancel)
+        """Answer a conversation. When it outgrows the context, the oldest turns after the
+        system prompt are left out of what is sent (room is kept for the reply)."""
+        tokens, dropped = self.fit_conversation(messages, params.max_tokens)
+        result = self.generate(tokens, params, on_text, cancel)
+        return replace(result, dropped_messages=dropped) if dropped else result
+
+    def fit_conversation(
+        self, messages: Sequence[Message], reply_tokens: int
+    ) -> tuple[list[int], int]:
+        loaded = self._require()
+        room = max(loaded.n_ctx - min(reply_tokens, loaded.n_ctx // 4), 1)
+        system = [m for m in messages[:1] if m.role == "system"]
+        rest = list(messages[len(system) :])
+        dropped = 0
+        tokens = self.chat_tokens(messages)
+        while len(tokens) > room and len(rest) > 1:
+            rest.pop(0)
+            dropped += 1
+            if rest and rest[0].role == "assistant":  # keep turns whole: start with the user
+                rest.pop(0)
+                dropped += 1
+            tokens = self.chat_tokens(system + rest)
+        return tokens, dropped
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

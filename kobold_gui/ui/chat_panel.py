@@ -48,6 +48,7 @@ class ChatInput(QPlainTextEdit):
 class ChatPanel(QWidget):
     sendRequested = Signal(object)  # list[Message], the whole conversation to answer
     stopRequested = Signal()
+    newChatRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -132,6 +133,14 @@ class ChatPanel(QWidget):
         self.history.clear()
         self.transcript.clear()
         self.status.setText("New chat.")
+        self.newChatRequested.emit()
+
+    def show_conversation(self, history: list[Message], system_prompt: str) -> None:
+        """Show a saved conversation (replies still streaming when it was saved included)."""
+        self.history = list(history)
+        self.system_prompt.setText(system_prompt)
+        self._redraw()
+        self.status.setText("")
 
     def set_model_ready(self, ready: bool) -> None:
         self.model_ready = ready
@@ -162,10 +171,16 @@ class ChatPanel(QWidget):
             return
         self.streaming = False
         self.history.append(Message("assistant", self.reply))
+        dropped = (
+            f" · {result.dropped_messages} older messages left out of the context (still saved)"
+            if result.dropped_messages
+            else ""
+        )
         self.status.setText(
             f"{result.generated_tokens} tokens · {result.tokens_per_s:.1f} tokens/s · "
             f"first token {result.time_to_first_token_s * 1000:.0f} ms · "
-            f"prompt {result.prompt_tokens} tokens{STOP_REASONS.get(result.stop_reason, '')}"
+            f"context {result.prompt_tokens + result.generated_tokens} used"
+            f"{STOP_REASONS.get(result.stop_reason, '')}{dropped}"
         )
         self._update_buttons()
 

@@ -3,11 +3,14 @@ engine thread. It holds no inference logic of its own."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -22,6 +25,14 @@ from PySide6.QtWidgets import (
 )
 
 from kobold_gui import __version__
+from kobold_gui.core.chat_format import Message
+from kobold_gui.core.chat_store import (
+    ChatFileError,
+    ChatStore,
+    Conversation,
+    StoredMessage,
+    import_openai,
+)
 from kobold_gui.core.engine import (
     BackendInfo,
     GenerationResult,
@@ -42,6 +53,7 @@ from kobold_gui.core.sweep import SweepRow, candidates_from, load_sweep, save_sw
 from kobold_gui.ui.background import LatestJob, wait_for_background_jobs
 from kobold_gui.ui.benchmark_panel import BenchmarkPanel
 from kobold_gui.ui.chat_panel import ChatPanel
+from kobold_gui.ui.conversation_list import ConversationList
 from kobold_gui.ui.engine_thread import EngineController
 from kobold_gui.ui.gpu_panel import GpuPanel
 from kobold_gui.ui.gpu_poller import GpuMonitor
@@ -92,6 +104,10 @@ class MainWindow(QMainWindow):
         self.split_editor = SplitEditor()
         self.benchmark = BenchmarkPanel()
         self.sweeping = False
+        self.chats = ChatStore()
+        self.conversation = Conversation()
+        self.chat_list = ConversationList(self.chats)
+        self._last_save = 0.0
         self.tensor_split = ""  # the split editor's shares; "" = by free memory
         self.chat.system_prompt.setText(self.settings.system_prompt)
         self._build_layout()
@@ -117,6 +133,11 @@ class MainWindow(QMainWindow):
             )
         if settings_warning:
             self.statusBar().showMessage(settings_warning, 15000)
+        saved = self.chats.conversations()
+        if saved:  # reopen the last conversation
+            self.open_conversation(saved[0].id)
+        else:
+            self.chat_list.refresh()
         self.gpu_monitor = GpuMonitor(inventory or open_inventory(), parent=self)
         self.gpu_monitor.snapshot.connect(self._inventory_updated)
 
@@ -179,6 +200,7 @@ class MainWindow(QMainWindow):
         bench_scroll.setWidgetResizable(True)
         bench_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.tabs.addTab(bench_scroll, "Benchmark")
+        self.tabs.insertTab(1, self.chat_list, "Chats")
         self.tabs.setMinimumWidth(420)
         # Load, its progress and status stay in view whatever tab or scroll position.
         left = QWidget()
@@ -211,6 +233,20 @@ class MainWindow(QMainWindow):
         self.benchmark.cancelRequested.connect(self.engine.stop)
         self.engine.sweepRow.connect(self.benchmark.add_row)
         self.engine.sweepFinished.connect(self._sweep_finished)
+        self.engine.text.connect(self._reply_text)
+        self.chat.newChatRequested.connect(self.new_conversation)
+        self.chat_list.openRequested.connect(self.open_conversation)
+        self.chat_list.newRequested.connect(self.chat.new_chat)
+        self.chat_list.deleted.connect(self._conversation_deleted)
+        self.chat_list.exportRequested.connect(self.export_conversation)
+        self.chat_list.importRequested.connect(self.import_conversation)
+        for keys, action in (
+            ("Esc", self.chat.stop),
+            ("Ctrl+N", self.chat.new_chat),
+            ("Ctrl+F", self._focus_search),
+        ):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.activated.connect(action)
         self.load_button.clicked.connect(self.load_model)
         self.unload_button.clicked.connect(self.unload_model)
         self.cancel_button.clicked.connect(self.engine.cancel_load)
@@ -432,13 +468,113 @@ class MainWindow(QMainWindow):
         self._update_launch_preview()
 
     # -- chat -------------------------------------------------------------------------
+    # -- saved conversations -------------------------------------------------------------------
+    def open_conversation(self, conv_id: str) -> None:
+        if self.chat.streaming:
+            return
+        try:
+            conv = self.chats.load(conv_id)
+        except (ChatFileError, OSError) as e:
+            self.statusBar().showMessage(str(e), 10000)
+            self.chat_list.refresh()
+            return
+        self.conversation = conv
+        history = [
+            Message("user" if m.role == "user" else "assistant", m.content)
+            for m in conv.messages
+            if m.role in ("user", "assistant")
+        ]
+        self.chat.show_conversation(history, conv.system_prompt or self.settings.system_prompt)
+        self.chat_list.mark_current(conv)
+
+    def new_conversation(self) -> None:
+        self.conversation = Conversation()
+        self.chat_list.current_id = None
+        self.chat_list.refresh()
+
+    def _conversation_deleted(self, conv_id: str) -> None:
+        if conv_id == self.conversation.id:
+            self.chat.new_chat()
+
+    def _save_conversation(self) -> None:
+        try:
+            self.chats.save(self.conversation)
+        except OSError as e:
+            self.statusBar().showMessage(f"Chat not saved: {e}", 10000)
+        self._last_save = time.monotonic()
+
+    def _reply_text(self, chunk: str) -> None:
+        messages = self.conversation.messages
+        if messages and messages[-1].role == "assistant" and not messages[-1].complete:
+            messages[-1].content += chunk
+            if time.monotonic() - self._last_save >= 1.0:  # at most a second is ever lost
+                self._save_conversation()
+
+    def _focus_search(self) -> None:
+        self.tabs.setCurrentWidget(self.chat_list)
+        self.chat_list.search.setFocus()
+
+    def export_conversation(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export chat",
+            f"{self.conversation.display_title()}.md",
+            "Markdown (*.md);;JSON, OpenAI messages (*.json)",
+        )
+        if path:
+            self.write_export(Path(path))
+
+    def write_export(self, path: Path) -> None:
+        if path.suffix.lower() == ".json":
+            text = json.dumps(
+                {"messages": self.conversation.to_openai()}, indent=2, ensure_ascii=False
+            )
+        else:
+            text = self.conversation.to_markdown()
+        path.write_text(text, encoding="utf-8")
+
+    def import_conversation(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import chat", "", "JSON (*.json)")
+        if path:
+            self.read_import(Path(path))
+
+    def read_import(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            messages = data["messages"] if isinstance(data, dict) else data
+            conv = import_openai(messages, title=path.stem)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            self.statusBar().showMessage(f"Cannot import {path.name}: {e}", 10000)
+            return
+        self.chats.save(conv)
+        self.open_conversation(conv.id)
+
     def _send(self, messages: list[object]) -> None:
+        user = self.chat.history[-1]
+        self.conversation.system_prompt = self.chat.system_prompt.text().strip()
+        self.conversation.model = str(self.loaded.info.path) if self.loaded else None
+        self.conversation.messages.append(StoredMessage("user", user.content))
+        self.conversation.messages.append(StoredMessage("assistant", "", complete=False))
+        self._save_conversation()
+        self.chat_list.mark_current(self.conversation)
         self.load_button.setEnabled(False)
         self.unload_button.setEnabled(False)
         self.engine.send(messages, self.sampling)  # type: ignore[arg-type]
 
     def _reply_finished(self, result: GenerationResult) -> None:
         self.chat.finish_reply(result)
+        messages = self.conversation.messages
+        if messages and messages[-1].role == "assistant":
+            reply = messages[-1]
+            reply.content, reply.complete = result.text, True
+            reply.stats = {
+                "tokens_per_s": round(result.tokens_per_s, 2),
+                "time_to_first_token_s": round(result.time_to_first_token_s, 4),
+                "prompt_tokens": result.prompt_tokens,
+                "generated_tokens": result.generated_tokens,
+                "stop_reason": result.stop_reason,
+            }
+            self._save_conversation()
         self.unload_button.setEnabled(self.loaded is not None)
         self._update_launch_preview()
 
@@ -494,6 +630,10 @@ class MainWindow(QMainWindow):
 
     def _reply_failed(self, message: str) -> None:
         self.chat.fail_reply(message)
+        messages = self.conversation.messages
+        if len(messages) >= 2 and messages[-1].role == "assistant" and not messages[-1].complete:
+            del messages[-2:]  # the turn is undone; its text is back in the input box
+            self._save_conversation()
         self.unload_button.setEnabled(self.loaded is not None)
         self._update_launch_preview()
 

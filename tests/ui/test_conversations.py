@@ -1,0 +1,110 @@
+"""Saved conversations in the window: kept across a restart, replies saved with their stats,
+delete with undo, search, export/import, keyboard shortcuts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from kobold_gui.core.chat_store import ChatStore
+from kobold_gui.core.engine import SamplingParams
+from kobold_gui.ui.main_window import MainWindow
+
+
+def ready_window(qtbot: QtBot, model: Path) -> MainWindow:
+    window = MainWindow(initial_model=model)
+    qtbot.addWidget(window)
+    window.show()
+    window.activateWindow()  # shortcuts act in the active window
+    qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=10_000)
+    with qtbot.waitSignal(window.engine.loaded, timeout=30_000):
+        window.load_model()
+    window.sampling = SamplingParams(max_tokens=6)
+    return window
+
+
+def say(qtbot: QtBot, window: MainWindow, text: str) -> None:
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=20_000):
+        window.chat.input.setPlainText(text)
+        window.chat.send()
+
+
+def test_conversation_survives_a_restart_with_stats(qtbot: QtBot, tiny_model: Path) -> None:
+    window = ready_window(qtbot, tiny_model)
+    say(qtbot, window, "first question")
+    say(qtbot, window, "second question")
+    conv_id = window.conversation.id
+    window.close()
+
+    saved = ChatStore().load(conv_id)
+    assert [m.role for m in saved.messages] == ["user", "assistant"] * 2
+    assert all(m.complete for m in saved.messages)
+    assert saved.messages[1].stats and saved.messages[1].stats["generated_tokens"] > 0
+    assert saved.display_title() == "first question"
+
+    again = MainWindow(initial_model=tiny_model)  # reopens the last conversation
+    qtbot.addWidget(again)
+    assert again.conversation.id == conv_id
+    assert again.chat.history[0].content == "first question"
+    assert "second question" in again.chat.transcript.toPlainText()
+    again.close()
+
+
+def test_delete_undo_search_and_new_chat(qtbot: QtBot, tiny_model: Path) -> None:
+    window = ready_window(qtbot, tiny_model)
+    say(qtbot, window, "about owls")
+    owls = window.conversation.id
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)  # Ctrl+N
+    assert window.conversation.id != owls and not window.chat.history
+    say(qtbot, window, "about cats")
+    chats = window.chat_list
+    chats.search.setText("owls")
+    assert chats.list.count() == 1
+    chats.search.setText("")
+    assert chats.list.count() == 2
+    window.open_conversation(owls)
+    chats.delete()
+    assert chats.list.count() == 1 and chats.undo_button.isVisibleTo(chats)
+    assert window.conversation.id != owls  # the open chat was the deleted one
+    chats.undo()
+    assert chats.list.count() == 2 and window.conversation.id == owls
+    chats.rename("Owl facts")
+    assert "Owl facts" in chats.list.item(0).text() + chats.list.item(1).text()
+    window.close()
+
+
+def test_export_then_import_round_trips(qtbot: QtBot, tiny_model: Path, tmp_path: Path) -> None:
+    window = ready_window(qtbot, tiny_model)
+    window.chat.system_prompt.setText("Be kind.")
+    say(qtbot, window, "hello there")
+    window.write_export(tmp_path / "chat.json")
+    window.write_export(tmp_path / "chat.md")
+    data = json.loads((tmp_path / "chat.json").read_text())
+    assert data["messages"][0] == {"role": "system", "content": "Be kind."}
+    assert "## User" in (tmp_path / "chat.md").read_text()
+    original = window.conversation.id
+    window.read_import(tmp_path / "chat.json")
+    assert window.conversation.id != original
+    assert window.chat.history[0].content == "hello there"
+    assert window.chat.system_prompt.text() == "Be kind."
+    (tmp_path / "bad.json").write_text('[{"role": "wizard"}]')
+    window.read_import(tmp_path / "bad.json")
+    assert "Cannot import bad.json" in window.statusBar().currentMessage()
+    window.close()
+
+
+def test_escape_stops_a_reply(qtbot: QtBot, tiny_model: Path) -> None:
+    window = ready_window(qtbot, tiny_model)
+    window.sampling = SamplingParams(max_tokens=100_000)
+    with qtbot.waitSignal(window.engine.text, timeout=10_000):
+        window.chat.input.setPlainText("go on")
+        window.chat.send()
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=10_000) as done:
+        qtbot.keyClick(window.chat.input, Qt.Key.Key_Escape)
+    assert done.args[0].stop_reason == "stopped"
+    saved = ChatStore().load(window.conversation.id)
+    assert saved.messages[-1].complete and saved.messages[-1].content == done.args[0].text
+    window.close()
