@@ -38,6 +38,7 @@ class Conversation:
     model: str | None = None
     system_prompt: str = ""
     messages: list[StoredMessage] = field(default_factory=list)
+    sampling: dict[str, Any] = field(default_factory=dict)  # this chat's SamplingParams
 
     def display_title(self) -> str:
         if self.title:
@@ -69,7 +70,7 @@ def conversation_from_json(data: dict[str, Any]) -> Conversation:
     messages = [StoredMessage(**m) for m in data.get("messages", [])]
     fields = {
         k: data[k]
-        for k in ("id", "title", "created", "updated", "model", "system_prompt")
+        for k in ("id", "title", "created", "updated", "model", "system_prompt", "sampling")
         if k in data
     }
     return Conversation(messages=messages, **fields)

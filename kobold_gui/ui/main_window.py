@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -59,6 +60,7 @@ from kobold_gui.ui.gpu_panel import GpuPanel
 from kobold_gui.ui.gpu_poller import GpuMonitor
 from kobold_gui.ui.launch_panel import LaunchPanel
 from kobold_gui.ui.model_panel import ModelPanel
+from kobold_gui.ui.sampling_panel import SamplingPanel, params_from_dict
 from kobold_gui.ui.split_editor import SplitEditor
 
 CUDA_HINT = "For NVIDIA GPUs: KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup (see README)."
@@ -107,6 +109,7 @@ class MainWindow(QMainWindow):
         self.chats = ChatStore()
         self.conversation = Conversation()
         self.chat_list = ConversationList(self.chats)
+        self.sampling_panel = SamplingPanel()
         self._last_save = 0.0
         self.tensor_split = ""  # the split editor's shares; "" = by free memory
         self.chat.system_prompt.setText(self.settings.system_prompt)
@@ -200,7 +203,15 @@ class MainWindow(QMainWindow):
         bench_scroll.setWidgetResizable(True)
         bench_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.tabs.addTab(bench_scroll, "Benchmark")
-        self.tabs.insertTab(1, self.chat_list, "Chats")
+        chats_tab = QWidget()
+        chats_layout = QVBoxLayout(chats_tab)
+        chats_layout.setContentsMargins(0, 0, 0, 0)
+        chats_layout.addWidget(self.chat_list, 1)
+        sampling_box = QGroupBox("Sampling (this chat)")
+        QVBoxLayout(sampling_box).addWidget(self.sampling_panel)
+        chats_layout.addWidget(sampling_box)
+        self.chats_tab = chats_tab
+        self.tabs.insertTab(1, chats_tab, "Chats")
         self.tabs.setMinimumWidth(420)
         # Load, its progress and status stay in view whatever tab or scroll position.
         left = QWidget()
@@ -240,6 +251,7 @@ class MainWindow(QMainWindow):
         self.chat_list.deleted.connect(self._conversation_deleted)
         self.chat_list.exportRequested.connect(self.export_conversation)
         self.chat_list.importRequested.connect(self.import_conversation)
+        self.sampling_panel.changed.connect(self._sampling_changed)
         for keys, action in (
             ("Esc", self.chat.stop),
             ("Ctrl+N", self.chat.new_chat),
@@ -479,6 +491,8 @@ class MainWindow(QMainWindow):
             self.chat_list.refresh()
             return
         self.conversation = conv
+        self.sampling = params_from_dict(conv.sampling)
+        self.sampling_panel.set_params(self.sampling)
         history = [
             Message("user" if m.role == "user" else "assistant", m.content)
             for m in conv.messages
@@ -488,7 +502,7 @@ class MainWindow(QMainWindow):
         self.chat_list.mark_current(conv)
 
     def new_conversation(self) -> None:
-        self.conversation = Conversation()
+        self.conversation = Conversation(sampling=asdict(self.sampling))
         self.chat_list.current_id = None
         self.chat_list.refresh()
 
@@ -510,8 +524,14 @@ class MainWindow(QMainWindow):
             if time.monotonic() - self._last_save >= 1.0:  # at most a second is ever lost
                 self._save_conversation()
 
+    def _sampling_changed(self, params: SamplingParams) -> None:
+        self.sampling = params
+        self.conversation.sampling = asdict(params)
+        if self.conversation.messages:
+            self._save_conversation()
+
     def _focus_search(self) -> None:
-        self.tabs.setCurrentWidget(self.chat_list)
+        self.tabs.setCurrentWidget(self.chats_tab)
         self.chat_list.search.setFocus()
 
     def export_conversation(self) -> None:
@@ -553,6 +573,7 @@ class MainWindow(QMainWindow):
         user = self.chat.history[-1]
         self.conversation.system_prompt = self.chat.system_prompt.text().strip()
         self.conversation.model = str(self.loaded.info.path) if self.loaded else None
+        self.conversation.sampling = asdict(self.sampling)
         self.conversation.messages.append(StoredMessage("user", user.content))
         self.conversation.messages.append(StoredMessage("assistant", "", complete=False))
         self._save_conversation()

@@ -108,3 +108,27 @@ def test_escape_stops_a_reply(qtbot: QtBot, tiny_model: Path) -> None:
     saved = ChatStore().load(window.conversation.id)
     assert saved.messages[-1].complete and saved.messages[-1].content == done.args[0].text
     window.close()
+
+
+def test_sampling_settings_are_kept_per_conversation(qtbot: QtBot, tiny_model: Path) -> None:
+    from kobold_gui.ui.sampling_panel import PRESETS
+
+    window = ready_window(qtbot, tiny_model)
+    panel = window.sampling_panel
+    panel.preset.setCurrentIndex(panel.preset.findData("precise"))
+    panel._preset_chosen(panel.preset.currentIndex())
+    assert window.sampling.temperature == PRESETS["precise"].temperature
+    panel.max_tokens.setValue(5)
+    say(qtbot, window, "precise chat")
+    precise = window.conversation.id
+    assert window.chat.history[-1].role == "assistant"
+    window.chat.new_chat()
+    panel.temperature.setValue(1.3)
+    assert panel.preset.currentData() == ""  # no preset matches: "custom"
+    say(qtbot, window, "hot chat")
+    window.open_conversation(precise)
+    assert window.sampling.temperature == PRESETS["precise"].temperature
+    assert window.sampling.max_tokens == 5 and panel.temperature.value() == 0.2
+    panel.reset.click()
+    assert window.sampling.temperature == 0.7 and panel.preset.currentData() == "balanced"
+    window.close()
