@@ -27,6 +27,7 @@ class StoredMessage:
     created: float = field(default_factory=time.time)
     stats: dict[str, Any] | None = None  # tokens/s, TTFT, prompt and generated tokens
     complete: bool = True  # False while a reply streams (or when it was cut off)
+    alternatives: list[str] = field(default_factory=list)  # earlier versions (regenerate)
 
 
 @dataclass

@@ -49,6 +49,9 @@ class ChatPanel(QWidget):
     sendRequested = Signal(object)  # list[Message], the whole conversation to answer
     stopRequested = Signal()
     newChatRequested = Signal()
+    regenerateRequested = Signal()
+    editRequested = Signal()
+    versionRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +77,15 @@ class ChatPanel(QWidget):
         self.stop_button.setObjectName("stopButton")
         self.stop_button.setEnabled(False)
         self.new_button = QPushButton("New chat")
+        self.regenerate_button = QPushButton("Regenerate")
+        self.regenerate_button.setToolTip(
+            "Answer the last message again (Ctrl+R); the earlier reply stays browsable"
+        )
+        self.edit_button = QPushButton("Edit last")
+        self.edit_button.setToolTip("Put your last message back in the box to edit and resend")
+        self.version_button = QPushButton("Other version")
+        self.version_button.setToolTip("Show the other versions of the last reply")
+        self.version_button.hide()
         self.status = QLabel()
         self.status.setObjectName("chatStatus")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -84,6 +96,9 @@ class ChatPanel(QWidget):
         system_row.addWidget(self.new_button)
         buttons = QHBoxLayout()
         buttons.addWidget(self.status, 1)
+        buttons.addWidget(self.version_button)
+        buttons.addWidget(self.edit_button)
+        buttons.addWidget(self.regenerate_button)
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.send_button)
         layout = QVBoxLayout(self)
@@ -97,6 +112,9 @@ class ChatPanel(QWidget):
         self.send_button.clicked.connect(self.send)
         self.stop_button.clicked.connect(self.stop)
         self.new_button.clicked.connect(self.new_chat)
+        self.regenerate_button.clicked.connect(self.regenerateRequested)
+        self.edit_button.clicked.connect(self.editRequested)
+        self.version_button.clicked.connect(self.versionRequested)
 
         self._text_format = QTextCharFormat()
         self._text_format.setForeground(QColor(self.palette().text().color()))
@@ -200,6 +218,22 @@ class ChatPanel(QWidget):
     def _update_buttons(self) -> None:
         self.send_button.setEnabled(self.model_ready and not self.streaming)
         self.stop_button.setEnabled(self.streaming)
+        idle = not self.streaming
+        last = self.history[-1].role if self.history else None
+        self.regenerate_button.setEnabled(idle and self.model_ready and last == "assistant")
+        self.edit_button.setEnabled(idle and any(m.role == "user" for m in self.history))
+
+    def request_reply(self) -> None:
+        """Answer the conversation as it stands (after a regenerate)."""
+        if self.streaming or not self.model_ready:
+            return
+        self._redraw()
+        self._begin_reply()
+        self.sendRequested.emit(self.conversation())
+
+    def redraw(self) -> None:
+        self._redraw()
+        self._update_buttons()
 
     def _append_header(self, role: str) -> None:
         name, color = ROLE_STYLE[role]

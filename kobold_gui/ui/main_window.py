@@ -252,7 +252,11 @@ class MainWindow(QMainWindow):
         self.chat_list.exportRequested.connect(self.export_conversation)
         self.chat_list.importRequested.connect(self.import_conversation)
         self.sampling_panel.changed.connect(self._sampling_changed)
+        self.chat.regenerateRequested.connect(self.regenerate)
+        self.chat.editRequested.connect(self.edit_last)
+        self.chat.versionRequested.connect(self.next_version)
         for keys, action in (
+            ("Ctrl+R", self.regenerate),
             ("Esc", self.chat.stop),
             ("Ctrl+N", self.chat.new_chat),
             ("Ctrl+F", self._focus_search),
@@ -499,6 +503,7 @@ class MainWindow(QMainWindow):
             if m.role in ("user", "assistant")
         ]
         self.chat.show_conversation(history, conv.system_prompt or self.settings.system_prompt)
+        self._show_versions()
         self.chat_list.mark_current(conv)
 
     def new_conversation(self) -> None:
@@ -523,6 +528,59 @@ class MainWindow(QMainWindow):
             messages[-1].content += chunk
             if time.monotonic() - self._last_save >= 1.0:  # at most a second is ever lost
                 self._save_conversation()
+
+    def regenerate(self) -> None:
+        """Answer the last user message again; the earlier reply stays as a version."""
+        msgs = self.conversation.messages
+        if self.chat.streaming or not msgs or msgs[-1].role != "assistant":
+            return
+        old = msgs.pop()
+        self.chat.history.pop()
+        versions = [*old.alternatives, old.content]
+        self.conversation.messages.append(
+            StoredMessage("assistant", "", complete=False, alternatives=versions)
+        )
+        self._save_conversation()
+        self.chat.request_reply()
+
+    def edit_last(self) -> None:
+        """Take the last user message (and what followed) back into the input box."""
+        msgs = self.conversation.messages
+        if self.chat.streaming:
+            return
+        last_user = max((i for i, m in enumerate(msgs) if m.role == "user"), default=None)
+        if last_user is None:
+            return
+        text = msgs[last_user].content
+        del msgs[last_user:]
+        self.chat.history = [
+            Message("user" if m.role == "user" else "assistant", m.content)
+            for m in msgs
+            if m.role in ("user", "assistant")
+        ]
+        self.chat.redraw()
+        self.chat.input.setPlainText(text)
+        self.chat.input.setFocus()
+        self._save_conversation()
+
+    def next_version(self) -> None:
+        """Show the next version of the last reply (the current one becomes a version)."""
+        msgs = self.conversation.messages
+        if self.chat.streaming or not msgs or not msgs[-1].alternatives:
+            return
+        reply = msgs[-1]
+        reply.alternatives.append(reply.content)
+        reply.content = reply.alternatives.pop(0)
+        self.chat.history[-1] = Message("assistant", reply.content)
+        self.chat.redraw()
+        self._save_conversation()
+        self._show_versions()
+
+    def _show_versions(self) -> None:
+        msgs = self.conversation.messages
+        count = len(msgs[-1].alternatives) + 1 if msgs and msgs[-1].role == "assistant" else 1
+        self.chat.version_button.setVisible(count > 1)
+        self.chat.version_button.setText(f"Other version ({count})")
 
     def _sampling_changed(self, params: SamplingParams) -> None:
         self.sampling = params
@@ -570,12 +628,14 @@ class MainWindow(QMainWindow):
         self.open_conversation(conv.id)
 
     def _send(self, messages: list[object]) -> None:
-        user = self.chat.history[-1]
+        msgs = self.conversation.messages
         self.conversation.system_prompt = self.chat.system_prompt.text().strip()
         self.conversation.model = str(self.loaded.info.path) if self.loaded else None
         self.conversation.sampling = asdict(self.sampling)
-        self.conversation.messages.append(StoredMessage("user", user.content))
-        self.conversation.messages.append(StoredMessage("assistant", "", complete=False))
+        regenerating = bool(msgs) and msgs[-1].role == "assistant" and not msgs[-1].complete
+        if not regenerating:
+            msgs.append(StoredMessage("user", self.chat.history[-1].content))
+            msgs.append(StoredMessage("assistant", "", complete=False))
         self._save_conversation()
         self.chat_list.mark_current(self.conversation)
         self.load_button.setEnabled(False)
@@ -588,6 +648,7 @@ class MainWindow(QMainWindow):
         if messages and messages[-1].role == "assistant":
             reply = messages[-1]
             reply.content, reply.complete = result.text, True
+            self._show_versions()
             reply.stats = {
                 "tokens_per_s": round(result.tokens_per_s, 2),
                 "time_to_first_token_s": round(result.time_to_first_token_s, 4),

@@ -132,3 +132,30 @@ def test_sampling_settings_are_kept_per_conversation(qtbot: QtBot, tiny_model: P
     panel.reset.click()
     assert window.sampling.temperature == 0.7 and panel.preset.currentData() == "balanced"
     window.close()
+
+
+def test_regenerate_keeps_versions_and_edit_resends(qtbot: QtBot, tiny_model: Path) -> None:
+    window = ready_window(qtbot, tiny_model)
+    window.sampling = SamplingParams(max_tokens=6, seed=1)
+    say(qtbot, window, "name a fruit")
+    first = window.chat.history[-1].content
+    window.sampling = SamplingParams(max_tokens=6, seed=2)
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=20_000):
+        qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # Ctrl+R
+    second = window.chat.history[-1].content
+    msgs = window.conversation.messages
+    assert [m.role for m in msgs] == ["user", "assistant"] and msgs[-1].alternatives == [first]
+    assert second != first and window.chat.version_button.isVisibleTo(window.chat)
+    window.next_version()
+    assert window.chat.history[-1].content == first and msgs[-1].alternatives == [second]
+    saved = ChatStore().load(window.conversation.id)
+    assert saved.messages[-1].content == first and saved.messages[-1].alternatives == [second]
+
+    window.edit_last()
+    assert window.chat.input.toPlainText() == "name a fruit" and not window.chat.history
+    assert window.conversation.messages == []
+    window.chat.input.setPlainText("name a vegetable")
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=20_000):
+        window.chat.send()
+    assert window.conversation.messages[0].content == "name a vegetable"
+    window.close()
