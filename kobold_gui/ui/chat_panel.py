@@ -5,8 +5,19 @@ to the engine thread. Nothing the user typed is lost: a failed send puts the tex
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent, QTextCharFormat, QTextCursor
+import re
+import time
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import (
+    QColor,
+    QDesktopServices,
+    QFont,
+    QGuiApplication,
+    QKeyEvent,
+    QTextCharFormat,
+    QTextCursor,
+)
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -21,6 +32,8 @@ from PySide6.QtWidgets import (
 from kobold_gui.core.chat_format import Message
 from kobold_gui.core.engine import GenerationResult
 
+MARKDOWN_EVERY_S = 0.4
+CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 ROLE_STYLE = {"user": ("You", "#1a5fb4"), "assistant": ("Assistant", "#26a269")}
 STOP_REASONS = {
     "eos": "",
@@ -29,6 +42,16 @@ STOP_REASONS = {
     "stopped": " · stopped by you",
     "context_full": " · context full",
 }
+
+
+def _settled_length(text: str, start: int) -> int:
+    """How much of text[start:] ends with a blank line outside a fenced code block."""
+    cut = text.rfind("\n\n", start)
+    while cut >= start:
+        if text.count("```", 0, cut) % 2 == 0:
+            return cut + 2 - start
+        cut = text.rfind("\n\n", start, cut)
+    return 0
 
 
 class ChatInput(QPlainTextEdit):
@@ -65,7 +88,12 @@ class ChatPanel(QWidget):
         self.system_prompt.setPlaceholderText("System prompt (optional)")
         self.transcript = QTextBrowser()
         self.transcript.setObjectName("transcript")
-        self.transcript.setOpenExternalLinks(True)
+        self.transcript.setOpenLinks(False)  # copy: links are ours, others go to the browser
+        self.transcript.anchorClicked.connect(self._link_clicked)
+        self.code_blocks: dict[int, str] = {}
+        self._reply_start = 0
+        self._rendered_upto = 0
+        self._last_render = 0.0
         self.transcript.setPlaceholderText("Load a model, then type a message below.")
         self.input = ChatInput()
         self.input.setObjectName("chatInput")
@@ -169,24 +197,76 @@ class ChatPanel(QWidget):
         self.reply = ""
         self.streaming = True
         self._append_header("assistant")
+        self._reply_start = self.transcript.textCursor().position()
+        self._rendered_upto = 0  # characters of self.reply already rendered as Markdown
+        self._last_render = time.monotonic()
         self.status.setText("Thinking…")
         self._update_buttons()
 
     def append_text(self, chunk: str) -> None:
+        """Plain text goes in at once; a few times a second the paragraphs that are complete
+        (up to the last blank line outside a code block) are rendered as Markdown, once each.
+        The work per update stays small however long the reply grows."""
         if not self.streaming:
             return
         self.reply += chunk
         bar = self.transcript.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
-        cursor = self.transcript.textCursor()
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(chunk, self._text_format)
+        if time.monotonic() - self._last_render >= MARKDOWN_EVERY_S:
+            self._render_reply()
+        else:
+            cursor = self.transcript.textCursor()
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.insertText(chunk, self._text_format)
         if at_bottom:
             bar.setValue(bar.maximum())
+
+    def _render_reply(self, final: bool = False) -> None:
+        """Render the settled part of the reply as Markdown (the rest stays plain text until
+        it settles), keeping the reader's place when they scrolled up."""
+        pending = self.reply[self._rendered_upto :]
+        cut = len(pending) if final else _settled_length(self.reply, self._rendered_upto)
+        self._last_render = time.monotonic()
+        if cut <= 0:
+            return
+        bar = self.transcript.verticalScrollBar()
+        keep = bar.value()
+        cursor = self.transcript.textCursor()
+        cursor.setPosition(self._reply_start)
+        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
+        cursor.removeSelectedText()
+        if self._rendered_upto:
+            cursor.insertBlock()
+        cursor.insertMarkdown(self._with_copy_links(pending[:cut]))
+        self._reply_start = cursor.position()
+        self._rendered_upto += cut
+        if pending[cut:]:
+            cursor.insertText(pending[cut:], self._text_format)
+        bar.setValue(keep)
+
+    def _with_copy_links(self, text: str) -> str:
+        """A 'copy' link after each fenced code block (the transcript cannot hold buttons)."""
+
+        def add_link(match: re.Match[str]) -> str:
+            index = len(self.code_blocks)
+            self.code_blocks[index] = match.group(1)
+            return f"{match.group(0)}\n\n[⧉ copy code](copy:{index})\n"
+
+        return CODE_BLOCK.sub(add_link, text)
+
+    def _link_clicked(self, url: QUrl) -> None:
+        if url.scheme() == "copy":
+            code = self.code_blocks.get(int(url.path() or -1))
+            if code is not None:
+                QGuiApplication.clipboard().setText(code)
+                self.status.setText("Code copied.")
+        else:
+            QDesktopServices.openUrl(url)
 
     def finish_reply(self, result: GenerationResult) -> None:
         if not self.streaming:
             return
+        self._render_reply(final=True)
         self.streaming = False
         self.history.append(Message("assistant", self.reply))
         dropped = (
@@ -253,10 +333,14 @@ class ChatPanel(QWidget):
     def _append_message(self, role: str, text: str) -> None:
         self._append_header(role)
         cursor = self.transcript.textCursor()
-        cursor.insertText(text, self._text_format)
+        if role == "assistant":
+            cursor.insertMarkdown(self._with_copy_links(text))
+        else:
+            cursor.insertText(text, self._text_format)
         self.transcript.verticalScrollBar().setValue(self.transcript.verticalScrollBar().maximum())
 
     def _redraw(self) -> None:
         self.transcript.clear()
+        self.code_blocks.clear()
         for message in self.history:
             self._append_message(message.role, message.content)

@@ -21,3 +21,14 @@ def test_insert_text_keeps_the_refcount_of_none() -> None:
         cursor.insertText("y", fmt)
     gc.collect()
     assert sys.getrefcount(None) - before > -100
+
+
+def test_insert_markdown_keeps_the_refcount_of_none() -> None:
+    doc = QTextDocument()
+    cursor = QTextCursor(doc)
+    gc.collect()
+    before = sys.getrefcount(None)
+    for _ in range(2000):
+        cursor.insertMarkdown("**x**")
+    gc.collect()
+    assert sys.getrefcount(None) - before > -100
