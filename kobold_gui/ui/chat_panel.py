@@ -44,13 +44,20 @@ STOP_REASONS = {
 }
 
 
+SETTLE_AT_LINE_AFTER = 4000  # characters: then a line end will do (a long list, say)
+
+
 def _settled_length(text: str, start: int) -> int:
-    """How much of text[start:] ends with a blank line outside a fenced code block."""
-    cut = text.rfind("\n\n", start)
-    while cut >= start:
-        if text.count("```", 0, cut) % 2 == 0:
-            return cut + 2 - start
-        cut = text.rfind("\n\n", start, cut)
+    """How much of text[start:] ends with a blank line outside a fenced code block; when
+    the unrendered part grows long without one, the last line end outside a block."""
+    for sep in ("\n\n", "\n"):
+        if sep == "\n" and len(text) - start < SETTLE_AT_LINE_AFTER:
+            break
+        cut = text.rfind(sep, start)
+        while cut >= start:
+            if text.count("```", 0, cut) % 2 == 0:
+                return cut + len(sep) - start
+            cut = text.rfind(sep, start, cut)
     return 0
 
 

@@ -55,3 +55,15 @@ def test_long_reply_streams_without_long_stalls(qtbot: QtBot) -> None:
     panel.finish_reply(result(chunk * 150))
     assert len(panel.reply) > 40_000
     assert worst < 1.0  # a sanity bound: rendering must not grow without limit
+
+
+def test_settled_text_never_cuts_a_code_block() -> None:
+    from kobold_gui.ui.chat_panel import _settled_length
+
+    text = "para one\n\n```\ncode\n\nmore code\n"  # the fence is still open
+    assert text[: _settled_length(text, 0)] == "para one\n\n"
+    closed = text + "```\n\nafter"
+    assert closed[: _settled_length(closed, 0)].endswith("```\n\n")
+    long_list = "- item\n" * 1000  # no blank line: settles at a line end once long
+    assert _settled_length(long_list, 0) == len(long_list)
+    assert _settled_length("- item\n" * 10, 0) == 0
