@@ -548,8 +548,17 @@ class Engine:
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
         """Answer a conversation. When it outgrows the context, the oldest turns after the
-        system prompt are left out of what is sent (room is kept for the reply)."""
+        system prompt are left out of what is sent (room is kept for the reply).
+
+        A conversation that ends with an assistant message is continued: that message is
+        put after the generation prompt as the start of the reply (a prefill)."""
+        prefill = ""
+        if messages and messages[-1].role == "assistant":
+            prefill = messages[-1].content
+            messages = messages[:-1]
         tokens, dropped = self.fit_conversation(messages, params.max_tokens)
+        if prefill:
+            tokens += self.tokenize(prefill, add_special=False, parse_special=False)
         result = self.generate(tokens, params, on_text, cancel)
         return replace(result, dropped_messages=dropped) if dropped else result
 

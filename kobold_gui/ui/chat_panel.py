@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import QPoint, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
@@ -61,6 +61,10 @@ def _settled_length(text: str, start: int) -> int:
     return 0
 
 
+def stats_line(tokens: int, tokens_per_s: float, ttft_s: float) -> str:
+    return f"{tokens} tokens · {tokens_per_s:.1f} tokens/s · first token {ttft_s * 1000:.0f} ms"
+
+
 class ChatInput(QPlainTextEdit):
     """Enter sends, Shift+Enter adds a line."""
 
@@ -80,8 +84,10 @@ class ChatPanel(QWidget):
     stopRequested = Signal()
     newChatRequested = Signal()
     regenerateRequested = Signal()
+    continueRequested = Signal()
     editRequested = Signal()
     versionRequested = Signal()
+    deleteExchangeRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -98,6 +104,7 @@ class ChatPanel(QWidget):
         self.transcript.setOpenLinks(False)  # copy: links are ours, others go to the browser
         self.transcript.anchorClicked.connect(self._link_clicked)
         self.code_blocks: dict[int, str] = {}
+        self.stats: dict[int, str] = {}  # history index -> the reply's stats line
         self._reply_start = 0
         self._rendered_upto = 0
         self._last_render = 0.0
@@ -118,6 +125,8 @@ class ChatPanel(QWidget):
         )
         self.edit_button = QPushButton("Edit last")
         self.edit_button.setToolTip("Put your last message back in the box to edit and resend")
+        self.continue_button = QPushButton("Continue")
+        self.continue_button.setToolTip("Continue the last reply where it stopped")
         self.version_button = QPushButton("Other version")
         self.version_button.setToolTip("Show the other versions of the last reply")
         self.version_button.hide()
@@ -132,6 +141,7 @@ class ChatPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.status, 1)
         buttons.addWidget(self.version_button)
+        buttons.addWidget(self.continue_button)
         buttons.addWidget(self.edit_button)
         buttons.addWidget(self.regenerate_button)
         buttons.addWidget(self.stop_button)
@@ -150,6 +160,10 @@ class ChatPanel(QWidget):
         self.regenerate_button.clicked.connect(self.regenerateRequested)
         self.edit_button.clicked.connect(self.editRequested)
         self.version_button.clicked.connect(self.versionRequested)
+        self.continue_button.clicked.connect(self.continueRequested)
+        self.transcript.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.transcript.customContextMenuRequested.connect(self._context_menu)
+        self.n_ctx = 0  # of the loaded model, for the context meter
 
         self._text_format = QTextCharFormat()
         self._text_format.setForeground(QColor(self.palette().text().color()))
@@ -167,6 +181,7 @@ class ChatPanel(QWidget):
             self.status.setText("Load a model first; your message is kept.")
             return
         self.input.clear()
+        self.input.setFocus()
         self.history.append(Message("user", text))
         self._append_message("user", text)
         self._begin_reply()
@@ -184,13 +199,17 @@ class ChatPanel(QWidget):
         if self.streaming:
             self.stopRequested.emit()
         self.history.clear()
+        self.stats.clear()
         self.transcript.clear()
         self.status.setText("New chat.")
         self.newChatRequested.emit()
 
-    def show_conversation(self, history: list[Message], system_prompt: str) -> None:
+    def show_conversation(
+        self, history: list[Message], system_prompt: str, stats: dict[int, str] | None = None
+    ) -> None:
         """Show a saved conversation (replies still streaming when it was saved included)."""
         self.history = list(history)
+        self.stats = dict(stats or {})
         self.system_prompt.setText(system_prompt)
         self._redraw()
         self.status.setText("")
@@ -276,6 +295,10 @@ class ChatPanel(QWidget):
         self._render_reply(final=True)
         self.streaming = False
         self.history.append(Message("assistant", self.reply))
+        self.stats[len(self.history) - 1] = stats_line(
+            result.generated_tokens, result.tokens_per_s, result.time_to_first_token_s
+        )
+        self._append_stats(self.stats[len(self.history) - 1])
         dropped = (
             f" · {result.dropped_messages} older messages left out of the context (still saved)"
             if result.dropped_messages
@@ -284,7 +307,8 @@ class ChatPanel(QWidget):
         self.status.setText(
             f"{result.generated_tokens} tokens · {result.tokens_per_s:.1f} tokens/s · "
             f"first token {result.time_to_first_token_s * 1000:.0f} ms · "
-            f"context {result.prompt_tokens + result.generated_tokens} used"
+            f"context {result.prompt_tokens + result.generated_tokens}"
+            f"{f' / {self.n_ctx}' if self.n_ctx else ''} tokens"
             f"{STOP_REASONS.get(result.stop_reason, '')}{dropped}"
         )
         self._update_buttons()
@@ -308,6 +332,7 @@ class ChatPanel(QWidget):
         idle = not self.streaming
         last = self.history[-1].role if self.history else None
         self.regenerate_button.setEnabled(idle and self.model_ready and last == "assistant")
+        self.continue_button.setEnabled(idle and self.model_ready and last == "assistant")
         self.edit_button.setEnabled(idle and any(m.role == "user" for m in self.history))
 
     def request_reply(self) -> None:
@@ -317,6 +342,33 @@ class ChatPanel(QWidget):
         self._redraw()
         self._begin_reply()
         self.sendRequested.emit(self.conversation())
+
+    def continue_reply(self) -> None:
+        """Continue the last reply: new text is added to it."""
+        if self.streaming or not self.model_ready or not self.history:
+            return
+        if self.history[-1].role != "assistant":
+            return
+        previous = self.history.pop()
+        self.stats.pop(len(self.history), None)
+        self._redraw()
+        self._begin_reply()
+        self.reply = previous.content
+        self._render_reply(final=True)
+        self.streaming = True
+        self.sendRequested.emit([*self.conversation(), previous])
+
+    def _context_menu(self, pos: QPoint) -> None:
+        menu = self.transcript.createStandardContextMenu()
+        last = next((m for m in reversed(self.history) if m.role == "assistant"), None)
+        if last is not None:
+            menu.addSeparator()
+            menu.addAction(
+                "Copy the last reply", lambda: QGuiApplication.clipboard().setText(last.content)
+            )
+        if self.history and not self.streaming:
+            menu.addAction("Delete the last exchange", self.deleteExchangeRequested.emit)
+        menu.exec(self.transcript.viewport().mapToGlobal(pos))
 
     def redraw(self) -> None:
         self._redraw()
@@ -349,5 +401,16 @@ class ChatPanel(QWidget):
     def _redraw(self) -> None:
         self.transcript.clear()
         self.code_blocks.clear()
-        for message in self.history:
+        for i, message in enumerate(self.history):
             self._append_message(message.role, message.content)
+            if i in self.stats:
+                self._append_stats(self.stats[i])
+
+    def _append_stats(self, text: str) -> None:
+        cursor = self.transcript.textCursor()
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertBlock()
+        small = QTextCharFormat()
+        small.setForeground(QColor("#77767b"))
+        small.setFontPointSize(max(7.0, self.font().pointSizeF() - 1))
+        cursor.insertText(text, small)

@@ -53,7 +53,7 @@ from kobold_gui.core.settings import SettingsStore
 from kobold_gui.core.sweep import SweepRow, candidates_from, load_sweep, save_sweep, sweep_identity
 from kobold_gui.ui.background import LatestJob, wait_for_background_jobs
 from kobold_gui.ui.benchmark_panel import BenchmarkPanel
-from kobold_gui.ui.chat_panel import ChatPanel
+from kobold_gui.ui.chat_panel import ChatPanel, stats_line
 from kobold_gui.ui.conversation_list import ConversationList
 from kobold_gui.ui.engine_thread import EngineController
 from kobold_gui.ui.gpu_panel import GpuPanel
@@ -111,6 +111,7 @@ class MainWindow(QMainWindow):
         self.chat_list = ConversationList(self.chats)
         self.sampling_panel = SamplingPanel()
         self._last_save = 0.0
+        self._continuing = False
         self.tensor_split = ""  # the split editor's shares; "" = by free memory
         self.chat.system_prompt.setText(self.settings.system_prompt)
         self._build_layout()
@@ -255,6 +256,8 @@ class MainWindow(QMainWindow):
         self.chat.regenerateRequested.connect(self.regenerate)
         self.chat.editRequested.connect(self.edit_last)
         self.chat.versionRequested.connect(self.next_version)
+        self.chat.continueRequested.connect(self.continue_reply)
+        self.chat.deleteExchangeRequested.connect(self.delete_last_exchange)
         for keys, action in (
             ("Ctrl+R", self.regenerate),
             ("Esc", self.chat.stop),
@@ -446,6 +449,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{loaded.info.path.name} — kobold-gui {__version__}")
         self.settings.remember(loaded.info.path, loaded.launch.config)
         self.benchmark.set_model_ready(True)
+        self.chat.n_ctx = loaded.n_ctx
         self._show_kept_sweep(loaded)
         self.split_editor.set_measured(_measured_text(loaded))
         self.gpu_monitor.poll_now()
@@ -502,7 +506,20 @@ class MainWindow(QMainWindow):
             for m in conv.messages
             if m.role in ("user", "assistant")
         ]
-        self.chat.show_conversation(history, conv.system_prompt or self.settings.system_prompt)
+        stats, i = {}, 0
+        for m in conv.messages:
+            if m.role not in ("user", "assistant"):
+                continue
+            if m.stats:
+                stats[i] = stats_line(
+                    m.stats.get("generated_tokens", 0),
+                    m.stats.get("tokens_per_s", 0.0),
+                    m.stats.get("time_to_first_token_s", 0.0),
+                )
+            i += 1
+        self.chat.show_conversation(
+            history, conv.system_prompt or self.settings.system_prompt, stats
+        )
         self._show_versions()
         self.chat_list.mark_current(conv)
 
@@ -542,6 +559,18 @@ class MainWindow(QMainWindow):
         )
         self._save_conversation()
         self.chat.request_reply()
+
+    def continue_reply(self) -> None:
+        msgs = self.conversation.messages
+        if self.chat.streaming or not msgs or msgs[-1].role != "assistant":
+            return
+        msgs[-1].complete = False  # _send sees a reply in progress and adds no new turn
+        self._continuing = True
+        self.chat.continue_reply()
+
+    def delete_last_exchange(self) -> None:
+        self.edit_last()
+        self.chat.input.clear()
 
     def edit_last(self) -> None:
         """Take the last user message (and what followed) back into the input box."""
@@ -647,7 +676,9 @@ class MainWindow(QMainWindow):
         messages = self.conversation.messages
         if messages and messages[-1].role == "assistant":
             reply = messages[-1]
-            reply.content, reply.complete = result.text, True
+            # The panel holds the whole reply (a continued one includes what came before).
+            reply.content, reply.complete = self.chat.history[-1].content, True
+            self._continuing = False
             self._show_versions()
             reply.stats = {
                 "tokens_per_s": round(result.tokens_per_s, 2),
@@ -713,7 +744,12 @@ class MainWindow(QMainWindow):
     def _reply_failed(self, message: str) -> None:
         self.chat.fail_reply(message)
         messages = self.conversation.messages
-        if len(messages) >= 2 and messages[-1].role == "assistant" and not messages[-1].complete:
+        if self._continuing:  # the earlier reply stays as it was
+            self._continuing = False
+            messages[-1].complete = True
+            if messages:
+                self.open_conversation(self.conversation.id)
+        elif len(messages) >= 2 and messages[-1].role == "assistant" and not messages[-1].complete:
             del messages[-2:]  # the turn is undone; its text is back in the input box
             self._save_conversation()
         self.unload_button.setEnabled(self.loaded is not None)

@@ -159,3 +159,30 @@ def test_regenerate_keeps_versions_and_edit_resends(qtbot: QtBot, tiny_model: Pa
         window.chat.send()
     assert window.conversation.messages[0].content == "name a vegetable"
     window.close()
+
+
+def test_continue_stats_context_meter_and_delete(qtbot: QtBot, tiny_model: Path) -> None:
+    window = ready_window(qtbot, tiny_model)
+    window.sampling = SamplingParams(max_tokens=5, temperature=0)
+    say(qtbot, window, "start a story")
+    first = window.chat.history[-1].content
+    assert "length" not in window.chat.status.text()
+    assert "stopped at max tokens" in window.chat.status.text()
+    assert f"/ {window.loaded.n_ctx} tokens" in window.chat.status.text()
+    assert "5 tokens · " in window.chat.transcript.toPlainText()  # stats under the reply
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=20_000):
+        window.chat.continue_button.click()
+    longer = window.chat.history[-1].content
+    assert longer.startswith(first) and len(longer) > len(first)
+    saved = ChatStore().load(window.conversation.id)
+    assert [m.role for m in saved.messages] == ["user", "assistant"]
+    assert saved.messages[-1].content == longer and saved.messages[-1].complete
+    window.close()
+
+    again = MainWindow(initial_model=tiny_model)
+    qtbot.addWidget(again)
+    assert "tokens/s" in again.chat.transcript.toPlainText()  # stats restored with the chat
+    again.delete_last_exchange()
+    assert not again.chat.history and not again.chat.input.toPlainText()
+    assert ChatStore().load(again.conversation.id).messages == []
+    again.close()
