@@ -64,6 +64,8 @@ class GGUFInfo:
     expert_used_count: int | None = None
     key_length: int | None = None  # per-head K size, when not n_embd / n_head
     value_length: int | None = None
+    # The model author's recommended sampling (general.sampling.*), as SamplingParams names.
+    sampling_defaults: dict[str, float] = field(default_factory=dict)
 
     @property
     def has_chat_template(self) -> bool:
@@ -132,6 +134,24 @@ def _token(header: GGUFHeader, id_key: str) -> str | None:
         return None
     value = header.array_item("tokenizer.ggml.tokens", token_id)
     return value if isinstance(value, str) else None
+
+
+_SAMPLING_KEYS = {
+    "temp": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "min_p": "min_p",
+    "penalty_repeat": "repeat_penalty",
+}
+
+
+def _sampling_defaults(fields: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, name in _SAMPLING_KEYS.items():
+        value = fields.get(f"general.sampling.{key}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = int(value) if name == "top_k" else float(value)
+    return out
 
 
 def _vocab_size(fields: dict[str, Any]) -> int:
@@ -223,6 +243,7 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
         key_length=arch_int("attention.key_length"),
         value_length=arch_int("attention.value_length"),
         n_vocab=_vocab_size(fields),
+        sampling_defaults=_sampling_defaults(fields),
         chat_template=text("tokenizer.chat_template"),
         bos_token=_token(header, "tokenizer.ggml.bos_token_id"),
         eos_token=_token(header, "tokenizer.ggml.eos_token_id"),

@@ -69,6 +69,7 @@ def write_model(
     qtype: str = "Q8_0",
     vocab_from: Path | None = None,
     seed: int = 0,
+    extra_floats: dict[str, float] | None = None,
 ) -> Path:
     if vocab_from is None:
         from kobold_gui.core.model_files import default_model_path
@@ -96,6 +97,8 @@ def write_model(
     w.add_rope_dimension_count(shape.embd // shape.heads)
     w.add_rope_freq_base(10000.0)
     w.add_file_type(int(getattr(gguf.LlamaFileType, f"MOSTLY_{qtype}", gguf.LlamaFileType.ALL_F32)))
+    for key, value in (extra_floats or {}).items():  # e.g. general.sampling.temp
+        w.add_float32(key, value)
     if shape.experts:
         w.add_expert_count(shape.experts)
         w.add_expert_used_count(shape.experts_used)

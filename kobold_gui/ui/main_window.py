@@ -301,6 +301,11 @@ class MainWindow(QMainWindow):
 
     def _info_ready(self, info: GGUFInfo) -> None:
         self._update_launch_preview()
+        defaults = params_from_dict(info.sampling_defaults)
+        self.sampling_panel.set_defaults(defaults)
+        if not self.conversation.messages and info.sampling_defaults:
+            self.sampling_panel.set_params(defaults)  # a new chat starts from the model's
+            self._sampling_changed(defaults)
 
     def _info_failed(self, message: str) -> None:
         self._update_launch_preview()

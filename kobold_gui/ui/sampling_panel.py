@@ -80,7 +80,8 @@ class SamplingPanel(QWidget):
         self._loading = False
         self.set_params(SamplingParams())
         self.preset.activated.connect(self._preset_chosen)
-        self.reset.clicked.connect(lambda: self._apply(SamplingParams()))
+        self.defaults = SamplingParams()
+        self.reset.clicked.connect(lambda: self._apply(self.defaults))
         for w in (self.temperature, self.top_p, self.min_p, self.repeat_penalty):
             w.valueChanged.connect(self._edited)
         for s in (self.top_k, self.max_tokens, self.seed):
@@ -128,6 +129,10 @@ class SamplingPanel(QWidget):
         finally:
             self._loading = False
         self._show_preset(params)
+
+    def set_defaults(self, defaults: SamplingParams) -> None:
+        """What Reset goes back to: the model's recommended sampling, where it has one."""
+        self.defaults = defaults
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self.params())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
@@ -186,3 +187,26 @@ def test_continue_stats_context_meter_and_delete(qtbot: QtBot, tiny_model: Path)
     assert not again.chat.history and not again.chat.input.toPlainText()
     assert ChatStore().load(again.conversation.id).messages == []
     again.close()
+
+
+def test_new_chats_start_from_the_models_recommended_sampling(
+    qtbot: QtBot, tmp_path: Path, default_model: Path
+) -> None:
+    from kobold_gui.dev.synthetic_gguf import Shape, write_model
+
+    model = write_model(
+        tmp_path / "tuned.gguf",
+        Shape(),
+        "Q8_0",
+        default_model,
+        extra_floats={"general.sampling.temp": 0.3, "general.sampling.top_p": 0.8},
+    )
+    window = MainWindow(initial_model=model)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.models.info is not None, timeout=10_000)
+    assert window.sampling.temperature == pytest.approx(0.3)
+    assert window.sampling_panel.top_p.value() == pytest.approx(0.8)
+    window.sampling_panel.temperature.setValue(1.5)
+    window.sampling_panel.reset.click()  # back to the model's values, not the app's
+    assert window.sampling.temperature == pytest.approx(0.3)
+    window.close()
