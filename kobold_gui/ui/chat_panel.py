@@ -276,7 +276,7 @@ class ChatPanel(QWidget):
         def add_link(match: re.Match[str]) -> str:
             index = len(self.code_blocks)
             self.code_blocks[index] = match.group(1)
-            return f"{match.group(0)}\n\n[⧉ copy code](copy:{index})\n"
+            return f"{match.group(0)}\n\n[copy code](copy:{index})\n"
 
         return CODE_BLOCK.sub(add_link, text)
 
