@@ -22,6 +22,14 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
+def assert_one_error_line(result: subprocess.CompletedProcess[str], words: str) -> None:
+    """Bad input: a non-zero exit and one line on stderr that says why, no traceback."""
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("kobold-gui: error:") and words in lines[0], lines[0]
+
+
 def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"kobold-gui {__version__}"
@@ -81,9 +89,7 @@ def test_koboldcpp_style_bare_flashattention_flag(tiny_model: Path) -> None:
 def test_bad_model_files_exit_non_zero_with_one_line(bad_files: dict[str, Path], kind: str) -> None:
     result = run("--model", str(bad_files[kind]), "--prompt", "hi")
     assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("kobold-gui: error:") and BAD_FILE_MESSAGES[kind] in lines[0]
+    assert_one_error_line(result, BAD_FILE_MESSAGES[kind])
 
 
 @pytest.mark.parametrize(
@@ -101,8 +107,7 @@ def test_bad_options_exit_non_zero_with_one_line(
 ) -> None:
     result = run("--model", str(tiny_model), *args)
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], result.stderr
+    assert_one_error_line(result, words)
 
 
 def test_list_gpus_without_a_driver_exits_zero_with_a_message() -> None:
@@ -185,8 +190,7 @@ def test_plan_that_does_not_fit_exits_3_with_the_reason(default_model: Path) -> 
 def test_bad_plan_input_is_one_line(default_model: Path, args: list[str], words: str) -> None:
     result = run("--plan", "--model", str(default_model), "--assume-gpus", "24GiB,24GiB", *args)
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], result.stderr
+    assert_one_error_line(result, words)
 
 
 def test_plan_refuses_a_main_gpu_that_does_not_exist(default_model: Path) -> None:
@@ -232,8 +236,7 @@ def test_benchmark_prints_pairs_and_the_measured_choice(tiny_model: Path) -> Non
 def test_benchmark_bad_input_is_one_line(tiny_model: Path, args: list[str], words: str) -> None:
     result = run("--benchmark", "--model", str(tiny_model), "--contextsize", "1024", *args)
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], result.stderr
+    assert_one_error_line(result, words)
 
 
 def test_measured_policy_uses_the_kept_sweep(tiny_model: Path) -> None:
