@@ -3,15 +3,11 @@ engine thread. It holds no inference logic of its own."""
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -26,13 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from kobold_gui import __version__
-from kobold_gui.core.chat_format import Message
 from kobold_gui.core.chat_store import (
-    ChatFileError,
     ChatStore,
-    Conversation,
-    StoredMessage,
-    import_openai,
 )
 from kobold_gui.core.engine import (
     BackendInfo,
@@ -53,14 +44,15 @@ from kobold_gui.core.settings import SettingsStore
 from kobold_gui.core.sweep import SweepRow, candidates_from, load_sweep, save_sweep, sweep_identity
 from kobold_gui.ui.background import LatestJob, wait_for_background_jobs
 from kobold_gui.ui.benchmark_panel import BenchmarkPanel
-from kobold_gui.ui.chat_panel import ChatPanel, stats_line
+from kobold_gui.ui.chat_panel import ChatPanel
+from kobold_gui.ui.conversation_controller import ConversationController
 from kobold_gui.ui.conversation_list import ConversationList
 from kobold_gui.ui.engine_thread import EngineController
 from kobold_gui.ui.gpu_panel import GpuPanel
 from kobold_gui.ui.gpu_poller import GpuMonitor
 from kobold_gui.ui.launch_panel import LaunchPanel
 from kobold_gui.ui.model_panel import ModelPanel
-from kobold_gui.ui.sampling_panel import SamplingPanel, params_from_dict
+from kobold_gui.ui.sampling_panel import SamplingPanel
 from kobold_gui.ui.split_editor import SplitEditor
 
 CUDA_HINT = "For NVIDIA GPUs: KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup (see README)."
@@ -95,7 +87,6 @@ class MainWindow(QMainWindow):
         self.inventory = Inventory()
         self.loaded: LoadedModel | None = None
         self.loading = False
-        self.sampling = SamplingParams()  # per-conversation controls come with the chat issue
         self._closing = False
         self.engine = EngineController(self)
 
@@ -107,11 +98,17 @@ class MainWindow(QMainWindow):
         self.benchmark = BenchmarkPanel()
         self.sweeping = False
         self.chats = ChatStore()
-        self.conversation = Conversation()
         self.chat_list = ConversationList(self.chats)
         self.sampling_panel = SamplingPanel()
-        self._last_save = 0.0
-        self._continuing = False
+        self.conversations = ConversationController(
+            self.chat,
+            self.chat_list,
+            self.sampling_panel,
+            self.chats,
+            say=lambda text: self.statusBar().showMessage(text, 10000),
+            default_system_prompt=lambda: self.settings.system_prompt,
+            parent=self,
+        )
         self.tensor_split = ""  # the split editor's shares; "" = by free memory
         self.chat.system_prompt.setText(self.settings.system_prompt)
         self._build_layout()
@@ -137,11 +134,7 @@ class MainWindow(QMainWindow):
             )
         if settings_warning:
             self.statusBar().showMessage(settings_warning, 15000)
-        saved = self.chats.conversations()
-        if saved:  # reopen the last conversation
-            self.open_conversation(saved[0].id)
-        else:
-            self.chat_list.refresh()
+        self.conversations.open_last()
         self.gpu_monitor = GpuMonitor(inventory or open_inventory(), parent=self)
         self.gpu_monitor.snapshot.connect(self._inventory_updated)
 
@@ -245,21 +238,9 @@ class MainWindow(QMainWindow):
         self.benchmark.cancelRequested.connect(self.engine.stop)
         self.engine.sweepRow.connect(self.benchmark.add_row)
         self.engine.sweepFinished.connect(self._sweep_finished)
-        self.engine.text.connect(self._reply_text)
-        self.chat.newChatRequested.connect(self.new_conversation)
-        self.chat_list.openRequested.connect(self.open_conversation)
-        self.chat_list.newRequested.connect(self.chat.new_chat)
-        self.chat_list.deleted.connect(self._conversation_deleted)
-        self.chat_list.exportRequested.connect(self.export_conversation)
-        self.chat_list.importRequested.connect(self.import_conversation)
-        self.sampling_panel.changed.connect(self._sampling_changed)
-        self.chat.regenerateRequested.connect(self.regenerate)
-        self.chat.editRequested.connect(self.edit_last)
-        self.chat.versionRequested.connect(self.next_version)
-        self.chat.continueRequested.connect(self.continue_reply)
-        self.chat.deleteExchangeRequested.connect(self.delete_last_exchange)
+        self.engine.text.connect(self.conversations.reply_text)
         for keys, action in (
-            ("Ctrl+R", self.regenerate),
+            ("Ctrl+R", self.conversations.regenerate),
             ("Esc", self.chat.stop),
             ("Ctrl+N", self.chat.new_chat),
             ("Ctrl+F", self._focus_search),
@@ -301,11 +282,7 @@ class MainWindow(QMainWindow):
 
     def _info_ready(self, info: GGUFInfo) -> None:
         self._update_launch_preview()
-        defaults = params_from_dict(info.sampling_defaults)
-        self.sampling_panel.set_defaults(defaults)
-        if not self.conversation.messages and info.sampling_defaults:
-            self.sampling_panel.set_params(defaults)  # a new chat starts from the model's
-            self._sampling_changed(defaults)
+        self.conversations.model_chosen(info)
 
     def _info_failed(self, message: str) -> None:
         self._update_launch_preview()
@@ -493,206 +470,28 @@ class MainWindow(QMainWindow):
         self._update_launch_preview()
 
     # -- chat -------------------------------------------------------------------------
-    # -- saved conversations -------------------------------------------------------------------
-    def open_conversation(self, conv_id: str) -> None:
-        if self.chat.streaming:
-            return
-        try:
-            conv = self.chats.load(conv_id)
-        except (ChatFileError, OSError) as e:
-            self.statusBar().showMessage(str(e), 10000)
-            self.chat_list.refresh()
-            return
-        self.conversation = conv
-        self.sampling = params_from_dict(conv.sampling)
-        self.sampling_panel.set_params(self.sampling)
-        history = [
-            Message("user" if m.role == "user" else "assistant", m.content)
-            for m in conv.messages
-            if m.role in ("user", "assistant")
-        ]
-        stats, i = {}, 0
-        for m in conv.messages:
-            if m.role not in ("user", "assistant"):
-                continue
-            if m.stats:
-                stats[i] = stats_line(
-                    m.stats.get("generated_tokens", 0),
-                    m.stats.get("tokens_per_s", 0.0),
-                    m.stats.get("time_to_first_token_s", 0.0),
-                )
-            i += 1
-        self.chat.show_conversation(
-            history, conv.system_prompt or self.settings.system_prompt, stats
-        )
-        self._show_versions()
-        self.chat_list.mark_current(conv)
-
-    def new_conversation(self) -> None:
-        self.conversation = Conversation(sampling=asdict(self.sampling))
-        self.chat_list.current_id = None
-        self.chat_list.refresh()
-
-    def _conversation_deleted(self, conv_id: str) -> None:
-        if conv_id == self.conversation.id:
-            self.chat.new_chat()
-
-    def _save_conversation(self) -> None:
-        try:
-            self.chats.save(self.conversation)
-        except OSError as e:
-            self.statusBar().showMessage(f"Chat not saved: {e}", 10000)
-        self._last_save = time.monotonic()
-
-    def _reply_text(self, chunk: str) -> None:
-        messages = self.conversation.messages
-        if messages and messages[-1].role == "assistant" and not messages[-1].complete:
-            messages[-1].content += chunk
-            if time.monotonic() - self._last_save >= 1.0:  # at most a second is ever lost
-                self._save_conversation()
-
-    def regenerate(self) -> None:
-        """Answer the last user message again; the earlier reply stays as a version."""
-        msgs = self.conversation.messages
-        if self.chat.streaming or not msgs or msgs[-1].role != "assistant":
-            return
-        old = msgs.pop()
-        self.chat.history.pop()
-        versions = [*old.alternatives, old.content]
-        self.conversation.messages.append(
-            StoredMessage("assistant", "", complete=False, alternatives=versions)
-        )
-        self._save_conversation()
-        self.chat.request_reply()
-
-    def continue_reply(self) -> None:
-        msgs = self.conversation.messages
-        if self.chat.streaming or not msgs or msgs[-1].role != "assistant":
-            return
-        msgs[-1].complete = False  # _send sees a reply in progress and adds no new turn
-        self._continuing = True
-        self.chat.continue_reply()
-
-    def delete_last_exchange(self) -> None:
-        self.edit_last()
-        self.chat.input.clear()
-
-    def edit_last(self) -> None:
-        """Take the last user message (and what followed) back into the input box."""
-        msgs = self.conversation.messages
-        if self.chat.streaming:
-            return
-        last_user = max((i for i, m in enumerate(msgs) if m.role == "user"), default=None)
-        if last_user is None:
-            return
-        text = msgs[last_user].content
-        del msgs[last_user:]
-        self.chat.history = [
-            Message("user" if m.role == "user" else "assistant", m.content)
-            for m in msgs
-            if m.role in ("user", "assistant")
-        ]
-        self.chat.redraw()
-        self.chat.input.setPlainText(text)
-        self.chat.input.setFocus()
-        self._save_conversation()
-
-    def next_version(self) -> None:
-        """Show the next version of the last reply (the current one becomes a version)."""
-        msgs = self.conversation.messages
-        if self.chat.streaming or not msgs or not msgs[-1].alternatives:
-            return
-        reply = msgs[-1]
-        reply.alternatives.append(reply.content)
-        reply.content = reply.alternatives.pop(0)
-        self.chat.history[-1] = Message("assistant", reply.content)
-        self.chat.redraw()
-        self._save_conversation()
-        self._show_versions()
-
-    def _show_versions(self) -> None:
-        msgs = self.conversation.messages
-        count = len(msgs[-1].alternatives) + 1 if msgs and msgs[-1].role == "assistant" else 1
-        self.chat.version_button.setVisible(count > 1)
-        self.chat.version_button.setText(f"Other version ({count})")
-
-    def _sampling_changed(self, params: SamplingParams) -> None:
-        self.sampling = params
-        self.conversation.sampling = asdict(params)
-        if self.conversation.messages:
-            self._save_conversation()
-
     def _focus_search(self) -> None:
         self.tabs.setCurrentWidget(self.chats_tab)
         self.chat_list.search.setFocus()
 
-    def export_conversation(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export chat",
-            f"{self.conversation.display_title()}.md",
-            "Markdown (*.md);;JSON, OpenAI messages (*.json)",
-        )
-        if path:
-            self.write_export(Path(path))
-
-    def write_export(self, path: Path) -> None:
-        if path.suffix.lower() == ".json":
-            text = json.dumps(
-                {"messages": self.conversation.to_openai()}, indent=2, ensure_ascii=False
-            )
-        else:
-            text = self.conversation.to_markdown()
-        path.write_text(text, encoding="utf-8")
-
-    def import_conversation(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import chat", "", "JSON (*.json)")
-        if path:
-            self.read_import(Path(path))
-
-    def read_import(self, path: Path) -> None:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            messages = data["messages"] if isinstance(data, dict) else data
-            conv = import_openai(messages, title=path.stem)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            self.statusBar().showMessage(f"Cannot import {path.name}: {e}", 10000)
-            return
-        self.chats.save(conv)
-        self.open_conversation(conv.id)
-
     def _send(self, messages: list[object]) -> None:
-        msgs = self.conversation.messages
-        self.conversation.system_prompt = self.chat.system_prompt.text().strip()
-        self.conversation.model = str(self.loaded.info.path) if self.loaded else None
-        self.conversation.sampling = asdict(self.sampling)
-        regenerating = bool(msgs) and msgs[-1].role == "assistant" and not msgs[-1].complete
-        if not regenerating:
-            msgs.append(StoredMessage("user", self.chat.history[-1].content))
-            msgs.append(StoredMessage("assistant", "", complete=False))
-        self._save_conversation()
-        self.chat_list.mark_current(self.conversation)
+        self.conversations.begin_turn(str(self.loaded.info.path) if self.loaded else None)
         self.load_button.setEnabled(False)
         self.unload_button.setEnabled(False)
         self.engine.send(messages, self.sampling)  # type: ignore[arg-type]
 
+    @property
+    def sampling(self) -> SamplingParams:
+        """The open conversation's sampling, as replies are asked with."""
+        return self.conversations.sampling
+
+    @sampling.setter
+    def sampling(self, params: SamplingParams) -> None:
+        self.conversations.sampling = params
+
     def _reply_finished(self, result: GenerationResult) -> None:
         self.chat.finish_reply(result)
-        messages = self.conversation.messages
-        if messages and messages[-1].role == "assistant":
-            reply = messages[-1]
-            # The panel holds the whole reply (a continued one includes what came before).
-            reply.content, reply.complete = self.chat.history[-1].content, True
-            self._continuing = False
-            self._show_versions()
-            reply.stats = {
-                "tokens_per_s": round(result.tokens_per_s, 2),
-                "time_to_first_token_s": round(result.time_to_first_token_s, 4),
-                "prompt_tokens": result.prompt_tokens,
-                "generated_tokens": result.generated_tokens,
-                "stop_reason": result.stop_reason,
-            }
-            self._save_conversation()
+        self.conversations.reply_finished(result)
         self.unload_button.setEnabled(self.loaded is not None)
         self._update_launch_preview()
 
@@ -748,15 +547,7 @@ class MainWindow(QMainWindow):
 
     def _reply_failed(self, message: str) -> None:
         self.chat.fail_reply(message)
-        messages = self.conversation.messages
-        if self._continuing:  # the earlier reply stays as it was
-            self._continuing = False
-            messages[-1].complete = True
-            if messages:
-                self.open_conversation(self.conversation.id)
-        elif len(messages) >= 2 and messages[-1].role == "assistant" and not messages[-1].complete:
-            del messages[-2:]  # the turn is undone; its text is back in the input box
-            self._save_conversation()
+        self.conversations.reply_failed()
         self.unload_button.setEnabled(self.loaded is not None)
         self._update_launch_preview()
 

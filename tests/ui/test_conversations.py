@@ -37,7 +37,7 @@ def test_conversation_survives_a_restart_with_stats(qtbot: QtBot, tiny_model: Pa
     window = ready_window(qtbot, tiny_model)
     say(qtbot, window, "first question")
     say(qtbot, window, "second question")
-    conv_id = window.conversation.id
+    conv_id = window.conversations.conversation.id
     window.close()
 
     saved = ChatStore().load(conv_id)
@@ -48,7 +48,7 @@ def test_conversation_survives_a_restart_with_stats(qtbot: QtBot, tiny_model: Pa
 
     again = MainWindow(initial_model=tiny_model)  # reopens the last conversation
     qtbot.addWidget(again)
-    assert again.conversation.id == conv_id
+    assert again.conversations.conversation.id == conv_id
     assert again.chat.history[0].content == "first question"
     assert "second question" in again.chat.transcript.toPlainText()
     again.close()
@@ -57,21 +57,21 @@ def test_conversation_survives_a_restart_with_stats(qtbot: QtBot, tiny_model: Pa
 def test_delete_undo_search_and_new_chat(qtbot: QtBot, tiny_model: Path) -> None:
     window = ready_window(qtbot, tiny_model)
     say(qtbot, window, "about owls")
-    owls = window.conversation.id
+    owls = window.conversations.conversation.id
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)  # Ctrl+N
-    assert window.conversation.id != owls and not window.chat.history
+    assert window.conversations.conversation.id != owls and not window.chat.history
     say(qtbot, window, "about cats")
     chats = window.chat_list
     chats.search.setText("owls")
     assert chats.list.count() == 1
     chats.search.setText("")
     assert chats.list.count() == 2
-    window.open_conversation(owls)
+    window.conversations.open(owls)
     chats.delete()
     assert chats.list.count() == 1 and chats.undo_button.isVisibleTo(chats)
-    assert window.conversation.id != owls  # the open chat was the deleted one
+    assert window.conversations.conversation.id != owls  # the open chat was the deleted one
     chats.undo()
-    assert chats.list.count() == 2 and window.conversation.id == owls
+    assert chats.list.count() == 2 and window.conversations.conversation.id == owls
     chats.rename("Owl facts")
     assert "Owl facts" in chats.list.item(0).text() + chats.list.item(1).text()
     window.close()
@@ -81,18 +81,18 @@ def test_export_then_import_round_trips(qtbot: QtBot, tiny_model: Path, tmp_path
     window = ready_window(qtbot, tiny_model)
     window.chat.system_prompt.setText("Be kind.")
     say(qtbot, window, "hello there")
-    window.write_export(tmp_path / "chat.json")
-    window.write_export(tmp_path / "chat.md")
+    window.conversations.write_export(tmp_path / "chat.json")
+    window.conversations.write_export(tmp_path / "chat.md")
     data = json.loads((tmp_path / "chat.json").read_text())
     assert data["messages"][0] == {"role": "system", "content": "Be kind."}
     assert "## User" in (tmp_path / "chat.md").read_text()
-    original = window.conversation.id
-    window.read_import(tmp_path / "chat.json")
-    assert window.conversation.id != original
+    original = window.conversations.conversation.id
+    window.conversations.read_import(tmp_path / "chat.json")
+    assert window.conversations.conversation.id != original
     assert window.chat.history[0].content == "hello there"
     assert window.chat.system_prompt.text() == "Be kind."
     (tmp_path / "bad.json").write_text('[{"role": "wizard"}]')
-    window.read_import(tmp_path / "bad.json")
+    window.conversations.read_import(tmp_path / "bad.json")
     assert "Cannot import bad.json" in window.statusBar().currentMessage()
     window.close()
 
@@ -106,7 +106,7 @@ def test_escape_stops_a_reply(qtbot: QtBot, tiny_model: Path) -> None:
     with qtbot.waitSignal(window.engine.replyFinished, timeout=10_000) as done:
         qtbot.keyClick(window.chat.input, Qt.Key.Key_Escape)
     assert done.args[0].stop_reason == "stopped"
-    saved = ChatStore().load(window.conversation.id)
+    saved = ChatStore().load(window.conversations.conversation.id)
     assert saved.messages[-1].complete and saved.messages[-1].content == done.args[0].text
     window.close()
 
@@ -121,13 +121,13 @@ def test_sampling_settings_are_kept_per_conversation(qtbot: QtBot, tiny_model: P
     assert window.sampling.temperature == PRESETS["precise"].temperature
     panel.max_tokens.setValue(5)
     say(qtbot, window, "precise chat")
-    precise = window.conversation.id
+    precise = window.conversations.conversation.id
     assert window.chat.history[-1].role == "assistant"
     window.chat.new_chat()
     panel.temperature.setValue(1.3)
     assert panel.preset.currentData() == ""  # no preset matches: "custom"
     say(qtbot, window, "hot chat")
-    window.open_conversation(precise)
+    window.conversations.open(precise)
     assert window.sampling.temperature == PRESETS["precise"].temperature
     assert window.sampling.max_tokens == 5 and panel.temperature.value() == 0.2
     panel.reset.click()
@@ -144,21 +144,21 @@ def test_regenerate_keeps_versions_and_edit_resends(qtbot: QtBot, tiny_model: Pa
     with qtbot.waitSignal(window.engine.replyFinished, timeout=20_000):
         qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # Ctrl+R
     second = window.chat.history[-1].content
-    msgs = window.conversation.messages
+    msgs = window.conversations.conversation.messages
     assert [m.role for m in msgs] == ["user", "assistant"] and msgs[-1].alternatives == [first]
     assert second != first and window.chat.version_button.isVisibleTo(window.chat)
-    window.next_version()
+    window.conversations.next_version()
     assert window.chat.history[-1].content == first and msgs[-1].alternatives == [second]
-    saved = ChatStore().load(window.conversation.id)
+    saved = ChatStore().load(window.conversations.conversation.id)
     assert saved.messages[-1].content == first and saved.messages[-1].alternatives == [second]
 
-    window.edit_last()
+    window.conversations.edit_last()
     assert window.chat.input.toPlainText() == "name a fruit" and not window.chat.history
-    assert window.conversation.messages == []
+    assert window.conversations.conversation.messages == []
     window.chat.input.setPlainText("name a vegetable")
     with qtbot.waitSignal(window.engine.replyFinished, timeout=20_000):
         window.chat.send()
-    assert window.conversation.messages[0].content == "name a vegetable"
+    assert window.conversations.conversation.messages[0].content == "name a vegetable"
     window.close()
 
 
@@ -175,7 +175,7 @@ def test_continue_stats_context_meter_and_delete(qtbot: QtBot, tiny_model: Path)
         window.chat.continue_button.click()
     longer = window.chat.history[-1].content
     assert longer.startswith(first) and len(longer) > len(first)
-    saved = ChatStore().load(window.conversation.id)
+    saved = ChatStore().load(window.conversations.conversation.id)
     assert [m.role for m in saved.messages] == ["user", "assistant"]
     assert saved.messages[-1].content == longer and saved.messages[-1].complete
     window.close()
@@ -183,9 +183,9 @@ def test_continue_stats_context_meter_and_delete(qtbot: QtBot, tiny_model: Path)
     again = MainWindow(initial_model=tiny_model)
     qtbot.addWidget(again)
     assert "tokens/s" in again.chat.transcript.toPlainText()  # stats restored with the chat
-    again.delete_last_exchange()
+    again.conversations.delete_last_exchange()
     assert not again.chat.history and not again.chat.input.toPlainText()
-    assert ChatStore().load(again.conversation.id).messages == []
+    assert ChatStore().load(again.conversations.conversation.id).messages == []
     again.close()
 
 
