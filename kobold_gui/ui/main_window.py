@@ -487,7 +487,9 @@ class MainWindow(QMainWindow):
 
     @sampling.setter
     def sampling(self, params: SamplingParams) -> None:
-        self.conversations.sampling = params
+        """Set from code (the panel shows it and the conversation keeps it)."""
+        self.sampling_panel.set_params(params)
+        self.conversations.set_sampling(params)
 
     def _reply_finished(self, result: GenerationResult) -> None:
         self.chat.finish_reply(result)
