@@ -184,7 +184,12 @@ def _resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLa
         from dataclasses import replace
 
         from kobold_gui.core.gpus import open_inventory
-        from kobold_gui.core.sweep import choose_pair, load_sweep, sweep_identity
+        from kobold_gui.core.sweep import (
+            choose_pair,
+            load_sweep,
+            step_down_order,
+            sweep_identity,
+        )
 
         seed = resolve_launch(
             replace(config, batchpolicy="koboldcpp"),
@@ -195,12 +200,7 @@ def _resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLa
             assumed,
         )
         rows = load_sweep(sweep_identity(open_inventory().snapshot(), backend, seed)) or []
-        pick, _why = choose_pair(rows)
-        if pick is not None:
-            rest = sorted(
-                (r for r in rows if r.error is None and r != pick), key=lambda r: -r.prompt_tps
-            )
-            measured = [(r.n_batch, r.n_ubatch) for r in (pick, *rest)]
+        measured = step_down_order(rows, choose_pair(rows)[0])
     return resolve_launch(config, path, info, backend.gpu_offload, report, assumed, measured)
 
 

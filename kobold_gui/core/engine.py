@@ -354,7 +354,7 @@ class Engine:
         if rc == 2:
             raise Stopped
         if rc != 0:
-            raise EngineError(f"llama_decode failed with code {rc}")
+            raise EngineError(f"llama_decode failed with code {rc} (context full?)")
 
     def close(self) -> None:
         if self._ctx:
@@ -428,15 +428,13 @@ class Engine:
         start = 0
         while start < len(tokens):
             chunk = tokens[start : start + loaded.n_batch]
-            arr = (llama_cpp.llama_token * len(chunk))(*chunk)
             pos0 = len(self._cached)
-            rc = llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(arr, len(chunk)))
-            if rc != 0:
+            try:
+                self._decode_on(self._ctx, chunk)
+            except (Stopped, EngineError):
                 # Aborted or failed: ubatches already done stay in memory; drop them.
                 llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), 0, pos0, -1)
-                if rc == 2:
-                    raise Stopped
-                raise EngineError(f"llama_decode failed with code {rc} (context full?)")
+                raise
             self._cached.extend(chunk)
             start += len(chunk)
 

@@ -103,9 +103,6 @@ class MemoryPlan:
     def fits(self) -> bool:
         return all(d.fits for d in self.devices)
 
-    def gpu(self, index: int) -> DevicePlan:
-        return [d for d in self.devices if d.is_gpu][index]
-
     def to_json(self) -> dict[str, object]:
         return {
             "n_gpu_layers": self.request.n_gpu_layers,

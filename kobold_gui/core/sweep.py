@@ -179,6 +179,15 @@ def choose_pair(
     )
 
 
+def step_down_order(rows: Sequence[SweepRow], pick: SweepRow | None) -> list[tuple[int, int]]:
+    """The measured policy's pick first, then the other measured pairs, fastest prompt first:
+    where a launch steps down to when the pick does not fit (see core/launch.py)."""
+    if pick is None:
+        return []
+    rest = sorted((r for r in rows if r.error is None and r != pick), key=lambda r: -r.prompt_tps)
+    return [(r.n_batch, r.n_ubatch) for r in (pick, *rest)]
+
+
 # -- kept results --------------------------------------------------------------------------
 def sweep_key(identity: dict[str, Any]) -> str:
     """Results are kept per GPU names and driver, llama.cpp build and backend, model file

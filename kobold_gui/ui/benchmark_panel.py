@@ -32,6 +32,7 @@ from kobold_gui.core.sweep import (
     SweepRow,
     choose_pair,
     rows_to_csv,
+    step_down_order,
 )
 
 STYLES = {  # kind -> (pen colour, symbol, legend name)
@@ -204,15 +205,7 @@ class BenchmarkPanel(QWidget):
                 )
 
     def measured_pairs(self) -> list[tuple[int, int]]:
-        """The measured policy's pick first, then the other pairs, fastest prompt first
-        (where a launch steps down to when the pick does not fit)."""
-        if self.pick is None:
-            return []
-        rest = sorted(
-            (r for r in self.rows if r.error is None and r is not self.pick),
-            key=lambda r: -r.prompt_tps,
-        )
-        return [(r.n_batch, r.n_ubatch) for r in (self.pick, *rest)]
+        return step_down_order(self.rows, self.pick)
 
     def measured_by_blas(self) -> dict[int, SweepRow]:
         """The seed rule's measured point for each BLAS size, for the slider's label."""
