@@ -205,7 +205,7 @@ def resolve_launch(
         n_threads=config.resolved_threads(),
         flash_attn_type=FLASH_ATTN[config.flashattention],
         device_handles=choice.handles,
-        main_gpu=choice.main_gpu,
+        main_gpu=main_gpu,  # the plan's main GPU: the device list's, or an assumed one
         split_mode=SPLIT_MODE[config.splitmode],
         tensor_split=split,
         kv_type=KV_TYPES[config.kvtype],
