@@ -10,10 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kobold_gui.core.engine import Engine, EngineError
+from kobold_gui.core.backend import probe_hardware
+from kobold_gui.core.engine import Engine
+from kobold_gui.core.engine_types import EngineError
 from kobold_gui.core.gguf_info import read_gguf
 from kobold_gui.core.gpus import GpuInventory
-from kobold_gui.core.hardware import hardware_report
 from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.options import LaunchConfig
 
@@ -27,7 +28,7 @@ def main() -> None:
     inventory = GpuInventory()
     failures = 0
     for ctx, margin in CASES:
-        report = hardware_report(inventory.snapshot())
+        report = probe_hardware(inventory.snapshot())
         config = LaunchConfig(contextsize=ctx, vrammargin=margin, flashattention="on")
         launch = resolve_launch(config, path, info, True, report)
         engine = Engine()

@@ -17,7 +17,8 @@ from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from kobold_gui.core.chat_format import Message
-from kobold_gui.core.engine import Engine, GenerationResult, SamplingParams
+from kobold_gui.core.engine import Engine
+from kobold_gui.core.engine_types import GenerationResult, SamplingParams
 from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.model_files import default_model_path
 from kobold_gui.core.options import LaunchConfig

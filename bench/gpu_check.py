@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 from kobold_gui.core.chat_format import Message
-from kobold_gui.core.engine import Engine, SamplingParams, backend_info
+from kobold_gui.core.backend import backend_info, probe_hardware
+from kobold_gui.core.engine import Engine
+from kobold_gui.core.engine_types import SamplingParams
 from kobold_gui.core.gguf_info import read_gguf
 from kobold_gui.core.gpus import GpuInventory
-from kobold_gui.core.hardware import hardware_report
 from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.llama_buffers import device_totals, parse_buffer_sizes
 from kobold_gui.core.options import LaunchConfig
@@ -61,7 +62,7 @@ def main() -> None:
         )
         result["model_written_s"] = round(time.perf_counter() - t, 1)
 
-    report = hardware_report(inventory.snapshot())
+    report = probe_hardware(inventory.snapshot())
     config = LaunchConfig(contextsize=args.contextsize, gpulayers=-1, flashattention="on")
     launch = resolve_launch(config, model, read_gguf(model), report.gpu_offload, report)
     engine = Engine()

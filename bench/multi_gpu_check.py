@@ -21,10 +21,11 @@ import threading
 import time
 from pathlib import Path
 
-from kobold_gui.core.engine import Engine, EngineError
+from kobold_gui.core.backend import probe_hardware
+from kobold_gui.core.engine import Engine
+from kobold_gui.core.engine_types import EngineError
 from kobold_gui.core.gguf_info import read_gguf
 from kobold_gui.core.gpus import GpuInventory
-from kobold_gui.core.hardware import hardware_report
 from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.options import LaunchConfig
 
@@ -116,7 +117,7 @@ def main() -> None:
             capture_output=True,
             text=True,
         )
-        report = hardware_report(inventory.snapshot())
+        report = probe_hardware(inventory.snapshot())
         launch = resolve_launch(config, args.model, info, report.gpu_offload, report)
         row: dict[str, object] = {
             "split_mode": mode,

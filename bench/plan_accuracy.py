@@ -17,7 +17,8 @@ from pathlib import Path
 
 import llama_cpp
 
-from kobold_gui.core.engine import _init_backend, llama_log_count, llama_log_since
+from kobold_gui.core.backend import init_backend
+from kobold_gui.core.llama_log import llama_log_count, llama_log_since
 from kobold_gui.core.gguf_info import read_gguf
 from kobold_gui.core.gpus import GpuInventory
 from kobold_gui.core.launch import CTX_PAD
@@ -57,7 +58,7 @@ def main() -> None:
 
     inventory = GpuInventory()
     before = inventory.snapshot()  # before CUDA is touched
-    _init_backend()
+    init_backend()
     info = read_gguf(args.model)
     gpus = [GpuBudget(g.name, g.memory_total, g.memory_free) for g in before.gpus]
     gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and bool(gpus)

@@ -166,8 +166,9 @@ def _assumed_gpus(args: argparse.Namespace) -> list[GpuBudget] | None:
 
 def _resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLaunch:
     """The effective launch, with the GPU choice checked against this machine's GPUs."""
-    from kobold_gui.core.engine import backend_info
-    from kobold_gui.core.gpus import open_inventory
+    from kobold_gui.core.backend import backend_info
+    from kobold_gui.dev.fake_nvml import inventory_for_environment as open_inventory
+    from kobold_gui.core.ggml_devices import backend_devices
     from kobold_gui.core.hardware import hardware_report
     from kobold_gui.core.launch import resolve_launch
 
@@ -176,14 +177,14 @@ def _resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLa
     report = None
     if backend.gpu_offload:
         inventory = open_inventory()
-        report = hardware_report(inventory.snapshot(), backend)
+        report = hardware_report(inventory.snapshot(), backend, backend_devices())
         inventory.close()
     assumed = _assumed_gpus(args)
     measured: list[tuple[int, int]] = []
     if config.batchpolicy == "measured":  # the kept sweep for this model and these settings
         from dataclasses import replace
 
-        from kobold_gui.core.gpus import open_inventory
+        from kobold_gui.dev.fake_nvml import inventory_for_environment as open_inventory
         from kobold_gui.core.sweep import (
             choose_pair,
             load_sweep,
@@ -205,7 +206,7 @@ def _resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLa
 
 
 def show_config(args: argparse.Namespace) -> int:
-    from kobold_gui.core.engine import backend_info
+    from kobold_gui.core.backend import backend_info
     from kobold_gui.core.gguf_info import read_gguf
 
     path = _model_path(args)
@@ -231,7 +232,8 @@ def show_config(args: argparse.Namespace) -> int:
 
 def run_prompt(args: argparse.Namespace) -> int:
     from kobold_gui.core.chat_format import Message
-    from kobold_gui.core.engine import Engine, SamplingParams
+    from kobold_gui.core.engine import Engine
+    from kobold_gui.core.engine_types import SamplingParams
     from kobold_gui.core.gguf_info import read_gguf
 
     if not args.prompt.strip():
@@ -272,12 +274,12 @@ def _write_stdout(text: str) -> None:
 
 
 def list_gpus(args: argparse.Namespace) -> int:
+    from kobold_gui.core.backend import probe_hardware
     from kobold_gui.core.gguf_info import human_bytes
-    from kobold_gui.core.gpus import open_inventory
-    from kobold_gui.core.hardware import hardware_report
+    from kobold_gui.dev.fake_nvml import inventory_for_environment as open_inventory
 
     inventory_source = open_inventory()
-    report = hardware_report(inventory_source.snapshot())
+    report = probe_hardware(inventory_source.snapshot())
     inventory_source.close()
     inv = report.inventory
     if args.json:
@@ -329,9 +331,11 @@ def self_test(args: argparse.Namespace) -> int:
         if missing:
             raise CliError(f"this CPU lacks {', '.join(missing)}, which the llama.cpp build needs")
         from kobold_gui.core.chat_format import Message
-        from kobold_gui.core.engine import Engine, SamplingParams, backend_info
+        from kobold_gui.core.backend import backend_info
+        from kobold_gui.core.engine import Engine
+        from kobold_gui.core.engine_types import SamplingParams
         from kobold_gui.core.gguf_info import read_gguf
-        from kobold_gui.core.gpus import open_inventory
+        from kobold_gui.dev.fake_nvml import inventory_for_environment as open_inventory
 
         backend = backend_info()
         report["llama_cpp_python"] = backend.llama_cpp_python
@@ -420,9 +424,10 @@ def _pairs(text: str | None) -> list[tuple[int, int]]:
 def benchmark(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from kobold_gui.core.engine import Engine, backend_info
+    from kobold_gui.core.backend import backend_info
+    from kobold_gui.core.engine import Engine
     from kobold_gui.core.gguf_info import read_gguf
-    from kobold_gui.core.gpus import open_inventory
+    from kobold_gui.dev.fake_nvml import inventory_for_environment as open_inventory
     from kobold_gui.core.sweep import (
         SweepError,
         candidates_from,
@@ -524,7 +529,7 @@ def run_headless(args: argparse.Namespace) -> int:
 
 def main_cli(argv: Sequence[str]) -> int | None:
     """Run a headless command. Returns its exit code, or None when the window should open."""
-    from kobold_gui.core.engine import EngineError
+    from kobold_gui.core.engine_types import EngineError
     from kobold_gui.core.gguf_info import ModelFileError
 
     try:

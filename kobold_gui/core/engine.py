@@ -6,7 +6,8 @@ the model and context directly: load with progress and cancel, stream tokens, st
 through llama.cpp's abort callback (also in the middle of a long prompt), keep the KV cache
 across turns (only the new suffix of a prompt is processed), and time only finished work.
 
-One Engine is used from one thread at a time; `request_stop` is the exception (any thread).
+One Engine is used from one thread at a time; the `cancel` event a call is given may be set
+from any thread, and ends the work within one graph node.
 """
 
 from __future__ import annotations
@@ -16,176 +17,29 @@ import ctypes
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import llama_cpp
 
+from kobold_gui.core.backend import init_backend
 from kobold_gui.core.chat_format import ChatFormatter, Message
+from kobold_gui.core.engine_types import (
+    BatchMeasurement,
+    EngineError,
+    GenerationResult,
+    LoadCancelled,
+    LoadedModel,
+    SamplingParams,
+    Stopped,
+)
 from kobold_gui.core.gguf_info import GGUFInfo, read_gguf
 from kobold_gui.core.launch import ResolvedLaunch
+from kobold_gui.core.llama_log import first_error_since, llama_log_count, llama_log_since
+from kobold_gui.core.stop_strings import StopStringFilter
 
 log = logging.getLogger(__name__)
-
-
-class EngineError(RuntimeError):
-    """Something the user should be told about (the message is written for them)."""
-
-
-class LoadCancelled(EngineError):
-    pass
-
-
-# --- llama.cpp's log: kept in a ring buffer (for error messages), not printed -------------
-_LOG_LINES: deque[str] = deque(maxlen=2000)
-_log_lock = threading.Lock()
-_log_partial: list[str] = []
-_log_count = 0  # lines ever logged: marks where a load's lines begin
-
-
-def _on_llama_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-    try:
-        chunk = text.decode("utf-8", errors="replace")
-        with _log_lock:
-            _log_partial.append(chunk)
-            if chunk.endswith("\n"):
-                line = "".join(_log_partial).rstrip("\n")
-                _log_partial.clear()
-                _LOG_LINES.append(line)
-                global _log_count
-                _log_count += 1
-                log.debug("llama.cpp: %s", line)
-    except Exception:  # never let an exception cross into C
-        pass
-
-
-_on_llama_log_c = llama_cpp.llama_log_callback(_on_llama_log)  # kept alive for llama.cpp
-
-
-def install_log_capture() -> None:
-    llama_cpp.llama_log_set(_on_llama_log_c, ctypes.c_void_p(0))
-
-
-def llama_log_tail(n: int = 400) -> list[str]:
-    with _log_lock:
-        return list(_LOG_LINES)[-n:]
-
-
-def llama_log_count() -> int:
-    with _log_lock:
-        return _log_count
-
-
-def llama_log_since(mark: int) -> list[str]:
-    """The lines logged after llama_log_count() returned `mark` (as far as still kept)."""
-    with _log_lock:
-        n = min(_log_count - mark, len(_LOG_LINES))
-        return list(_LOG_LINES)[len(_LOG_LINES) - n :] if n > 0 else []
-
-
-def _last_error_line() -> str | None:
-    for line in reversed(llama_log_tail(60)):
-        low = line.lower()
-        if "error" in low or "failed" in low or "unknown" in low:
-            return line.split(":", 1)[-1].strip() if ": " in line else line.strip()
-    return None
-
-
-install_log_capture()
-_backend_ready = False
-
-
-def _init_backend() -> None:
-    global _backend_ready
-    if not _backend_ready:
-        llama_cpp.llama_backend_init()
-        _backend_ready = True
-
-
-# --- backend facts -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class BackendInfo:
-    name: str  # CPU, CUDA, Metal, Vulkan, ...
-    gpu_offload: bool
-    llama_cpp_python: str
-    system_info: str
-
-
-def backend_info() -> BackendInfo:
-    _init_backend()
-    system = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
-    gpu = bool(llama_cpp.llama_supports_gpu_offload())
-    name = "CPU"
-    for candidate in ("CUDA", "ROCm", "HIP", "Metal", "Vulkan", "SYCL", "OpenCL"):
-        if candidate in system:
-            name = candidate
-            break
-    return BackendInfo(name, gpu, llama_cpp.__version__, system.strip())
-
-
-# --- generation values ------------------------------------------------------------------
-@dataclass(frozen=True)
-class SamplingParams:
-    max_tokens: int = 512
-    temperature: float = 0.7
-    top_k: int = 40
-    top_p: float = 0.95
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
-    repeat_last_n: int = 64
-    seed: int = -1  # -1: a new random seed each reply
-    stop: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    text: str
-    prompt_tokens: int  # tokens in the whole prompt
-    prompt_tokens_processed: int  # of them, those not already in the KV cache
-    generated_tokens: int
-    time_to_first_token_s: float
-    prompt_seconds: float
-    generation_seconds: float
-    stop_reason: str  # eos, length, stop_string, stopped, context_full
-    dropped_messages: int = 0  # oldest turns left out so that the conversation fits
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.generated_tokens / self.generation_seconds if self.generation_seconds else 0.0
-
-    @property
-    def prompt_tokens_per_s(self) -> float:
-        n, s = self.prompt_tokens_processed, self.prompt_seconds
-        return n / s if s else 0.0
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    info: GGUFInfo
-    launch: ResolvedLaunch
-    n_ctx: int  # read back from the context
-    n_batch: int
-    n_ubatch: int
-    load_seconds: float
-    description: str
-    log: tuple[str, ...] = field(repr=False, default=())
-
-
-@dataclass(frozen=True)
-class BatchMeasurement:
-    n_batch: int
-    n_ubatch: int
-    prompt_tokens_per_s: float
-    gen_tokens_per_s: float
-    time_to_first_token_s: float
-    log: tuple[str, ...] = field(repr=False, default=())
-    gpu_used_peak: tuple[int, ...] = ()  # NVML used memory per GPU while the context lived
-
-
-class Stopped(Exception):
-    """Internal: the abort callback fired during a decode."""
 
 
 class Engine:
@@ -212,7 +66,7 @@ class Engine:
             raise EngineError("no model selected")
         info = info or read_gguf(launch.model_path)  # ModelFileError before llama.cpp
         self.close()
-        _init_backend()
+        init_backend()
         cancel = cancel or threading.Event()
         log_start = llama_log_count()
         started = time.perf_counter()
@@ -243,13 +97,13 @@ class Engine:
         if not model:
             if cancel.is_set():
                 raise LoadCancelled("loading was cancelled")
-            reason = _last_error_line() or "llama.cpp could not load the file"
+            reason = first_error_since(log_start) or "llama.cpp could not load the file"
             raise EngineError(f"could not load {launch.model_path.name}: {reason}")
         cparams = self._context_params(launch, launch.batch.n_batch, launch.batch.n_ubatch)
         ctx = llama_cpp.llama_init_from_model(model, cparams)
         if not ctx:
             llama_cpp.llama_model_free(model)
-            reason = _last_error_line() or "out of memory?"
+            reason = first_error_since(log_start) or "out of memory?"
             raise EngineError(f"could not create a context of {launch.n_ctx} tokens: {reason}")
         self._model, self._ctx = model, ctx
         self._vocab = llama_cpp.llama_model_get_vocab(model)
@@ -310,7 +164,7 @@ class Engine:
         if not ctx:
             raise EngineError(
                 f"no context for n_batch {n_batch}, n_ubatch {n_ubatch}: "
-                f"{_last_error_line() or 'out of memory?'}"
+                f"{first_error_since(mark) or 'out of memory?'}"
             )
         log = llama_log_since(mark)
         try:
@@ -366,10 +220,6 @@ class Engine:
         self.loaded = None
 
     # -- stop ------------------------------------------------------------------------
-    def request_stop(self) -> None:
-        """Thread-safe: ends the running generation (or prompt processing) within one graph node."""
-        self._cancel.set()
-
     def _should_abort(self, _data: ctypes.c_void_p) -> bool:
         return self._cancel.is_set()
 
@@ -491,7 +341,7 @@ class Engine:
 
         sampler = self._make_sampler(params)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stream = _StopStringFilter(params.stop, on_text)
+        stream = StopStringFilter(params.stop, on_text)
         generated = 0
         reason = "length"
         t_prompt = t_first = None
@@ -585,42 +435,3 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
-
-
-class _StopStringFilter:
-    """Passes text on, holding back any tail that could begin a stop string."""
-
-    def __init__(self, stops: Sequence[str], sink: Callable[[str], None]) -> None:
-        self.stops = [s for s in stops if s]
-        self.sink = sink
-        self.pending = ""
-        self.text = ""
-
-    def _emit(self, piece: str) -> None:
-        if piece:
-            self.text += piece
-            self.sink(piece)
-
-    def feed(self, piece: str) -> bool:
-        """Returns True when a stop string was reached (the text before it is emitted)."""
-        if not self.stops:
-            self._emit(piece)
-            return False
-        self.pending += piece
-        for stop in self.stops:
-            at = self.pending.find(stop)
-            if at >= 0:
-                self._emit(self.pending[:at])
-                self.pending = ""
-                return True
-        hold = max(
-            (k for s in self.stops for k in range(1, len(s)) if self.pending.endswith(s[:k])),
-            default=0,
-        )
-        self._emit(self.pending[: len(self.pending) - hold])
-        self.pending = self.pending[len(self.pending) - hold :]
-        return False
-
-    def flush(self) -> None:
-        self._emit(self.pending)
-        self.pending = ""

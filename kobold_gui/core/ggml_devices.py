@@ -61,9 +61,9 @@ def _lib() -> Any:
 
 def backend_devices() -> list[BackendDevice]:
     """Every device of every backend in this llama.cpp build (the CPU included)."""
-    import llama_cpp
+    from kobold_gui.core.backend import init_backend
 
-    llama_cpp.llama_backend_init()
+    init_backend()
     lib = _lib()
     devices = []
     for i in range(lib.ggml_backend_dev_count()):

@@ -182,13 +182,3 @@ class GpuInventory:
                 with contextlib.suppress(Exception):
                     self._nvml.nvmlShutdown()
             self._ready = False
-
-
-def open_inventory() -> GpuInventory:
-    """The real NVML, unless KOBOLD_GUI_FAKE_GPUS asks for the fake (demos, screenshots)."""
-    from kobold_gui.dev.fake_nvml import from_environment
-
-    fake = from_environment()
-    if fake is None:
-        return GpuInventory()
-    return GpuInventory(fake, label="Simulated GPUs (KOBOLD_GUI_FAKE_GPUS is set): not real.")

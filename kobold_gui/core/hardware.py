@@ -4,13 +4,12 @@ the installed llama.cpp build, matched by PCI bus id, with the warnings that fol
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kobold_gui.core.ggml_devices import BackendDevice, backend_devices
+from kobold_gui.core.engine_types import BackendInfo
+from kobold_gui.core.ggml_devices import BackendDevice
 from kobold_gui.core.gpus import Inventory
-
-if TYPE_CHECKING:
-    from kobold_gui.core.engine import BackendInfo
+from kobold_gui.core.options import ConfigError, gpu_indices
 
 CUDA_FIX = "KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup"
 
@@ -65,8 +64,6 @@ def select_devices(gpus: str, maingpu: int, report: HardwareReport | None) -> De
 
     The choice reaches llama.cpp through the model params, not CUDA_VISIBLE_DEVICES (CUDA
     reads that once, at start). Raises ConfigError for GPUs that don't exist."""
-    from kobold_gui.core.options import ConfigError, gpu_indices
-
     wanted = gpu_indices(gpus)
     if report is None or not report.gpu_offload:
         return DeviceChoice(None, 0, "")
@@ -95,14 +92,11 @@ def match_devices(inventory: Inventory, devices: list[BackendDevice]) -> dict[st
 
 def hardware_report(
     inventory: Inventory,
-    info: BackendInfo | None = None,
-    devices: list[BackendDevice] | None = None,
+    info: BackendInfo,
+    devices: list[BackendDevice],
 ) -> HardwareReport:
-    """Pass `info` and `devices` when already known (they don't change while running)."""
-    from kobold_gui.core.engine import backend_info
-
-    info = info or backend_info()
-    devices = devices if devices is not None else backend_devices()
+    """NVML's GPUs beside llama.cpp's devices (core/backend.py and core/ggml_devices.py read
+    those once: they do not change while the app runs)."""
     matched = match_devices(inventory, devices)
     warnings = []
     if inventory.gpus and not info.gpu_offload:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from kobold_gui.core.batching import BLAS_STOPS, KoboldRule
-from kobold_gui.core.engine import BackendInfo, Engine, EngineError, Stopped
+from kobold_gui.core.engine import Engine
+from kobold_gui.core.engine_types import BackendInfo, EngineError, Stopped
 from kobold_gui.core.gpus import Inventory
 from kobold_gui.core.launch import ResolvedLaunch
 from kobold_gui.core.llama_buffers import parse_buffer_sizes

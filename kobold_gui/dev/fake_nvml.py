@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+from kobold_gui.core.gpus import GpuInventory
+
 GiB = 1 << 30
 
 
@@ -155,3 +157,12 @@ def from_spec(spec: str) -> FakeNvml:
 def from_environment() -> FakeNvml | None:
     spec = os.environ.get("KOBOLD_GUI_FAKE_GPUS")
     return from_spec(spec) if spec else None
+
+
+def inventory_for_environment() -> GpuInventory:
+    """For the entry points: the real NVML, unless KOBOLD_GUI_FAKE_GPUS asks for the fake
+    (demos, screenshots, trying a split without the cards)."""
+    fake = from_environment()
+    if fake is None:
+        return GpuInventory()
+    return GpuInventory(fake, label="Simulated GPUs (KOBOLD_GUI_FAKE_GPUS is set): not real.")

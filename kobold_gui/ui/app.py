@@ -84,6 +84,7 @@ def run_app(args: argparse.Namespace) -> int:
 
 def _open_window(app: QApplication, args: argparse.Namespace) -> int:
     from kobold_gui.cli import launch_config_from_args
+    from kobold_gui.dev.fake_nvml import inventory_for_environment
     from kobold_gui.ui.main_window import MainWindow
 
     if os.environ.get("KOBOLD_GUI_CRASH_TEST"):  # lets tests see how a crash is reported
@@ -106,7 +107,9 @@ def _open_window(app: QApplication, args: argparse.Namespace) -> int:
         else None
     )
     window = MainWindow(
-        initial_model=Path(args.model) if args.model else None, initial_config=config
+        initial_model=Path(args.model) if args.model else None,
+        initial_config=config,
+        inventory=inventory_for_environment(),
     )
     window.show()
     _report_when_shown(app)

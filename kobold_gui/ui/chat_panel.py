@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from kobold_gui.core.chat_format import Message
-from kobold_gui.core.engine import GenerationResult
+from kobold_gui.core.engine_types import GenerationResult
 
 MARKDOWN_EVERY_S = 0.4
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)

@@ -22,7 +22,7 @@ from kobold_gui.core.chat_store import (
     StoredMessage,
     import_openai,
 )
-from kobold_gui.core.engine import GenerationResult, SamplingParams
+from kobold_gui.core.engine_types import GenerationResult, SamplingParams
 from kobold_gui.core.gguf_info import GGUFInfo
 from kobold_gui.ui.chat_panel import ChatPanel, stats_line
 from kobold_gui.ui.conversation_list import ConversationList

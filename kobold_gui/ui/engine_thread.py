@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from kobold_gui.core.chat_format import Message
-from kobold_gui.core.engine import Engine, EngineError, LoadCancelled, SamplingParams
+from kobold_gui.core.engine import Engine
+from kobold_gui.core.engine_types import EngineError, LoadCancelled, SamplingParams
 from kobold_gui.core.gguf_info import GGUFInfo, ModelFileError
 from kobold_gui.core.launch import ResolvedLaunch
 from kobold_gui.core.sweep import Candidate, run_sweep

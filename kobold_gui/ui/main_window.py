@@ -25,16 +25,11 @@ from kobold_gui import __version__
 from kobold_gui.core.chat_store import (
     ChatStore,
 )
-from kobold_gui.core.engine import (
-    BackendInfo,
-    GenerationResult,
-    LoadedModel,
-    SamplingParams,
-    backend_info,
-)
+from kobold_gui.core.backend import backend_info
+from kobold_gui.core.engine_types import BackendInfo, GenerationResult, LoadedModel, SamplingParams
 from kobold_gui.core.ggml_devices import BackendDevice, backend_devices
 from kobold_gui.core.gguf_info import GGUFInfo, human_bytes
-from kobold_gui.core.gpus import GpuInventory, Inventory, open_inventory
+from kobold_gui.core.gpus import GpuInventory, Inventory
 from kobold_gui.core.hardware import hardware_report
 from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
 from kobold_gui.core.llama_buffers import device_totals, parse_buffer_sizes
@@ -135,7 +130,7 @@ class MainWindow(QMainWindow):
         if settings_warning:
             self.statusBar().showMessage(settings_warning, 15000)
         self.conversations.open_last()
-        self.gpu_monitor = GpuMonitor(inventory or open_inventory(), parent=self)
+        self.gpu_monitor = GpuMonitor(inventory or GpuInventory(), parent=self)
         self.gpu_monitor.snapshot.connect(self._inventory_updated)
 
     # -- layout -----------------------------------------------------------------------

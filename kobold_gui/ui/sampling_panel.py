@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kobold_gui.core.engine import SamplingParams
+from kobold_gui.core.engine_types import SamplingParams
 
 PRESETS: dict[str, SamplingParams] = {
     "balanced": SamplingParams(),

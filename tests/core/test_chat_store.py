@@ -108,7 +108,8 @@ def test_a_kill_mid_stream_leaves_a_readable_file(tmp_path: Path) -> None:
 
 
 def test_overlong_conversation_drops_the_oldest_turns(tiny_model: Path) -> None:
-    from kobold_gui.core.engine import Engine, SamplingParams
+    from kobold_gui.core.engine import Engine
+    from kobold_gui.core.engine_types import SamplingParams
     from kobold_gui.core.launch import resolve_launch
     from kobold_gui.core.options import LaunchConfig
 

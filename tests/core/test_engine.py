@@ -8,16 +8,12 @@ from pathlib import Path
 import pytest
 
 from kobold_gui.core.chat_format import Message
-from kobold_gui.core.engine import (
-    Engine,
-    EngineError,
-    LoadCancelled,
-    SamplingParams,
-    _StopStringFilter,
-)
+from kobold_gui.core.engine import Engine
+from kobold_gui.core.engine_types import EngineError, LoadCancelled, SamplingParams
 from kobold_gui.core.gguf_info import ModelFileError
 from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.options import LaunchConfig
+from kobold_gui.core.stop_strings import StopStringFilter
 
 GREEDY = SamplingParams(max_tokens=24, temperature=0.0)
 
@@ -193,7 +189,7 @@ def test_stop_strings_are_held_back_until_decided(
     pieces: list[str], stops: list[str], expected: str, hit: bool
 ) -> None:
     out: list[str] = []
-    f = _StopStringFilter(stops, out.append)
+    f = StopStringFilter(stops, out.append)
     reached = any([f.feed(p) for p in pieces])
     if not reached:
         f.flush()

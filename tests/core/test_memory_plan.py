@@ -8,7 +8,8 @@ from pathlib import Path
 import llama_cpp
 import pytest
 
-from kobold_gui.core.engine import _init_backend, llama_log_count, llama_log_since
+from kobold_gui.core.backend import init_backend
+from kobold_gui.core.llama_log import llama_log_count, llama_log_since
 from kobold_gui.core.gguf_info import GGUFInfo, read_gguf
 from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.llama_buffers import parse_buffer_sizes
@@ -66,7 +67,7 @@ def test_layer_assignment_follows_llama_cpp(
 
 
 def _cpu_load(info: GGUFInfo, n_ctx: int, n_ubatch: int, fa: int) -> dict[str, dict[str, int]]:
-    _init_backend()
+    init_backend()
     mp = llama_cpp.llama_model_default_params()
     mp.n_gpu_layers = 0
     mark = llama_log_count()

@@ -102,7 +102,7 @@ def test_real_sweep_of_two_candidates_then_cancel(default_model: Path) -> None:
     cancel.set()
     assert run_sweep(engine, candidates_from([128]), 256, 8, cancel=cancel) == []
     from kobold_gui.core.chat_format import Message
-    from kobold_gui.core.engine import SamplingParams
+    from kobold_gui.core.engine_types import SamplingParams
 
     after = engine.chat([Message("user", "Hi")], SamplingParams(max_tokens=4), lambda _t: None)
     assert after.generated_tokens > 0  # the loaded model stays usable

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.engine import SamplingParams
+from kobold_gui.core.engine_types import SamplingParams
 from kobold_gui.core.sweep import SweepRow
 from kobold_gui.ui.benchmark_panel import BenchmarkPanel, _tip
 

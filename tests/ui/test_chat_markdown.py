@@ -8,7 +8,7 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.engine import GenerationResult
+from kobold_gui.core.engine_types import GenerationResult
 from kobold_gui.ui.chat_panel import ChatPanel
 
 REPLY = (

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from kobold_gui.core.chat_store import ChatStore
-from kobold_gui.core.engine import SamplingParams
+from kobold_gui.core.engine_types import SamplingParams
 from kobold_gui.ui.main_window import MainWindow
 
 

@@ -10,7 +10,7 @@ from PySide6.QtGui import QDropEvent
 from pytestqt.qtbot import QtBot
 
 from kobold_gui.core.batching import BLAS_STOPS
-from kobold_gui.core.engine import SamplingParams
+from kobold_gui.core.engine_types import SamplingParams
 from kobold_gui.core.settings import SettingsStore
 from kobold_gui.ui.main_window import MainWindow
 
