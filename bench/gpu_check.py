@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from kobold_gui.core.chat_format import Message
 from kobold_gui.core.backend import backend_info, probe_hardware
+from kobold_gui.core.chat_format import Message
 from kobold_gui.core.engine import Engine
 from kobold_gui.core.engine_types import SamplingParams
 from kobold_gui.core.gguf_info import read_gguf

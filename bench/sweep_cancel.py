@@ -16,7 +16,8 @@ from kobold_gui.core.engine import Engine
 from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.model_files import default_model_path
 from kobold_gui.core.options import LaunchConfig
-from kobold_gui.core.sweep import candidates_from, run_sweep
+from kobold_gui.core.sweep import run_sweep
+from kobold_gui.core.sweep_results import candidates_from
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,12 +112,16 @@ def test_bad_options_exit_non_zero_with_one_line(
 
 
 def test_list_gpus_without_a_driver_exits_zero_with_a_message() -> None:
+    if os.path.exists("/dev/nvidiactl"):
+        pytest.skip("this machine has an NVIDIA driver")
     result = run("--list-gpus", "--json")
     assert result.returncode == 0
     data = json.loads(result.stdout)
     assert data["nvml"]["gpus"] == [] and "No NVIDIA driver found" in result.stderr
-    assert data["llama_cpp"]["gpu_offload"] is False
-    assert [d["type"] for d in data["llama_cpp"]["devices"]] == ["CPU"]
+    devices = data["llama_cpp"]["devices"]
+    assert "CPU" in [d["type"] for d in devices]
+    # A CPU-only build has nothing else; a GPU build lists devices NVML cannot match.
+    assert data["llama_cpp"]["gpu_offload"] is (len(devices) > 1)
 
 
 def test_list_gpus_with_simulated_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -241,8 +246,10 @@ def test_benchmark_bad_input_is_one_line(tiny_model: Path, args: list[str], word
 
 def test_measured_policy_uses_the_kept_sweep(tiny_model: Path) -> None:
     common = ["--model", str(tiny_model), "--contextsize", "1024"]
-    missing = run("--show-config", "--batch-policy", "measured", *common)
-    assert missing.returncode == 2 and "run the sweep first" in missing.stderr
+    missing = run("--show-config", "--json", "--batch-policy", "measured", *common)
+    assert missing.returncode == 0, missing.stderr
+    before = json.loads(missing.stdout)["effective"]
+    assert "no benchmark of this model" in before["batch_label"]  # the seed rule, said so
     bench = run(
         "--benchmark",
         "--json",
@@ -255,8 +262,13 @@ def test_measured_policy_uses_the_kept_sweep(tiny_model: Path) -> None:
         *common,
     )
     assert bench.returncode == 0, bench.stderr
-    pick = json.loads(bench.stdout)["measured_policy"]
+    result = json.loads(bench.stdout)
+    pick = result["measured_policy"]
     shown = run("--show-config", "--json", "--batch-policy", "measured", *common)
     assert shown.returncode == 0, shown.stderr
     eff = json.loads(shown.stdout)["effective"]
-    assert (eff["n_batch"], eff["n_ubatch"]) == (pick["n_batch"], pick["n_ubatch"])
+    assert eff["batch_label"] == result["measured_launch_batch"]  # the same choice, twice
+    if pick is not None:
+        assert [eff["n_batch"], eff["n_ubatch"]] == pick
+    else:  # the runs could not tell the pairs apart: the seed rule, and why
+        assert "no measurable difference" in eff["batch_label"]

@@ -147,3 +147,33 @@ def effective_batch(blas: int, n_ctx: int, policy: str | BatchPolicy = DEFAULT_P
         n_ubatch = n_batch
         reasons.append("n_ubatch limited to n_batch")
     return BatchPlan(blas, n_batch, n_ubatch, pol.name, tuple(reasons))
+
+
+@dataclass(frozen=True)
+class MeasuredChoice:
+    """What a sweep says for the measured policy: the pairs to use, the pick first and then
+    the others from the fastest prompt down (where a launch steps down to when the pick
+    does not fit), or no pairs when the sweep could not tell the pairs apart."""
+
+    pairs: tuple[tuple[int, int], ...]
+    why: str
+
+    @property
+    def pick(self) -> tuple[int, int] | None:
+        return self.pairs[0] if self.pairs else None
+
+
+@dataclass(frozen=True)
+class SeedFallback:
+    """The measured policy when there is nothing measured to use: the seed rule, saying why."""
+
+    reason: str = "no benchmark of this model with these settings yet"
+    name: str = "measured"
+    title: str = "Measured (from the benchmark)"
+
+    def pair(self, blas: int) -> tuple[int, int]:
+        return KoboldRule().pair(blas)
+
+    def why(self, blas: int) -> str | None:
+        cap = KoboldRule().why(blas)
+        return f"{self.reason}: KoboldCPP's rule" + (f", {cap}" if cap else "")

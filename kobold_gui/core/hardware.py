@@ -23,6 +23,12 @@ class HardwareReport:
     nvml_index_of_device: dict[str, int]  # llama.cpp device name -> NVML index
     warnings: tuple[str, ...]
 
+    @property
+    def all_gpus_matched(self) -> bool:
+        """Every GPU device of llama.cpp has its NVML GPU (none of another vendor)."""
+        gpus = [d for d in self.devices if d.kind in ("GPU", "iGPU")]
+        return all(d.name in self.nvml_index_of_device for d in gpus)
+
     def device_for_gpu(self, nvml_index: int) -> BackendDevice | None:
         for device in self.devices:
             if self.nvml_index_of_device.get(device.name) == nvml_index:
@@ -62,8 +68,11 @@ class DeviceChoice:
 def select_devices(gpus: str, maingpu: int, report: HardwareReport | None) -> DeviceChoice:
     """Turn the user's GPU choice (NVML indices) into llama.cpp's device list.
 
-    The choice reaches llama.cpp through the model params, not CUDA_VISIBLE_DEVICES (CUDA
-    reads that once, at start). Raises ConfigError for GPUs that don't exist."""
+    The list is passed explicitly, in NVML's order (the window's), whenever llama.cpp's GPUs
+    are all matched to NVML's: CUDA numbers its devices fastest first, so "all devices" in
+    CUDA's order would put a split, the main GPU and the plan's shares on other cards. The
+    choice reaches llama.cpp through the model params, not CUDA_VISIBLE_DEVICES (CUDA reads
+    that once, at start). Raises ConfigError for GPUs that don't exist."""
     wanted = gpu_indices(gpus)
     if report is None or not report.gpu_offload:
         return DeviceChoice(None, 0, "")
@@ -72,12 +81,12 @@ def select_devices(gpus: str, maingpu: int, report: HardwareReport | None) -> De
         if index not in present:
             have = ", ".join(map(str, present)) or "none"
             raise ConfigError(f"GPU {index} does not exist or is lost (GPUs here: {have})")
-    if wanted is None and maingpu < 0:
-        return DeviceChoice(None, 0, "all GPUs")
     chosen = list(wanted) if wanted is not None else present
     if maingpu >= 0 and maingpu not in chosen:
         raise ConfigError(f"the main GPU {maingpu} is not among the GPUs chosen ({gpus})")
     devices = [report.device_for_gpu(i) for i in chosen]
+    if wanted is None and maingpu < 0 and (not chosen or not report.all_gpus_matched):
+        return DeviceChoice(None, 0, "all GPUs")  # llama.cpp's own list: nothing to reorder
     if any(d is None for d in devices):
         raise ConfigError("llama.cpp has no device for one of the chosen GPUs")
     main = chosen.index(maingpu) if maingpu >= 0 else 0

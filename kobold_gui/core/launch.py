@@ -16,12 +16,14 @@ from kobold_gui.core.batching import (
     BatchPolicy,
     CustomPolicy,
     KoboldRule,
+    MeasuredChoice,
     MeasuredPolicy,
+    SeedFallback,
     effective_batch,
     get_policy,
 )
 from kobold_gui.core.gguf_info import GGUFInfo
-from kobold_gui.core.hardware import HardwareReport, select_devices
+from kobold_gui.core.hardware import DeviceChoice, HardwareReport, select_devices
 from kobold_gui.core.memory_plan import (
     GpuBudget,
     MemoryPlan,
@@ -102,6 +104,36 @@ def resolve_gpu_layers(requested: int, n_layers: int | None, gpu_offload: bool) 
     return requested, f"{requested} of {total} layers"
 
 
+def resolve_batch(
+    config: LaunchConfig, measured: MeasuredChoice | None = None, n_ctx: int | None = None
+) -> BatchPlan:
+    """The BLAS slider's value through the batch policy and llama.cpp's clamps: what the
+    label shows, before any memory plan (the launch may still step a measured pair down)."""
+    policy = policy_for(config, measured)
+    # llama.cpp clamps n_batch by the n_ctx it is given, before padding n_ctx.
+    return effective_batch(config.blasbatchsize, n_ctx or config.contextsize, policy)
+
+
+def policy_for(config: LaunchConfig, measured: MeasuredChoice | None = None) -> BatchPolicy:
+    if config.batchpolicy == "custom":
+        return CustomPolicy(config.ubatch)
+    if config.batchpolicy == "measured":
+        if measured is None:
+            return SeedFallback()
+        if measured.pick is None:
+            return SeedFallback(measured.why.split(":", 1)[0])
+        return MeasuredPolicy(*measured.pick)
+    return get_policy(config.batchpolicy)
+
+
+@dataclass(frozen=True)
+class _Devices:
+    choice: DeviceChoice
+    main_gpu: int  # the plan's main GPU: the device list's, or an assumed one
+    budgets: list[GpuBudget]
+    can_offload: bool
+
+
 def resolve_launch(
     config: LaunchConfig,
     model_path: Path | None,
@@ -109,7 +141,7 @@ def resolve_launch(
     gpu_offload: bool,
     hardware: HardwareReport | None = None,
     assumed_gpus: Sequence[GpuBudget] | None = None,
-    measured: Sequence[tuple[int, int]] = (),
+    measured: MeasuredChoice | None = None,
 ) -> ResolvedLaunch:
     """Everything llama.cpp will be given, and the memory plan behind it.
 
@@ -117,95 +149,39 @@ def resolve_launch(
     `hardware`, or `assumed_gpus` for what-if questions) with the margin. Raises ConfigError
     for settings this machine cannot satisfy (a GPU that does not exist, a bad split).
 
-    `measured` holds the (n_batch, n_ubatch) pairs of a sweep, the measured policy's pick
-    first, then the others from the fastest prompt down: when the pick does not fit the
-    GPUs, the launch steps down to the first that does (and says so). The seed rule is
-    never changed silently: when its pair does not fit, the note names the largest BLAS
-    size that would."""
-    n_ctx = config.contextsize
-    n_ctx_effective = -(-n_ctx // CTX_PAD) * CTX_PAD
-    policy = policy_for(config, measured)
-    # llama.cpp clamps n_batch by the n_ctx it is given, before padding n_ctx.
-    batch = effective_batch(config.blasbatchsize, n_ctx, policy)
-    if config.kvtype != "f16" and config.flashattention == "off":
-        raise ConfigError("a quantized KV cache needs flash attention (auto or on)")
-    choice = select_devices(config.gpus, config.maingpu, hardware)
-    main_gpu = choice.main_gpu
-    if assumed_gpus is not None and config.maingpu >= 0:
-        if config.maingpu >= len(assumed_gpus):
-            raise ConfigError(
-                f"main GPU {config.maingpu} does not exist (GPUs: 0 to {len(assumed_gpus) - 1})"
-            )
-        main_gpu = config.maingpu
-    budgets = list(assumed_gpus) if assumed_gpus is not None else _budgets(hardware, config)
+    With the measured policy, when the pick does not fit the GPUs, the launch steps down
+    through `measured.pairs` to the first that does (and says so). The seed rule is never
+    changed silently: when its pair does not fit, the note names the largest BLAS size that
+    would."""
+    _check_config(config)
+    n_ctx_effective = -(-config.contextsize // CTX_PAD) * CTX_PAD
+    batch = resolve_batch(config, measured)
+    devices = _resolve_devices(config, hardware, assumed_gpus, gpu_offload)
     n_gpu_layers, note = resolve_gpu_layers(
-        config.gpulayers, info.n_layers if info else None, gpu_offload or bool(assumed_gpus)
+        config.gpulayers, info.n_layers if info else None, devices.can_offload
     )
     split = tensor_split_values(config.tensor_split)
     plan = None
-    if info is not None and budgets and (gpu_offload or assumed_gpus is not None):
-        base = PlanRequest(
-            n_gpu_layers=n_gpu_layers,
-            n_ctx=n_ctx_effective,
-            n_ubatch=batch.n_ubatch,
-            flash_attn=config.flashattention != "off",
-            split_mode=config.splitmode,
-            main_gpu=main_gpu,
-            tensor_split=split,
-            kv_type=config.kvtype,
-            offload_kqv=config.kvoffload == "on",
-            margin=config.vrammargin * MiB,
-        )
-        try:
-            plan, note = _plan_gpus(info, base, budgets, auto=config.gpulayers < 0)
-            if not _fits_fully(plan, info, config) and config.batchpolicy == "measured":
-                for n_b, n_u in measured[1:]:
-                    smaller = effective_batch(n_b, n_ctx, MeasuredPolicy(n_b, n_u))
-                    if smaller.n_ubatch >= batch.n_ubatch:
-                        continue
-                    p2, note2 = _plan_gpus(
-                        info,
-                        replace(base, n_ubatch=smaller.n_ubatch),
-                        budgets,
-                        auto=config.gpulayers < 0,
-                    )
-                    if _fits_fully(p2, info, config):
-                        note = (
-                            f"{note2}; stepped down from the measured pair "
-                            f"{batch.n_batch}:{batch.n_ubatch} to {n_b}:{n_u}, which fits"
-                        )
-                        plan, batch = p2, smaller
-                        break
-            elif not _fits_fully(plan, info, config) and config.batchpolicy == "koboldcpp":
-                hint = _largest_fitting_blas(info, base, budgets, config, n_ctx)
-                if hint is not None:
-                    note += f"; BLAS {hint} would fit every layer"
-        except PlanError as e:
-            raise ConfigError(str(e)) from None
+    if info is not None and devices.budgets and devices.can_offload:
+        base = _plan_request(config, n_gpu_layers, n_ctx_effective, batch, devices.main_gpu)
+        plan, batch, note = _plan_offload(info, base, devices.budgets, config, batch, measured)
         n_gpu_layers = plan.request.n_gpu_layers
         if config.gpulayers < 0:
-            split = plan.request.tensor_split if len(budgets) > 1 else None
+            split = plan.request.tensor_split if len(devices.budgets) > 1 else None
     elif info is not None:  # no GPU to plan for: the CPU's share of RAM
-        cpu_only = PlanRequest(
-            n_gpu_layers=0,
-            n_ctx=n_ctx_effective,
-            n_ubatch=batch.n_ubatch,
-            flash_attn=config.flashattention != "off",
-            kv_type=config.kvtype,
-        )
-        plan = plan_memory(info, cpu_only, [])
+        plan = plan_memory(info, _plan_request(config, 0, n_ctx_effective, batch, 0), [])
     return ResolvedLaunch(
         model_path=model_path,
         config=config,
-        n_ctx=n_ctx,
+        n_ctx=config.contextsize,
         n_ctx_effective=n_ctx_effective,
         batch=batch,
         n_gpu_layers=n_gpu_layers,
         gpu_layers_note=note,
         n_threads=config.resolved_threads(),
         flash_attn_type=FLASH_ATTN[config.flashattention],
-        device_handles=choice.handles,
-        main_gpu=main_gpu,  # the plan's main GPU: the device list's, or an assumed one
+        device_handles=devices.choice.handles,
+        main_gpu=devices.main_gpu,
         split_mode=SPLIT_MODE[config.splitmode],
         tensor_split=split,
         kv_type=KV_TYPES[config.kvtype],
@@ -214,17 +190,95 @@ def resolve_launch(
     )
 
 
-def policy_for(config: LaunchConfig, measured: Sequence[tuple[int, int]] = ()) -> BatchPolicy:
-    if config.batchpolicy == "custom":
-        return CustomPolicy(config.ubatch)
-    if config.batchpolicy == "measured":
-        if not measured:
+def _check_config(config: LaunchConfig) -> None:
+    if config.kvtype != "f16" and config.flashattention == "off":
+        raise ConfigError("a quantized KV cache needs flash attention (auto or on)")
+
+
+def _resolve_devices(
+    config: LaunchConfig,
+    hardware: HardwareReport | None,
+    assumed_gpus: Sequence[GpuBudget] | None,
+    gpu_offload: bool,
+) -> _Devices:
+    choice = select_devices(config.gpus, config.maingpu, hardware)
+    if assumed_gpus is None:
+        return _Devices(choice, choice.main_gpu, _budgets(hardware, config), gpu_offload)
+    main_gpu = choice.main_gpu
+    if config.maingpu >= 0:
+        if config.maingpu >= len(assumed_gpus):
             raise ConfigError(
-                "the measured batch policy needs a benchmark of this model with these "
-                "settings: run the sweep first (Benchmark tab, or kobold-gui --benchmark)"
+                f"main GPU {config.maingpu} does not exist (GPUs: 0 to {len(assumed_gpus) - 1})"
             )
-        return MeasuredPolicy(*measured[0])
-    return get_policy(config.batchpolicy)
+        main_gpu = config.maingpu
+    return _Devices(choice, main_gpu, list(assumed_gpus), True)
+
+
+def _plan_request(
+    config: LaunchConfig, n_gpu_layers: int, n_ctx: int, batch: BatchPlan, main_gpu: int
+) -> PlanRequest:
+    return PlanRequest(
+        n_gpu_layers=n_gpu_layers,
+        n_ctx=n_ctx,
+        n_ubatch=batch.n_ubatch,
+        flash_attn=config.flashattention != "off",
+        split_mode=config.splitmode,
+        main_gpu=main_gpu,
+        tensor_split=tensor_split_values(config.tensor_split),
+        kv_type=config.kvtype,
+        offload_kqv=config.kvoffload == "on",
+        margin=config.vrammargin * MiB,
+    )
+
+
+def _plan_offload(
+    info: GGUFInfo,
+    base: PlanRequest,
+    budgets: Sequence[GpuBudget],
+    config: LaunchConfig,
+    batch: BatchPlan,
+    measured: MeasuredChoice | None,
+) -> tuple[MemoryPlan, BatchPlan, str]:
+    """The plan over the GPUs; then, when not everything fits, a smaller measured pair that
+    does (measured policy) or the largest BLAS size that would (the seed rule's hint)."""
+    auto = config.gpulayers < 0
+    try:
+        plan, note = _plan_gpus(info, base, budgets, auto)
+        if _fits_fully(plan, info, config):
+            return plan, batch, note
+        if measured is not None and config.batchpolicy == "measured":
+            return _step_down(info, base, budgets, config, batch, measured) or (plan, batch, note)
+        if config.batchpolicy == "koboldcpp":
+            hint = _largest_fitting_blas(info, base, budgets, config)
+            if hint is not None:
+                note += f"; BLAS {hint} would fit every layer"
+        return plan, batch, note
+    except PlanError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _step_down(
+    info: GGUFInfo,
+    base: PlanRequest,
+    budgets: Sequence[GpuBudget],
+    config: LaunchConfig,
+    batch: BatchPlan,
+    measured: MeasuredChoice,
+) -> tuple[MemoryPlan, BatchPlan, str] | None:
+    """The first measured pair after the pick, with a smaller ubatch, that fits fully."""
+    for n_b, n_u in measured.pairs[1:]:
+        smaller = effective_batch(n_b, config.contextsize, MeasuredPolicy(n_b, n_u))
+        if smaller.n_ubatch >= batch.n_ubatch:
+            continue
+        request = replace(base, n_ubatch=smaller.n_ubatch)
+        plan, note = _plan_gpus(info, request, budgets, config.gpulayers < 0)
+        if _fits_fully(plan, info, config):
+            note += (
+                f"; stepped down from the measured pair {batch.n_batch}:{batch.n_ubatch} "
+                f"to {n_b}:{n_u}, which fits"
+            )
+            return plan, smaller, note
+    return None
 
 
 def _plan_gpus(
@@ -247,15 +301,11 @@ def _fits_fully(plan: MemoryPlan, info: GGUFInfo, config: LaunchConfig) -> bool:
 
 
 def _largest_fitting_blas(
-    info: GGUFInfo,
-    base: PlanRequest,
-    budgets: Sequence[GpuBudget],
-    config: LaunchConfig,
-    n_ctx: int,
+    info: GGUFInfo, base: PlanRequest, budgets: Sequence[GpuBudget], config: LaunchConfig
 ) -> int | None:
     layers = base.n_gpu_layers if config.gpulayers >= 0 else info.n_layers + 1
     for blas in sorted((b for b in BLAS_STOPS if b < config.blasbatchsize), reverse=True):
-        ub = effective_batch(blas, n_ctx, KoboldRule()).n_ubatch
+        ub = effective_batch(blas, config.contextsize, KoboldRule()).n_ubatch
         if plan_memory(info, replace(base, n_ubatch=ub, n_gpu_layers=layers), budgets).fits:
             return blas
     return None

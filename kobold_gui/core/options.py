@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from kobold_gui.core.batching import BLAS_STOPS, DEFAULT_BLAS, DEFAULT_POLICY, POLICIES
@@ -67,6 +67,13 @@ class Option:
     minimum: int | None = None
     maximum: int | None = None
     choices: tuple[str, ...] | None = None
+    # How the window's launch panel shows it (no label: edited elsewhere, e.g. the GPUs tab).
+    label: str | None = None
+    texts: Mapping[str, str] = field(default_factory=dict)  # choice -> what the user reads
+    special: str | None = None  # shown for the minimum value ("auto")
+    step: int = 1
+    suffix: str = ""
+    gpu_only: bool = False  # meaningless without a GPU to offload to
 
     def parse(self, value: Any) -> Any:
         """Convert and validate a value from the CLI, a settings file or a widget."""
@@ -97,21 +104,25 @@ OPTIONS: tuple[Option, ...] = (
     Option("blasbatchsize", int, DEFAULT_BLAS, "--blasbatchsize",
            "BLAS batch size B: prompt tokens per llama_decode call. The batch policy turns it "
            f"into n_batch and n_ubatch. Slider stops: {', '.join(map(str, BLAS_STOPS))}.",
-           kobold_flag="--blasbatchsize", minimum=1, maximum=max(BLAS_STOPS)),
+           kobold_flag="--blasbatchsize", minimum=1, maximum=max(BLAS_STOPS),
+           label="BLAS batch"),
     Option("batchpolicy", str, DEFAULT_POLICY, "--batch-policy",
            "How B becomes (n_batch, n_ubatch): koboldcpp = ubatch capped at 1024; "
            "tied = ubatch = B; custom = --ubatch; measured = the benchmark's pick.",
-           choices=tuple(POLICIES)),
+           choices=tuple(POLICIES), label="Batch policy",
+           texts={p.name: p.title for p in POLICIES.values()}),
     Option("ubatch", int, 512, "--ubatch",
            "n_ubatch for the custom batch policy (n_batch is the BLAS size).",
-           minimum=1, maximum=max(BLAS_STOPS)),
+           minimum=1, maximum=max(BLAS_STOPS), label="n_ubatch (custom)"),
     Option("contextsize", int, 4096, "--contextsize",
            "Context size in tokens (llama.cpp rounds it up to a multiple of 256).",
-           kobold_flag="--contextsize", minimum=256, maximum=1 << 20),
+           kobold_flag="--contextsize", minimum=256, maximum=1 << 20, label="Context size",
+           step=256),
     Option("gpulayers", int, -1, "--gpulayers",
            "Layers to offload to the GPU: -1 automatic (all, until the memory plan decides), "
            "0 none; more than the model has means all, the output layer included.",
-           kobold_flag="--gpulayers", minimum=-1, maximum=999),
+           kobold_flag="--gpulayers", minimum=-1, maximum=999, label="GPU layers",
+           special="auto", gpu_only=True),
     Option("gpus", str, "all", "--gpus",
            "Which GPUs the model may use: all, or NVML indices like 0,2 (see --list-gpus)."),
     Option("maingpu", int, -1, "--maingpu",
@@ -123,23 +134,29 @@ OPTIONS: tuple[Option, ...] = (
            kobold_flag="--tensor_split"),
     Option("splitmode", str, "layer", "--splitmode",
            "layer: whole layers per GPU; row: each matrix split by rows; none: main GPU only.",
-           choices=("layer", "row", "none")),
+           choices=("layer", "row", "none"), label="Split mode",
+           texts={"layer": "by layer", "row": "by row", "none": "main GPU only"},
+           gpu_only=True),
     Option("kvtype", str, "f16", "--kvtype",
            "KV cache type: f16, q8_0 or q4_0 (quantized types need flash attention).",
-           choices=("f16", "q8_0", "q4_0")),
+           choices=("f16", "q8_0", "q4_0"), label="KV cache",
+           texts={"q8_0": "q8_0 (about half)", "q4_0": "q4_0 (a quarter)"}),
     Option("kvoffload", str, "on", "--kv-offload",
            "Keep the KV cache with its layers on the GPU (on), or in RAM (off, KoboldCPP's "
            "--lowvram): less VRAM, slower.",
-           choices=("on", "off")),
+           choices=("on", "off"), label="KV cache place",
+           texts={"on": "on the GPU", "off": "in RAM (low VRAM)"}, gpu_only=True),
     Option("vrammargin", int, 512, "--vram-margin",
            "MiB kept free on each GPU when planning automatic layers.",
-           minimum=0, maximum=65536),
+           minimum=0, maximum=65536, label="VRAM margin", step=256, suffix=" MiB",
+           gpu_only=True),
     Option("threads", int, 0, "--threads",
            "CPU threads; 0 = automatic (about the physical cores).",
-           kobold_flag="--threads", minimum=0, maximum=1024),
+           kobold_flag="--threads", minimum=0, maximum=1024, label="Threads", special="auto"),
     Option("flashattention", str, "auto", "--flashattention",
            "Flash attention: auto (llama.cpp decides per device), on or off.",
-           kobold_flag="--flashattention", choices=("auto", "on", "off")),
+           kobold_flag="--flashattention", choices=("auto", "on", "off"),
+           label="Flash attention", texts={"auto": "auto (llama.cpp decides)"}),
 )
 # fmt: on
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
@@ -192,6 +209,15 @@ class LaunchConfig:
             return self.threads
         logical = os.cpu_count() or 1
         return logical // 2 if logical >= 4 else logical
+
+
+def given_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The launch options among parsed command-line values (argparse's namespace as a dict):
+    those given, by option name, validated. Every option in the table counts."""
+    given = {o.name: values[o.name] for o in OPTIONS if values.get(o.name) is not None}
+    if isinstance(given.get("tensor_split"), list):  # --tensor_split 3 1
+        given["tensor_split"] = " ".join(str(s) for s in given["tensor_split"])
+    return {name: OPTIONS_BY_NAME[name].parse(value) for name, value in given.items()}
 
 
 def _check_table_matches_config() -> None:

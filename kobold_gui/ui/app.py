@@ -17,6 +17,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from kobold_gui import __version__
+from kobold_gui.core.options import given_options
 from kobold_gui.core.paths import log_dir
 from kobold_gui.resource_files import resource_path
 
@@ -83,32 +84,16 @@ def run_app(args: argparse.Namespace) -> int:
 
 
 def _open_window(app: QApplication, args: argparse.Namespace) -> int:
-    from kobold_gui.cli import launch_config_from_args
     from kobold_gui.dev.fake_nvml import inventory_for_environment
     from kobold_gui.ui.main_window import MainWindow
 
     if os.environ.get("KOBOLD_GUI_CRASH_TEST"):  # lets tests see how a crash is reported
         raise RuntimeError("crash test requested by KOBOLD_GUI_CRASH_TEST")
 
-    given = {o: v for o, v in vars(args).items() if v is not None}
-    config = (
-        launch_config_from_args(args)
-        if any(
-            k in given
-            for k in (
-                "blasbatchsize",
-                "contextsize",
-                "gpulayers",
-                "threads",
-                "flashattention",
-                "batchpolicy",
-            )
-        )
-        else None
-    )
+    given = given_options(vars(args))  # every launch option of the table
     window = MainWindow(
         initial_model=Path(args.model) if args.model else None,
-        initial_config=config,
+        initial_options=given,
         inventory=inventory_for_environment(),
     )
     window.show()

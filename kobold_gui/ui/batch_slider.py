@@ -1,19 +1,13 @@
 """The BLAS batch slider: snaps to KoboldCPP's stops and shows, live while dragging, the
-n_batch and n_ubatch that llama.cpp will really get (policy and clamps applied)."""
+n_batch and n_ubatch that llama.cpp will really get. It computes nothing itself: the launch
+state resolves the value it sends and hands back the BatchPlan to show."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from kobold_gui.core.batching import (
-    BLAS_STOPS,
-    DEFAULT_BLAS,
-    DEFAULT_POLICY,
-    BatchPolicy,
-    effective_batch,
-    nearest_stop,
-)
+from kobold_gui.core.batching import BLAS_STOPS, DEFAULT_BLAS, BatchPlan, nearest_stop
 
 
 class BatchSlider(QWidget):
@@ -21,8 +15,7 @@ class BatchSlider(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._n_ctx = 4096
-        self._policy: str | BatchPolicy = DEFAULT_POLICY
+        self._plan: BatchPlan | None = None
         self._measured: dict[int, tuple[float, float]] = {}  # n_batch -> prompt, gen t/s
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setObjectName("blasSlider")
@@ -38,6 +31,8 @@ class BatchSlider(QWidget):
         self.effective_label.setObjectName("batchEffective")
         self.effective_label.setWordWrap(True)
         self.effective_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Two lines kept whatever the text: a label that wraps at 2048 must not move the form.
+        self.effective_label.setMinimumHeight(2 * self.effective_label.fontMetrics().lineSpacing())
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.slider, 1)
@@ -59,17 +54,12 @@ class BatchSlider(QWidget):
         return BLAS_STOPS[self.slider.value()]
 
     def set_blas(self, blas: int) -> None:
-        index = BLAS_STOPS.index(nearest_stop(blas))
-        if index == self.slider.value():
-            self._refresh()
-        self.slider.setValue(index)
+        self.slider.setValue(BLAS_STOPS.index(nearest_stop(blas)))
+        self.value_label.setText(str(self.blas()))
 
-    def set_context(self, n_ctx: int) -> None:
-        self._n_ctx = n_ctx
-        self._refresh()
-
-    def set_policy(self, policy: str | BatchPolicy) -> None:
-        self._policy = policy
+    def show_batch(self, plan: BatchPlan) -> None:
+        """What the launch will really use for the slider's value."""
+        self._plan = plan
         self._refresh()
 
     def set_measured(self, measured: dict[int, tuple[float, float]]) -> None:
@@ -79,12 +69,13 @@ class BatchSlider(QWidget):
         self._refresh()
 
     def _on_index(self, _index: int) -> None:
-        self._refresh()
+        self.value_label.setText(str(self.blas()))
         self.blasChanged.emit(self.blas())
 
     def _refresh(self) -> None:
-        plan = effective_batch(self.blas(), self._n_ctx, self._policy)
-        self.value_label.setText(str(plan.blas))
+        plan = self._plan
+        if plan is None:
+            return
         text = plan.label()
         # The sweep's numbers are for the seed rule's pairs: shown under that policy only.
         measured = self._measured.get(plan.n_batch) if plan.policy == "koboldcpp" else None

@@ -24,16 +24,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kobold_gui.core.batching import BLAS_STOPS
-from kobold_gui.core.sweep import (
+from kobold_gui.core.batching import BLAS_STOPS, MeasuredChoice
+from kobold_gui.core.sweep_results import (
     DEFAULT_GEN_TOKENS,
     DEFAULT_PROMPT_TOKENS,
+    DEFAULT_REPEATS,
     DEFAULT_SHARE,
     SweepRow,
-    choose_pair,
+    measured_choice,
+    merge_runs,
     rows_to_csv,
-    step_down_order,
 )
+from kobold_gui.ui.launch_panel import guard_wheel
 
 STYLES = {  # kind -> (pen colour, symbol, legend name)
     "koboldcpp": ("#1a5fb4", "o", "KoboldCPP rule (seed)"),
@@ -54,13 +56,15 @@ def _value(row: SweepRow, key: str) -> float:
 class BenchmarkPanel(QWidget):
     runRequested = Signal(int, int)  # prompt tokens, generation steps
     cancelRequested = Signal()
+    choiceChanged = Signal()  # the rows or the share changed: the measured choice with them
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.rows: list[SweepRow] = []
         self.pick: SweepRow | None = None
+        self.choice = MeasuredChoice((), "")
         self.expected = 0
-        self.budget: int | None = None
+        self._runs: dict[tuple[int, int], list[SweepRow]] = {}
         self.prompt = QSpinBox()
         self.prompt.setRange(16, 1 << 20)
         self.prompt.setValue(DEFAULT_PROMPT_TOKENS)
@@ -71,6 +75,13 @@ class BenchmarkPanel(QWidget):
         self.share.setRange(10, 100)
         self.share.setValue(DEFAULT_SHARE * 100)
         self.share.setSuffix(" % of the best generation speed")
+        self.repeats = QSpinBox()
+        self.repeats.setRange(1, 20)
+        self.repeats.setValue(DEFAULT_REPEATS)
+        self.repeats.setToolTip(
+            "Each pair is measured this many times, interleaved with the others; a pair is "
+            "picked only when it is faster than the spread of its runs."
+        )
         self.run_button = QPushButton("Run sweep")
         self.run_button.setObjectName("runSweep")
         self.run_button.setEnabled(False)  # until a model is loaded
@@ -91,6 +102,7 @@ class BenchmarkPanel(QWidget):
         form = QFormLayout()
         form.addRow("Prompt tokens", self.prompt)
         form.addRow("Generation steps", self.gen)
+        form.addRow("Runs per pair", self.repeats)
         form.addRow("Measured policy keeps", self.share)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
@@ -125,44 +137,60 @@ class BenchmarkPanel(QWidget):
         )
         self.cancel_button.clicked.connect(self.cancelRequested)
         self.share.valueChanged.connect(lambda _v: self.set_rows(self.rows))
+        for spin in (self.prompt, self.gen, self.share, self.repeats):
+            guard_wheel(spin)
         self.export_csv.clicked.connect(self._export_csv)
         self.export_json.clicked.connect(self._export_json)
 
     # -- running --------------------------------------------------------------------------
-    def started(self, count: int) -> None:
-        self.expected = count
-        self.rows = []
-        self.progress.setRange(0, count)
+    def started(self, count: int, repeats: int = 1) -> None:
+        self.expected = count * repeats
+        self._runs = {}
+        self.progress.setRange(0, self.expected)
         self.progress.setValue(0)
         self.progress.show()
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.status.setText(f"Measuring {count} (n_batch, n_ubatch) pairs…")
-        self.set_rows([])
+        self.status.setText(
+            f"Measuring {count} (n_batch, n_ubatch) pairs, {repeats} runs each, interleaved…"
+        )
+        self.set_rows([], running=True)
 
-    def add_row(self, index: int, row: SweepRow) -> None:
+    def add_run(self, index: int, run: SweepRow) -> None:
+        """One run of one pair: plotted with the pair's runs so far; no pick until the end."""
         self.progress.setValue(index + 1)
-        self.set_rows([*self.rows, row])
+        self._runs.setdefault((run.n_batch, run.n_ubatch), []).append(run)
+        self.set_rows([merge_runs(r) for r in self._runs.values()], running=True)
 
     def finished(self, rows: list[SweepRow]) -> None:
         self.progress.hide()
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.set_rows(rows)
-        if len(rows) < self.expected:
+        done = sum(max(1, len(r.prompt_runs)) for r in rows)
+        if done < self.expected:
             self.status.setText(
-                f"Cancelled after {len(rows)} of {self.expected} pairs. " + self.status.text()
+                f"Cancelled after {done} of {self.expected} runs. " + self.status.text()
             )
 
     def set_model_ready(self, ready: bool) -> None:
         self.run_button.setEnabled(ready)
 
     # -- drawing ----------------------------------------------------------------------
-    def set_rows(self, rows: list[SweepRow]) -> None:
+    def share_value(self) -> float:
+        return self.share.value() / 100
+
+    def set_rows(self, rows: list[SweepRow], running: bool = False) -> None:
         self.rows = list(rows)
-        self.pick, why = choose_pair(self.rows, self.budget, self.share.value() / 100)
-        if self.rows:
-            self.status.setText(f"Measured policy: {why}.")
+        self.choice = measured_choice(self.rows, self.share_value())
+        pick = self.choice.pick
+        self.pick = next((r for r in self.rows if (r.n_batch, r.n_ubatch) == pick), None)
+        if running:
+            self.pick = None
+        else:
+            if self.rows:
+                self.status.setText(f"Measured policy: {self.choice.why}.")
+            self.choiceChanged.emit()
         for b in (self.export_csv, self.export_json):
             b.setEnabled(bool(self.rows))
         for key, plot in self.plots.items():
@@ -204,13 +232,6 @@ class BenchmarkPanel(QWidget):
                     )
                 )
 
-    def measured_pairs(self) -> list[tuple[int, int]]:
-        return step_down_order(self.rows, self.pick)
-
-    def measured_by_blas(self) -> dict[int, SweepRow]:
-        """The seed rule's measured point for each BLAS size, for the slider's label."""
-        return {r.n_batch: r for r in self.rows if r.kind == "koboldcpp" and r.error is None}
-
     # -- export -----------------------------------------------------------------------
     def _export_csv(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export sweep", "sweep.csv", "CSV (*.csv)")
@@ -226,6 +247,7 @@ class BenchmarkPanel(QWidget):
                     {
                         "rows": [asdict(r) for r in self.rows],
                         "measured_policy": asdict(self.pick) if self.pick else None,
+                        "why": self.choice.why,
                     },
                     f,
                     indent=2,

@@ -14,7 +14,8 @@ from kobold_gui.core.engine import Engine
 from kobold_gui.core.engine_types import EngineError, LoadCancelled, SamplingParams
 from kobold_gui.core.gguf_info import GGUFInfo, ModelFileError
 from kobold_gui.core.launch import ResolvedLaunch
-from kobold_gui.core.sweep import Candidate, run_sweep
+from kobold_gui.core.sweep import run_sweep
+from kobold_gui.core.sweep_results import Candidate
 
 # Streamed text reaches the GUI at most this often: a burst of 1000+ tokens/s becomes ~30
 # updates/s, each appending a chunk, so the GUI thread never falls behind.
@@ -36,10 +37,16 @@ class EngineWorker(QObject):
         super().__init__()
         self.engine = Engine()
 
-    @Slot(object, int, int, object)
+    @Slot(object, int, int, int, object)
     def sweep(
-        self, candidates: list[Candidate], prompt: int, gen: int, cancel: threading.Event
+        self,
+        candidates: list[Candidate],
+        prompt: int,
+        gen: int,
+        repeats: int,
+        cancel: threading.Event,
     ) -> None:
+        rows = []
         try:
             rows = run_sweep(
                 self.engine,
@@ -48,10 +55,12 @@ class EngineWorker(QObject):
                 gen,
                 lambda i, row: self.sweepRow.emit(i, row),
                 cancel,
+                repeats=repeats,
             )
         except EngineError as e:  # no model loaded, say
             self.replyFailed.emit(str(e))
-            rows = []
+        except Exception as e:  # a bug: said, and the window gets its Load button back
+            self.replyFailed.emit(f"unexpected error in the sweep: {type(e).__name__}: {e}")
         self.sweepFinished.emit(rows)
 
     @Slot(object, object, object)
@@ -127,7 +136,7 @@ class EngineController(QObject):
     _requestLoad = Signal(object, object, object)
     _requestUnload = Signal()
     _requestGenerate = Signal(object, object, object)
-    _requestSweep = Signal(object, int, int, object)
+    _requestSweep = Signal(object, int, int, int, object)
     sweepRow = Signal(int, object)
     sweepFinished = Signal(object)
 
@@ -172,9 +181,9 @@ class EngineController(QObject):
         self._reply_cancel = threading.Event()
         self._requestGenerate.emit(list(messages), params, self._reply_cancel)
 
-    def sweep(self, candidates: list[Candidate], prompt: int, gen: int) -> None:
+    def sweep(self, candidates: list[Candidate], prompt: int, gen: int, repeats: int = 1) -> None:
         self._reply_cancel = threading.Event()  # Stop and close cancel a sweep as a reply
-        self._requestSweep.emit(candidates, prompt, gen, self._reply_cancel)
+        self._requestSweep.emit(candidates, prompt, gen, repeats, self._reply_cancel)
 
     def stop(self) -> None:
         """Thread-safe and immediate: llama.cpp's abort callback reads this flag."""

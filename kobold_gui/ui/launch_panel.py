@@ -1,171 +1,156 @@
-"""Launch settings beside the batch slider. Ranges, choices and defaults come from the option
-table; settings without a widget here (the GPU choice, the split) are kept as they were set."""
+"""Launch settings beside the batch slider, built from the option table: each option with a
+label there gets its widget (ranges, choices, texts and defaults from the table). Widgets
+send edits to the launch state and redraw from its one resolved launch; settings without a
+widget here (the GPU choice, the split) are edited in the GPUs tab and the plan."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from typing import ClassVar
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
-from kobold_gui.core.batching import (
-    POLICIES,
-    BatchPolicy,
-    CustomPolicy,
-    MeasuredPolicy,
-    get_policy,
-)
-from kobold_gui.core.options import OPTIONS_BY_NAME, LaunchConfig
+from kobold_gui.core.launch_state import LaunchState
+from kobold_gui.core.options import OPTIONS, LaunchConfig, Option
 from kobold_gui.ui.batch_slider import BatchSlider
 
 
-def _spin(name: str, special: str | None = None) -> QSpinBox:
-    opt = OPTIONS_BY_NAME[name]
+class _WheelGuard(QObject):
+    """Spin boxes and combo boxes in a scrolling panel ignore the mouse wheel unless they
+    have the focus: scrolling the panel must not change a setting on its way."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        wheel = event.type() == QEvent.Type.Wheel
+        if wheel and isinstance(watched, QWidget) and not watched.hasFocus():
+            event.ignore()
+            return True
+        return False
+
+
+_WHEEL_GUARD = _WheelGuard()
+
+
+def guard_wheel(widget: QWidget) -> None:
+    widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    widget.installEventFilter(_WHEEL_GUARD)
+
+
+def _spin(opt: Option) -> QSpinBox:
     box = QSpinBox()
-    box.setObjectName(name)
     box.setRange(opt.minimum or 0, opt.maximum or 1_000_000)
     box.setValue(opt.default)
-    box.setToolTip(opt.help)
+    box.setSingleStep(opt.step)
+    box.setSuffix(opt.suffix)
     box.setKeyboardTracking(False)
-    if special:
-        box.setSpecialValueText(special)
+    if opt.special:
+        box.setSpecialValueText(opt.special)
     return box
 
 
-def _combo(name: str, texts: dict[str, str]) -> QComboBox:
-    opt = OPTIONS_BY_NAME[name]
+def _combo(opt: Option) -> QComboBox:
     box = QComboBox()
-    box.setObjectName(name)
     for value in opt.choices or ():
-        box.addItem(texts.get(value, value), value)
+        box.addItem(opt.texts.get(value, value), value)
     box.setCurrentIndex(box.findData(opt.default))
-    box.setToolTip(opt.help)
     return box
 
 
 class LaunchPanel(QWidget):
-    configChanged = Signal(object)  # LaunchConfig
+    # Attribute names of the widgets, for the window and tests (the rest use the option name).
+    NAMES: ClassVar[dict[str, str]] = {
+        "blasbatchsize": "batch",
+        "batchpolicy": "policy",
+        "contextsize": "context",
+        "gpulayers": "gpu_layers",
+        "flashattention": "flash",
+        "vrammargin": "margin",
+    }
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    batch: BatchSlider
+    policy: QComboBox
+    ubatch: QSpinBox
+    context: QSpinBox
+    gpu_layers: QSpinBox
+    splitmode: QComboBox
+    kvtype: QComboBox
+    kvoffload: QComboBox
+    margin: QSpinBox
+    threads: QSpinBox
+    flash: QComboBox
+
+    def __init__(self, state: LaunchState | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._base = LaunchConfig()
-        self.batch = BatchSlider()
-        self.policy = _combo("batchpolicy", {p.name: p.title for p in POLICIES.values()})
-        self.ubatch = _spin("ubatch")
-        self._measured_pair: tuple[int, int] | None = None
-        self.context = _spin("contextsize")
-        self.context.setSingleStep(256)
-        self.gpu_layers = _spin("gpulayers", special="auto")
+        self.state = state or LaunchState()
+        self.widgets: dict[str, QWidget] = {}
+        self.rows: dict[str, tuple[QLabel, QWidget]] = {}
         self.gpu_layers_note = QLabel()
         self.gpu_layers_note.setObjectName("gpuLayersNote")
         self.gpu_layers_note.setWordWrap(True)
-        self.threads = _spin("threads", special="auto")
-        self.flash = _combo("flashattention", {"auto": "auto (llama.cpp decides)"})
-        self.kvtype = _combo("kvtype", {"q8_0": "q8_0 (about half)", "q4_0": "q4_0 (a quarter)"})
-        self.kvoffload = _combo("kvoffload", {"on": "on the GPU", "off": "in RAM (low VRAM)"})
-        self.splitmode = _combo(
-            "splitmode", {"layer": "by layer", "row": "by row", "none": "main GPU only"}
-        )
-        self.margin = _spin("vrammargin")
-        self.margin.setSuffix(" MiB")
-        self.margin.setSingleStep(256)
-
+        self.gpu_offload = True
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
-        form.addRow("BLAS batch", self.batch)
-        form.addRow("Batch policy", self.policy)
-        form.addRow("n_ubatch (custom)", self.ubatch)
-        form.addRow("Context size", self.context)
-        form.addRow("GPU layers", self.gpu_layers)
-        form.addRow("", self.gpu_layers_note)
-        form.addRow("Threads", self.threads)
-        form.addRow("Flash attention", self.flash)
-        form.addRow("KV cache", self.kvtype)
-        form.addRow("KV cache place", self.kvoffload)
-        form.addRow("Split mode", self.splitmode)
-        form.addRow("VRAM margin", self.margin)
+        for opt in (o for o in OPTIONS if o.label):
+            widget = self._make(opt)
+            widget.setObjectName(opt.name)
+            widget.setToolTip(opt.help)
+            label = QLabel(opt.label)
+            form.addRow(label, widget)
+            self.rows[opt.name] = (label, widget)
+            self.widgets[opt.name] = widget
+            setattr(self, self.NAMES.get(opt.name, opt.name), widget)
+            if opt.name == "gpulayers":
+                form.addRow("", self.gpu_layers_note)
+        self.state.subscribe(self._show)
+        self._show(self.state)
 
-        self.batch.blasChanged.connect(self._changed)
-        for spin in (self.context, self.gpu_layers, self.threads, self.margin, self.ubatch):
-            spin.valueChanged.connect(self._changed)
-        for combo in self._combos():
-            combo.currentIndexChanged.connect(self._changed)
-        self._changed()
+    def _make(self, opt: Option) -> QWidget:
+        if opt.name == "blasbatchsize":
+            slider = BatchSlider()
+            slider.blasChanged.connect(lambda b: self.state.edit(blasbatchsize=b))
+            return slider
+        if opt.choices:
+            combo = _combo(opt)
+            combo.currentIndexChanged.connect(
+                lambda _i, o=opt, c=combo: self.state.edit(**{o.name: c.currentData()})
+            )
+            guard_wheel(combo)
+            return combo
+        spin = _spin(opt)
+        spin.valueChanged.connect(lambda v, o=opt: self.state.edit(**{o.name: v}))
+        guard_wheel(spin)
+        return spin
 
-    def _combos(self) -> tuple[QComboBox, ...]:
-        return (self.policy, self.flash, self.kvtype, self.kvoffload, self.splitmode)
-
+    # -- the state's values, shown ------------------------------------------------------------
     def config(self) -> LaunchConfig:
-        return replace(
-            self._base,
-            blasbatchsize=self.batch.blas(),
-            batchpolicy=str(self.policy.currentData()),
-            ubatch=self.ubatch.value(),
-            contextsize=self.context.value(),
-            gpulayers=self.gpu_layers.value(),
-            threads=self.threads.value(),
-            flashattention=str(self.flash.currentData()),
-            kvtype=str(self.kvtype.currentData()),
-            kvoffload=str(self.kvoffload.currentData()),
-            splitmode=str(self.splitmode.currentData()),
-            vrammargin=self.margin.value(),
-        )
+        return self.state.config
 
     def set_config(self, config: LaunchConfig) -> None:
-        self._base = config
-        widgets = (
-            self.batch.slider,
-            self.ubatch,
-            self.context,
-            self.gpu_layers,
-            self.threads,
-            self.margin,
-            *self._combos(),
-        )
-        for w in widgets:
-            w.blockSignals(True)
-        try:
-            self.batch.set_blas(config.blasbatchsize)
-            self.ubatch.setValue(config.ubatch)
-            self.context.setValue(config.contextsize)
-            self.gpu_layers.setValue(config.gpulayers)
-            self.threads.setValue(config.threads)
-            self.margin.setValue(config.vrammargin)
-            for combo, value in zip(
-                self._combos(),
-                (
-                    config.batchpolicy,
-                    config.flashattention,
-                    config.kvtype,
-                    config.kvoffload,
-                    config.splitmode,
-                ),
-                strict=True,
-            ):
-                combo.setCurrentIndex(max(0, combo.findData(value)))
-        finally:
-            for w in widgets:
-                w.blockSignals(False)
-        self._changed()
+        self.state.set_config(config)
 
-    def set_gpu_layers_note(self, text: str) -> None:
-        self.gpu_layers_note.setText(text)
+    def set_gpu_offload(self, can_offload: bool) -> None:
+        """Settings that only matter with a GPU are hidden when nothing can be offloaded."""
+        self.gpu_offload = can_offload
+        for opt in OPTIONS:
+            if opt.gpu_only and opt.name in self.rows:
+                for w in self.rows[opt.name]:
+                    w.setVisible(can_offload)
+        self.gpu_layers_note.setVisible(can_offload)
 
-    def set_measured_pair(self, pair: tuple[int, int] | None) -> None:
-        """The benchmark's pick, for the measured policy (None: no sweep yet)."""
-        self._measured_pair = pair
-        self._changed()
-
-    def _policy(self) -> BatchPolicy:
-        name = str(self.policy.currentData())
-        if name == "custom":
-            return CustomPolicy(self.ubatch.value())
-        if name == "measured" and self._measured_pair is not None:
-            return MeasuredPolicy(*self._measured_pair)
-        return get_policy(name)
-
-    def _changed(self, *_args: object) -> None:
-        self.ubatch.setEnabled(self.policy.currentData() == "custom")
-        self.batch.set_policy(self._policy())
-        self.batch.set_context(self.context.value())
-        self.configChanged.emit(self.config())
+    def _show(self, state: LaunchState) -> None:
+        config = state.config
+        for name, widget in self.widgets.items():
+            value = getattr(config, name)
+            widget.blockSignals(True)
+            try:
+                if isinstance(widget, BatchSlider):
+                    widget.set_blas(value)
+                elif isinstance(widget, QComboBox):
+                    widget.setCurrentIndex(max(0, widget.findData(value)))
+                elif isinstance(widget, QSpinBox) and widget.value() != value:
+                    widget.setValue(value)
+            finally:
+                widget.blockSignals(False)
+        self.widgets["ubatch"].setEnabled(config.batchpolicy == "custom")
+        self.batch.show_batch(state.batch)
+        launch = state.resolved
+        self.gpu_layers_note.setText(launch.gpu_layers_note if launch else state.error or "")

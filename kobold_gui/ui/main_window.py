@@ -1,19 +1,18 @@
-"""The main window: composes the model, launch, load and chat panels, and wires them to the
-engine thread. It holds no inference logic of its own."""
+"""The main window: composes the model, launch, plan, GPU, benchmark, chats and chat panels
+and wires them to the launch state and the engine thread. It holds no inference logic and
+no launch values of its own: those live in the launch state (core/launch_state.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
-    QProgressBar,
-    QPushButton,
     QScrollArea,
     QSplitter,
     QTabWidget,
@@ -22,21 +21,19 @@ from PySide6.QtWidgets import (
 )
 
 from kobold_gui import __version__
-from kobold_gui.core.chat_store import (
-    ChatStore,
-)
 from kobold_gui.core.backend import backend_info
+from kobold_gui.core.chat_store import ChatStore
 from kobold_gui.core.engine_types import BackendInfo, GenerationResult, LoadedModel, SamplingParams
 from kobold_gui.core.ggml_devices import BackendDevice, backend_devices
 from kobold_gui.core.gguf_info import GGUFInfo, human_bytes
 from kobold_gui.core.gpus import GpuInventory, Inventory
 from kobold_gui.core.hardware import hardware_report
-from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
+from kobold_gui.core.launch import ResolvedLaunch
+from kobold_gui.core.launch_state import LaunchState
 from kobold_gui.core.llama_buffers import device_totals, parse_buffer_sizes
 from kobold_gui.core.model_files import default_model_path
-from kobold_gui.core.options import ConfigError, LaunchConfig
+from kobold_gui.core.options import LaunchConfig
 from kobold_gui.core.settings import SettingsStore
-from kobold_gui.core.sweep import SweepRow, candidates_from, load_sweep, save_sweep, sweep_identity
 from kobold_gui.ui.background import LatestJob, wait_for_background_jobs
 from kobold_gui.ui.benchmark_panel import BenchmarkPanel
 from kobold_gui.ui.chat_panel import ChatPanel
@@ -46,9 +43,11 @@ from kobold_gui.ui.engine_thread import EngineController
 from kobold_gui.ui.gpu_panel import GpuPanel
 from kobold_gui.ui.gpu_poller import GpuMonitor
 from kobold_gui.ui.launch_panel import LaunchPanel
+from kobold_gui.ui.load_bar import LoadBar
 from kobold_gui.ui.model_panel import ModelPanel
 from kobold_gui.ui.sampling_panel import SamplingPanel
 from kobold_gui.ui.split_editor import SplitEditor
+from kobold_gui.ui.sweep_controller import SweepController
 
 CUDA_HINT = "For NVIDIA GPUs: KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup (see README)."
 
@@ -63,6 +62,20 @@ def _detect_backend() -> tuple[BackendInfo, list[BackendDevice]]:
     return backend_info(), backend_devices()
 
 
+def _scrolled(widget: QWidget) -> QScrollArea:
+    scroll = QScrollArea()
+    scroll.setWidget(widget)
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return scroll
+
+
+def _boxed(title: str, widget: QWidget) -> QGroupBox:
+    box = QGroupBox(title)
+    QVBoxLayout(box).addWidget(widget)
+    return box
+
+
 class MainWindow(QMainWindow):
     def __init__(
         self,
@@ -70,6 +83,7 @@ class MainWindow(QMainWindow):
         initial_model: Path | None = None,
         initial_config: LaunchConfig | None = None,
         inventory: GpuInventory | None = None,
+        initial_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle(f"kobold-gui {__version__}")
@@ -83,15 +97,22 @@ class MainWindow(QMainWindow):
         self.loaded: LoadedModel | None = None
         self.loading = False
         self._closing = False
+        self._initial_options = dict(initial_options or {})
         self.engine = EngineController(self)
+        self.launch_state = LaunchState()
 
         self.models = ModelPanel()
-        self.launch = LaunchPanel()
+        self.launch = LaunchPanel(self.launch_state)
         self.chat = ChatPanel()
         self.gpus = GpuPanel()
         self.split_editor = SplitEditor()
         self.benchmark = BenchmarkPanel()
-        self.sweeping = False
+        self.load_bar = LoadBar()
+        self.load_button = self.load_bar.load_button
+        self.unload_button = self.load_bar.unload_button
+        self.cancel_button = self.load_bar.cancel_button
+        self.progress = self.load_bar.progress
+        self.load_status = self.load_bar.status
         self.chats = ChatStore()
         self.chat_list = ConversationList(self.chats)
         self.sampling_panel = SamplingPanel()
@@ -104,10 +125,18 @@ class MainWindow(QMainWindow):
             default_system_prompt=lambda: self.settings.system_prompt,
             parent=self,
         )
-        self.tensor_split = ""  # the split editor's shares; "" = by free memory
+        self.sweeps = SweepController(
+            self.benchmark,
+            self.engine,
+            self.launch_state,
+            self.launch.batch,
+            machine=lambda: (self.inventory, self.backend),
+            parent=self,
+        )
         self.chat.system_prompt.setText(self.settings.system_prompt)
         self._build_layout()
         self._connect()
+        self.launch_state.subscribe(self._launch_changed)
 
         self._backend_job = LatestJob(self)
         self._backend_job.run(
@@ -135,87 +164,39 @@ class MainWindow(QMainWindow):
 
     # -- layout -----------------------------------------------------------------------
     def _build_layout(self) -> None:
-        model_box = QGroupBox("Model")
-        QVBoxLayout(model_box).addWidget(self.models)
-        launch_box = QGroupBox("Launch settings")
-        QVBoxLayout(launch_box).addWidget(self.launch)
-        plan_box = QGroupBox("Memory plan (before loading)")
-        QVBoxLayout(plan_box).addWidget(self.split_editor)
-
-        self.load_button = QPushButton("Load model")
-        self.load_button.setObjectName("loadButton")
-        self.load_button.setEnabled(False)
-        self.load_button.setDefault(True)
-        self.unload_button = QPushButton("Unload")
-        self.unload_button.setEnabled(False)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.hide()
-        self.progress = QProgressBar()
-        self.progress.setObjectName("loadProgress")
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(True)
-        self.progress.hide()
-        self.load_status = QLabel("No model loaded.")
-        self.load_status.setObjectName("loadStatus")
-        self.load_status.setWordWrap(True)
-        self.load_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.backend_label = QLabel("Backend: detecting…")
         self.backend_label.setObjectName("backendLabel")
         self.backend_label.setWordWrap(True)
         self.backend_label.setStyleSheet("color: palette(mid);")
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.load_button, 1)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.unload_button)
-
         side = QWidget()
         side_layout = QVBoxLayout(side)
-        side_layout.addWidget(model_box)
-        side_layout.addWidget(launch_box)
-        side_layout.addWidget(plan_box)
+        side_layout.addWidget(_boxed("Model", self.models))
+        side_layout.addWidget(_boxed("Launch settings", self.launch))
+        side_layout.addWidget(_boxed("Memory plan (before loading)", self.split_editor))
         side_layout.addStretch(1)
         side_layout.addWidget(self.backend_label)
-        scroll = QScrollArea()
-        scroll.setWidget(side)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
-        gpu_scroll = QScrollArea()
-        gpu_scroll.setWidget(self.gpus)
-        gpu_scroll.setWidgetResizable(True)
-        gpu_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.tabs = QTabWidget()
-        self.tabs.addTab(scroll, "Model")
-        self.tabs.addTab(gpu_scroll, "GPUs")
-        bench_scroll = QScrollArea()
-        bench_scroll.setWidget(self.benchmark)
-        bench_scroll.setWidgetResizable(True)
-        bench_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.tabs.addTab(bench_scroll, "Benchmark")
-        chats_tab = QWidget()
-        chats_layout = QVBoxLayout(chats_tab)
+        self.chats_tab = QWidget()
+        chats_layout = QVBoxLayout(self.chats_tab)
         chats_layout.setContentsMargins(0, 0, 0, 0)
         chats_layout.addWidget(self.chat_list, 1)
-        sampling_box = QGroupBox("Sampling (this chat)")
-        QVBoxLayout(sampling_box).addWidget(self.sampling_panel)
-        chats_layout.addWidget(sampling_box)
-        self.chats_tab = chats_tab
-        self.tabs.insertTab(1, chats_tab, "Chats")
+        chats_layout.addWidget(_boxed("Sampling (this chat)", self.sampling_panel))
+        self.tabs = QTabWidget()
+        self.tabs.addTab(_scrolled(side), "Model")
+        self.tabs.addTab(self.chats_tab, "Chats")
+        self.tabs.addTab(_scrolled(self.gpus), "GPUs")
+        self.tabs.addTab(_scrolled(self.benchmark), "Benchmark")
         self.tabs.setMinimumWidth(420)
         # Load, its progress and status stay in view whatever tab or scroll position.
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 4, 4)
         left_layout.addWidget(self.tabs, 1)
-        left_layout.addLayout(buttons)
-        left_layout.addWidget(self.progress)
-        left_layout.addWidget(self.load_status)
+        left_layout.addWidget(self.load_bar)
 
-        chat_box = QGroupBox("Chat")
-        QVBoxLayout(chat_box).addWidget(self.chat)
         splitter = QSplitter()
         splitter.addWidget(left)
-        splitter.addWidget(chat_box)
+        splitter.addWidget(_boxed("Chat", self.chat))
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([440, 740])
@@ -226,13 +207,13 @@ class MainWindow(QMainWindow):
         self.models.infoReady.connect(self._info_ready)
         self.models.infoFailed.connect(self._info_failed)
         self.models.folderChosen.connect(self._folder_chosen)
-        self.launch.configChanged.connect(self._config_changed)
-        self.gpus.selectionChanged.connect(lambda *_: self._update_launch_preview())
-        self.split_editor.splitChanged.connect(self._split_changed)
-        self.benchmark.runRequested.connect(self.run_sweep)
-        self.benchmark.cancelRequested.connect(self.engine.stop)
-        self.engine.sweepRow.connect(self.benchmark.add_row)
-        self.engine.sweepFinished.connect(self._sweep_finished)
+        self.gpus.selectionChanged.connect(
+            lambda gpus, main: self.launch_state.edit(gpus=gpus, maingpu=main)
+        )
+        self.split_editor.splitChanged.connect(
+            lambda split: self.launch_state.edit(tensor_split=split)
+        )
+        self.sweeps.busyChanged.connect(self._sweep_busy)
         self.engine.text.connect(self.conversations.reply_text)
         for keys, action in (
             ("Ctrl+R", self.conversations.regenerate),
@@ -246,7 +227,7 @@ class MainWindow(QMainWindow):
         self.unload_button.clicked.connect(self.unload_model)
         self.cancel_button.clicked.connect(self.engine.cancel_load)
         w = self.engine
-        w.loadProgress.connect(self._load_progress)
+        w.loadProgress.connect(self.load_bar.set_progress)
         w.loaded.connect(self._loaded)
         w.loadFailed.connect(self._load_failed)
         w.unloaded.connect(self._unloaded)
@@ -267,20 +248,24 @@ class MainWindow(QMainWindow):
         self.models.set_recent([Path(r.path) for r in self.settings.recent], self.default_model)
 
     def choose_model(self, path: Path, config: LaunchConfig | None = None) -> None:
+        """Show a model and its launch settings: those given, else the ones it was last
+        loaded with; options from the command line apply on top, to the first model."""
         config = config or self.settings.launch_for(path)
-        self.tensor_split = config.tensor_split
-        self.split_editor.auto_split.setChecked(not config.tensor_split)
-        self.launch.set_config(config)
+        if self._initial_options:
+            config = config.with_values(**self._initial_options)
+            self._initial_options = {}
+        self.split_editor.show_split(config.tensor_split)
         self.gpus.set_selection(config.gpus, config.maingpu)
-        self.load_button.setEnabled(False)
+        self.launch_state.set_model(Path(path), None)
+        self.launch_state.set_config(config)
         self.models.show_model(Path(path))
 
     def _info_ready(self, info: GGUFInfo) -> None:
-        self._update_launch_preview()
+        self.launch_state.set_model(info.path, info)
         self.conversations.model_chosen(info)
 
     def _info_failed(self, message: str) -> None:
-        self._update_launch_preview()
+        self.launch_state.set_model(None, None)
         if self.loaded is not None:
             self.statusBar().showMessage(
                 f"{message}. {self.loaded.info.path.name} stays loaded.", 10000
@@ -290,57 +275,29 @@ class MainWindow(QMainWindow):
         self.settings.models_folder = folder
         self._save_settings()
 
-    def _config_changed(self, _config: LaunchConfig) -> None:
-        self._update_launch_preview()
-
     def launch_config(self) -> LaunchConfig:
-        gpus, main = self.gpus.selection()
-        return self.launch.config().with_values(
-            gpus=gpus, maingpu=main, tensor_split=self.tensor_split
-        )
-
-    def _split_changed(self, split: str) -> None:
-        self.tensor_split = split
-        self._update_launch_preview()
+        return self.launch_state.config
 
     def current_launch(self) -> ResolvedLaunch | None:
         """The launch for the chosen model and settings; None when there is nothing to load
         (the reason is shown beside the GPU layers)."""
-        info = self.models.info
-        if info is None or self.backend is None:
-            return None
-        report = hardware_report(self.inventory, self.backend, self.devices)
-        try:
-            return resolve_launch(
-                self.launch_config(),
-                info.path,
-                info,
-                self.backend.gpu_offload,
-                report,
-                measured=self.benchmark.measured_pairs(),
-            )
-        except ConfigError as e:
-            self.launch.set_gpu_layers_note(str(e))
-            self.split_editor.set_plan(None, str(e))
-            return None
+        return self.launch_state.resolved
+
+    def _launch_changed(self, state: LaunchState) -> None:
+        launch = state.resolved
+        self.split_editor.set_plan(
+            launch.plan if launch else None,
+            self._plan_note(launch) if launch else state.error or "",
+        )
+        plan = launch.plan if launch else None
+        over = list(plan.messages) if plan is not None and not plan.fits else None
+        self.load_bar.show_loadable(launch is not None and not self._busy(), over)
+
+    def _busy(self) -> bool:
+        return self.loading or self.chat.streaming or self.sweeps.running or self.backend is None
 
     def _update_launch_preview(self) -> None:
-        launch = self.current_launch()
-        if launch is not None:
-            self.launch.set_gpu_layers_note(launch.gpu_layers_note)
-            self.split_editor.set_plan(launch.plan, self._plan_note(launch))
-            over = launch.plan is not None and not launch.plan.fits
-            self.load_button.setText("Load (over budget!)" if over else "Load model")
-            self.load_button.setToolTip(
-                "\n".join(launch.plan.messages) if over and launch.plan else ""
-            )
-        self.load_button.setEnabled(
-            launch is not None
-            and self.backend is not None
-            and not self.loading
-            and not self.chat.streaming
-            and not self.sweeping
-        )
+        self._launch_changed(self.launch_state)
 
     @staticmethod
     def _plan_note(launch: ResolvedLaunch) -> str:
@@ -361,21 +318,22 @@ class MainWindow(QMainWindow):
     def _inventory_updated(self, inventory: Inventory) -> None:
         self.inventory = inventory
         self.gpus.update_inventory(inventory)
-        if inventory.gpus and not self.loading:
-            self._update_launch_preview()
-        if self.backend is not None:
-            report = hardware_report(inventory, self.backend, self.devices)
-            self.gpus.set_build_note(" ".join(report.warnings))
+        if self.backend is None:
+            return
+        report = hardware_report(inventory, self.backend, self.devices)
+        self.gpus.set_build_note(" ".join(report.warnings))
+        if not self.loading:  # a load's own allocations are not a reason to re-plan
+            self.launch_state.set_backend(self.backend.gpu_offload, report)
 
     def _backend_ready(self, found: tuple[BackendInfo, list[BackendDevice]]) -> None:
         backend, self.devices = found
         self.backend = backend
+        self.launch.set_gpu_offload(backend.gpu_offload)
         self._inventory_updated(self.inventory)
         text = f"llama.cpp backend: {backend.name} (llama-cpp-python {backend.llama_cpp_python})"
         if not backend.gpu_offload:
             text += f". This build cannot offload to a GPU. {CUDA_HINT}"
         self.backend_label.setText(text)
-        self._update_launch_preview()
 
     # -- dropping a file ------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -392,60 +350,43 @@ class MainWindow(QMainWindow):
     # -- loading ----------------------------------------------------------------------
     def load_model(self) -> None:
         launch = self.current_launch()
-        if launch is None or self.loading or self.chat.streaming:
+        if launch is None or self._busy():
             return
         self.loading = True
         self.chat.set_model_ready(False)
-        self.load_button.setEnabled(False)
-        self.unload_button.setEnabled(False)
-        self.cancel_button.show()
-        self.progress.setValue(0)
-        self.progress.setFormat(
-            f"Loading {launch.model_path.name if launch.model_path else ''}… %p%"
-        )
-        self.progress.show()
-        self.load_status.setText("Loading…")
+        self.load_bar.loading(launch.model_path.name if launch.model_path else "")
         self.engine.load(launch, self.models.info)
-
-    def _load_progress(self, value: float) -> None:
-        self.progress.setValue(round(value * 1000))
 
     def _loaded(self, loaded: LoadedModel) -> None:
         self.loading = False
         self.loaded = loaded
-        self.cancel_button.hide()
-        self.progress.hide()
-        self.unload_button.setEnabled(True)
-        self.chat.set_model_ready(True)
-        self._update_launch_preview()
-        self.load_status.setText(
+        self.load_bar.done(
             f"Loaded {loaded.info.path.name} in {loaded.load_seconds:.1f} s · "
             f"context {loaded.n_ctx} · n_batch {loaded.n_batch} · n_ubatch {loaded.n_ubatch} "
-            f"(read back from llama.cpp) · {human_bytes(loaded.info.file_size)}"
+            f"(read back from llama.cpp) · {human_bytes(loaded.info.file_size)}",
+            model_loaded=True,
         )
+        self.chat.set_model_ready(True)
         self.setWindowTitle(f"{loaded.info.path.name} — kobold-gui {__version__}")
         self.settings.remember(loaded.info.path, loaded.launch.config)
-        self.benchmark.set_model_ready(True)
         self.chat.n_ctx = loaded.n_ctx
-        self._show_kept_sweep(loaded)
+        self.sweeps.model_loaded(loaded)
         self.split_editor.set_measured(_measured_text(loaded))
         self.gpu_monitor.poll_now()
         self._refresh_recent()
         self._save_settings()
+        self._update_launch_preview()
 
     def _load_failed(self, message: str, cancelled: bool, still_loaded: LoadedModel | None) -> None:
         self.loading = False
         self.loaded = still_loaded
-        self.cancel_button.hide()
-        self.progress.hide()
-        self.chat.set_model_ready(still_loaded is not None)
-        self.benchmark.set_model_ready(still_loaded is not None)
-        self.unload_button.setEnabled(still_loaded is not None)
-        self._update_launch_preview()
         state = (
             f"{still_loaded.info.path.name} stays loaded." if still_loaded else "No model loaded."
         )
-        self.load_status.setText(f"{message} {state}")
+        self.load_bar.done(f"{message} {state}", model_loaded=still_loaded is not None)
+        self.chat.set_model_ready(still_loaded is not None)
+        self.sweeps.model_loaded(still_loaded)
+        self._update_launch_preview()
         if not cancelled:
             self.models.show_notice(message)
 
@@ -456,11 +397,10 @@ class MainWindow(QMainWindow):
 
     def _unloaded(self) -> None:
         self.loaded = None
-        self.benchmark.set_model_ready(False)
+        self.sweeps.model_loaded(None)
         self.split_editor.set_measured("")
         self.chat.set_model_ready(False)
-        self.unload_button.setEnabled(False)
-        self.load_status.setText("No model loaded.")
+        self.load_bar.done("No model loaded.", model_loaded=False)
         self.setWindowTitle(f"kobold-gui {__version__}")
         self._update_launch_preview()
 
@@ -492,60 +432,15 @@ class MainWindow(QMainWindow):
         self.unload_button.setEnabled(self.loaded is not None)
         self._update_launch_preview()
 
-    # -- batch-size sweep -------------------------------------------------------------------
-    def _sweep_identity(self, loaded: LoadedModel) -> dict[str, object] | None:
-        if self.backend is None:
-            return None
-        return sweep_identity(self.inventory, self.backend, loaded.launch)
-
-    def _show_kept_sweep(self, loaded: LoadedModel) -> None:
-        identity = self._sweep_identity(loaded)
-        rows = load_sweep(identity) if identity else None
-        self.benchmark.set_rows(rows or [])
-        self._measured_to_slider()
-
-    def _measured_to_slider(self) -> None:
-        self.launch.batch.set_measured(
-            {b: (r.prompt_tps, r.gen_tps) for b, r in self.benchmark.measured_by_blas().items()}
-        )
-        pairs = self.benchmark.measured_pairs()
-        self.launch.set_measured_pair(pairs[0] if pairs else None)
-
-    def run_sweep(self, prompt: int, gen: int) -> None:
-        loaded = self.loaded
-        if loaded is None or self.chat.streaming or self.loading or self.sweeping:
-            self.benchmark.status.setText("Load a model first (and let a reply finish).")
-            return
-        prompt = min(prompt, loaded.n_ctx - gen - 2)
-        candidates = [
-            c for c in candidates_from(n_gpus=len(self.inventory.gpus)) if c.n_batch <= loaded.n_ctx
-        ]
-        if prompt < 16 or not candidates:
-            self.benchmark.status.setText("The context is too small for a sweep.")
-            return
-        self.sweeping = True
-        self.chat.set_model_ready(False)
-        self.load_button.setEnabled(False)
-        self.unload_button.setEnabled(False)
-        self.benchmark.started(len(candidates))
-        self.engine.sweep(candidates, prompt, gen)
-
-    def _sweep_finished(self, rows: list[SweepRow]) -> None:
-        self.sweeping = False
-        self.benchmark.finished(rows)
-        self.chat.set_model_ready(self.loaded is not None)
-        self.unload_button.setEnabled(self.loaded is not None)
-        self._update_launch_preview()
-        if self.loaded is not None and rows:
-            identity = self._sweep_identity(self.loaded)
-            if identity:
-                save_sweep(identity, rows)
-        self._measured_to_slider()
-
     def _reply_failed(self, message: str) -> None:
         self.chat.fail_reply(message)
         self.conversations.reply_failed()
         self.unload_button.setEnabled(self.loaded is not None)
+        self._update_launch_preview()
+
+    def _sweep_busy(self, running: bool) -> None:
+        self.chat.set_model_ready(self.loaded is not None and not running)
+        self.unload_button.setEnabled(self.loaded is not None and not running)
         self._update_launch_preview()
 
     # -- settings and closing ---------------------------------------------------------------

@@ -141,7 +141,7 @@ class SplitEditor(QWidget):
             self.labels[i].setToolTip(device.describe())
             self.labels[i].setStyleSheet("" if device.fits else "color: #c01c28;")
             box = self.shares[i]
-            if self.auto_split.isChecked() or not box.hasFocus():
+            if self.auto_split.isChecked():  # shows the automatic split; typed shares stay
                 box.blockSignals(True)
                 box.setValue(100 * split[i] / total_share if i < len(split) else 100.0)
                 box.blockSignals(False)
@@ -153,6 +153,21 @@ class SplitEditor(QWidget):
         )
         self.summary.setText(note)
         self.warnings.setText("\n".join(plan.messages))
+
+    def show_split(self, split: str) -> None:
+        """A saved split ("3,1", or "" for automatic) into the editor, without echoing it
+        back as an edit."""
+        shares = [float(p) for p in split.split(",")] if split else []
+        self._ensure_rows(max(len(shares), len(self.shares)))
+        self.auto_split.blockSignals(True)
+        self.auto_split.setChecked(not shares)
+        self.auto_split.blockSignals(False)
+        total = sum(shares) or 1.0
+        for box, share in zip(self.shares, shares, strict=False):
+            box.blockSignals(True)
+            box.setValue(100 * share / total)
+            box.blockSignals(False)
+            box.setEnabled(bool(shares))
 
     def set_measured(self, text: str) -> None:
         """llama.cpp's own sizes after a load, beside the plan ('' clears them)."""

@@ -104,7 +104,9 @@ def test_devices_are_matched_by_bus_id_not_by_number() -> None:
 
 def test_gpu_choice_becomes_llama_cpps_device_list() -> None:
     report = _report_with_cuda(3)
-    assert select_devices("all", -1, report).handles is None  # llama.cpp uses every device
+    # "All GPUs" is passed explicitly in NVML's order: CUDA's own order (fastest first)
+    # would put the shares and the main GPU on other cards.
+    assert select_devices("all", -1, report).handles == (1002, 1001, 1000)
     choice = select_devices("0,2", 2, report)
     assert choice.handles == (1002, 1000)  # NVML 0 is CUDA2, NVML 2 is CUDA0
     assert choice.main_gpu == 1

@@ -9,10 +9,11 @@ import llama_cpp
 import pytest
 
 from kobold_gui.core.backend import init_backend
-from kobold_gui.core.llama_log import llama_log_count, llama_log_since
+from kobold_gui.core.batching import MeasuredChoice
 from kobold_gui.core.gguf_info import GGUFInfo, read_gguf
 from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.llama_buffers import parse_buffer_sizes
+from kobold_gui.core.llama_log import llama_log_count, llama_log_since
 from kobold_gui.core.memory_plan import (
     GiB,
     GpuBudget,
@@ -211,13 +212,20 @@ def test_custom_policy_sets_ubatch_by_hand(model: GGUFInfo) -> None:
     assert (launch.batch.n_batch, launch.batch.n_ubatch) == (2048, 256)
 
 
-def test_measured_policy_needs_a_sweep(model: GGUFInfo) -> None:
-    with pytest.raises(ConfigError, match="run the sweep first"):
-        resolve_launch(LaunchConfig(batchpolicy="measured"), model.path, model, False)
-    launch = resolve_launch(
-        LaunchConfig(batchpolicy="measured"), model.path, model, False, measured=[(2048, 1024)]
-    )
+def test_measured_policy_without_a_sweep_keeps_the_seed_rule_and_says_so(
+    model: GGUFInfo,
+) -> None:
+    config = LaunchConfig(batchpolicy="measured", blasbatchsize=2048)
+    launch = resolve_launch(config, model.path, model, False)
     assert (launch.batch.n_batch, launch.batch.n_ubatch) == (2048, 1024)
+    assert "no benchmark" in launch.batch.label() and "KoboldCPP's rule" in launch.batch.label()
+    picked = MeasuredChoice(((4096, 2048),), "picked")
+    launch = resolve_launch(config, model.path, model, False, measured=picked)
+    assert (launch.batch.n_batch, launch.batch.n_ubatch) == (4096, 2048)
+    undecided = MeasuredChoice((), "no measurable difference: ...")
+    launch = resolve_launch(config, model.path, model, False, measured=undecided)
+    assert (launch.batch.n_batch, launch.batch.n_ubatch) == (2048, 1024)
+    assert "no measurable difference" in launch.batch.label()
 
 
 def _budget_between(model: GGUFInfo, small_ub: int, big_ub: int) -> list[GpuBudget]:
@@ -233,7 +241,7 @@ def _budget_between(model: GGUFInfo, small_ub: int, big_ub: int) -> list[GpuBudg
 
 def test_measured_pair_steps_down_when_it_does_not_fit(model: GGUFInfo) -> None:
     gpus = _budget_between(model, 512, 4096)
-    pairs = [(4096, 4096), (2048, 2048), (1024, 1024), (512, 512)]
+    pairs = MeasuredChoice(((4096, 4096), (2048, 2048), (1024, 1024), (512, 512)), "")
     config = LaunchConfig(batchpolicy="measured", contextsize=8192, gpulayers=99)
     launch = resolve_launch(config, model.path, model, False, None, gpus, measured=pairs)
     assert launch.plan is not None and launch.plan.fits

@@ -11,15 +11,16 @@ import pytest
 from kobold_gui.core.engine import Engine
 from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.options import LaunchConfig
-from kobold_gui.core.sweep import (
+from kobold_gui.core.sweep import run_sweep
+from kobold_gui.core.sweep_results import (
     Candidate,
     SweepError,
     SweepRow,
     candidates_from,
-    choose_pair,
     load_sweep,
+    measured_choice,
+    merge_runs,
     rows_to_csv,
-    run_sweep,
     save_sweep,
 )
 
@@ -27,9 +28,17 @@ MiB = 1 << 20
 
 
 def row(
-    nb: int, nu: int, prompt: float, gen: float, mem_mib: int, error: str | None = None
+    nb: int,
+    nu: int,
+    prompt: float | tuple[float, ...],
+    gen: float,
+    mem_mib: int,
+    error: str | None = None,
 ) -> SweepRow:
-    return SweepRow(nb, nu, "pair", prompt, gen, 0.1, mem_mib * MiB, 0, (), error)
+    runs = prompt if isinstance(prompt, tuple) else (prompt,)
+    median = sorted(runs)[len(runs) // 2]
+    kind = "koboldcpp" if (nb, nu) == (512, 512) else "pair"
+    return SweepRow(nb, nu, kind, median, gen, 0.1, mem_mib * MiB, 0, (), error, runs, (gen,))
 
 
 # An H100-like table: bigger ubatches are a little faster for prompts and cost memory.
@@ -41,38 +50,55 @@ TABLE = [
 ]
 
 
-def test_best_prompt_speed_wins_when_everything_fits() -> None:
-    pick, why = choose_pair(TABLE)
-    assert (pick.n_batch, pick.n_ubatch) == (2048, 2048) and "best prompt speed" in why
-
-
-def test_the_budget_excludes_pairs_that_need_too_much_memory() -> None:
-    pick, _ = choose_pair(TABLE, budget_bytes=600 * MiB)
-    assert (pick.n_batch, pick.n_ubatch) == (2048, 1024)
+def test_best_prompt_speed_wins_and_the_rest_follow_fastest_first() -> None:
+    choice = measured_choice(TABLE)
+    assert choice.pick == (2048, 2048) and "best prompt speed" in choice.why
+    assert choice.pairs == ((2048, 2048), (2048, 1024), (4096, 4096), (512, 512))
 
 
 def test_generation_share_excludes_pairs_that_slow_generation() -> None:
     slow_gen = [*TABLE, row(8192, 8192, 20000, 100, 100)]
-    pick, _ = choose_pair(slow_gen, share=0.9)
-    assert pick.n_batch != 8192  # fastest prompt, but 100 < 0.9 x 277 tokens/s
-    pick, _ = choose_pair(slow_gen, share=0.3)
-    assert pick.n_batch == 8192
+    assert measured_choice(slow_gen, share=0.9).pick != (8192, 8192)  # 100 < 0.9 x 277
+    assert measured_choice(slow_gen, share=0.3).pick == (8192, 8192)
 
 
-def test_ties_go_to_less_memory_and_failures_are_skipped() -> None:
-    tied = [
-        row(1024, 1024, 5000, 200, 500),
-        row(2048, 1024, 5000, 200, 400),
-        row(4096, 4096, 0, 0, 0, error="out of memory"),
+def test_pairs_within_the_spread_of_the_fastest_go_to_less_memory() -> None:
+    noisy = [
+        row(512, 512, (100, 101, 99), 20, 100),
+        row(1024, 1024, (130, 150, 140), 20, 300),
+        row(2048, 1024, (145, 125, 135), 20, 400),  # overlaps 1024:1024's runs
+        row(4096, 4096, (0,), 0, 0, error="out of memory"),
     ]
-    pick, _ = choose_pair(tied)
-    assert (pick.n_batch, pick.n_ubatch) == (2048, 1024)
+    assert measured_choice(noisy).pick == (1024, 1024)
+    noisy[1], noisy[2] = row(1024, 1024, (130, 150, 140), 20, 500), noisy[2]
+    assert measured_choice(noisy).pick == (2048, 1024)  # now the one with less memory
 
 
-def test_nothing_fits_says_so() -> None:
-    pick, why = choose_pair(TABLE, budget_bytes=100 * MiB)
-    assert pick is None and "fits the memory budget" in why
-    assert choose_pair([])[0] is None
+def test_no_measurable_difference_keeps_the_seed_rule() -> None:
+    """A busy CPU: every pair's runs overlap the seed rule's; no pick, and it says so."""
+    flat = [
+        row(512, 512, (80, 60, 84), 20, 100),
+        row(128, 128, (58, 76, 70), 21, 50),
+        row(4096, 4096, (83, 62, 79), 6, 900),
+    ]
+    choice = measured_choice(flat)
+    assert choice.pick is None and "no measurable difference" in choice.why
+
+
+def test_nothing_measured_says_so() -> None:
+    assert measured_choice([]).pick is None
+    assert "no pair was measured" in measured_choice([]).why
+
+
+def test_runs_merge_into_medians_and_an_error_wins() -> None:
+    a = row(512, 512, 90, 20, 100)
+    b = row(512, 512, 110, 22, 100)
+    c = row(512, 512, 100, 21, 100)
+    merged = merge_runs([a, b, c])
+    assert merged.prompt_tps == 100 and merged.prompt_runs == (90, 110, 100)
+    assert merged.spread == pytest.approx(0.2)
+    failed = row(512, 512, 0, 0, 0, error="out of memory")
+    assert merge_runs([a, failed]).error == "out of memory"
 
 
 def test_candidates_follow_the_rule_and_the_tied_scheme() -> None:
@@ -94,8 +120,19 @@ def test_bad_candidates(sizes: list[int], pairs: list[tuple[int, int]], words: s
 def test_real_sweep_of_two_candidates_then_cancel(default_model: Path) -> None:
     engine = Engine()
     engine.load(resolve_launch(LaunchConfig(contextsize=1024), default_model, None, False))
-    rows = run_sweep(engine, candidates_from(pairs=[(128, 64), (512, 512)]), 256, 8)
+    runs: list[SweepRow] = []
+    rows = run_sweep(
+        engine,
+        candidates_from(pairs=[(128, 64), (512, 512)]),
+        256,
+        8,
+        lambda _i, run: runs.append(run),
+        repeats=2,
+    )
     assert len(rows) == 2 and all(r.error is None for r in rows)
+    # Interleaved: every pair once, then every pair again.
+    assert [(r.n_batch, r.n_ubatch) for r in runs] == [(128, 64), (512, 512)] * 2
+    assert all(len(r.prompt_runs) == 2 for r in rows)
     assert all(r.prompt_tps > 0 and r.gen_tps > 0 and r.ttft_s > 0 for r in rows)
     assert rows[1].compute_bytes > rows[0].compute_bytes  # memory grows with n_ubatch
     cancel = threading.Event()

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from kobold_gui.core.engine_types import SamplingParams
-from kobold_gui.core.sweep import SweepRow
+from kobold_gui.core.sweep_results import SweepRow
 from kobold_gui.ui.benchmark_panel import BenchmarkPanel, _tip
 
 MiB = 1 << 20
@@ -52,12 +52,15 @@ def test_sweep_on_the_loaded_model_with_cancel_and_kept_results(
     bench = window.benchmark
     bench.prompt.setValue(256)
     bench.gen.setValue(4)
+    bench.repeats.setValue(2)
     with qtbot.waitSignal(window.engine.sweepFinished, timeout=60_000) as done:
         qtbot.mouseClick(bench.run_button, Qt.MouseButton.LeftButton)
         assert not window.chat.send_button.isEnabled() and bench.cancel_button.isEnabled()
     rows = done.args[0]
-    assert len(rows) == 8 and all(r.prompt_tps > 0 for r in rows)
-    assert bench.pick is not None and "measured:" in window.launch.batch.effective_label.text()
+    assert len(rows) == 8 and all(r.prompt_tps > 0 and len(r.prompt_runs) == 2 for r in rows)
+    assert "measured:" in window.launch.batch.effective_label.text()
+    # The pick (or "no measurable difference") is what the launch state uses.
+    assert window.launch_state.measured == bench.choice and bench.choice.why
 
     # Cancel part-way: fewer rows, and the model still answers.
     with qtbot.waitSignal(window.engine.sweepFinished, timeout=60_000) as done:

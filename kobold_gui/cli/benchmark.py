@@ -1,0 +1,153 @@
+"""--benchmark: the batch-size sweep on this machine, and the measured policy's choice from
+it (the same function the window uses: core/sweep_results.py's measured_choice)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from kobold_gui.cli.common import launch_config, model_path, open_inventory, resolve
+from kobold_gui.cli.parser import CliError
+from kobold_gui.core.backend import backend_info
+from kobold_gui.core.engine import Engine
+from kobold_gui.core.gguf_info import read_gguf
+from kobold_gui.core.launch import ResolvedLaunch
+from kobold_gui.core.sweep import run_sweep
+from kobold_gui.core.sweep_results import (
+    Candidate,
+    SweepError,
+    SweepRow,
+    candidates_from,
+    measured_choice,
+    save_sweep,
+    sweep_identity,
+)
+
+
+def _int_list(text: str | None, flag: str) -> list[int]:
+    if not text:
+        return []
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise CliError(f"{flag}: expected numbers like 512,2048, got {text!r}") from None
+
+
+def _pairs(text: str | None) -> list[tuple[int, int]]:
+    if not text:
+        return []
+    out = []
+    for item in text.split(","):
+        try:
+            n_batch, n_ubatch = (int(x) for x in item.split(":"))
+        except ValueError:
+            raise CliError(f"--pairs: expected NB:NU pairs like 2048:512, got {item!r}") from None
+        out.append((n_batch, n_ubatch))
+    return out
+
+
+def _check(args: argparse.Namespace, context: int) -> tuple[int, int]:
+    gen = args.gen_tokens
+    prompt = args.prompt_tokens or min(2048, context - gen - 2)
+    if gen < 1:
+        raise CliError("--gen-tokens must be at least 1 (generation speed is measured)")
+    if prompt < 1:
+        raise CliError("--prompt-tokens must be at least 1")
+    if prompt + gen + 2 > context:
+        raise CliError(
+            f"--prompt-tokens {prompt} + --gen-tokens {gen} (+ 2 warm-up steps) exceed the "
+            f"context size {context}"
+        )
+    if not 0 < args.share <= 100:
+        raise CliError("--share is a percentage of the best generation speed: 1 to 100")
+    if args.repeats < 1:
+        raise CliError("--repeats must be at least 1")
+    return prompt, gen
+
+
+def _candidates(args: argparse.Namespace, n_gpus: int, context: int) -> list[Candidate]:
+    try:
+        candidates = candidates_from(
+            _int_list(args.sweep, "--sweep"), _pairs(args.pairs), n_gpus=n_gpus
+        )
+    except SweepError as e:
+        raise CliError(str(e)) from None
+    too_big = [c for c in candidates if c.n_batch > context]
+    if too_big:
+        raise CliError(f"n_batch {too_big[0].n_batch} is above the context size {context}")
+    return candidates
+
+
+def benchmark(args: argparse.Namespace) -> int:
+    config = launch_config(args)
+    prompt, gen = _check(args, config.contextsize)
+    inventory = open_inventory()
+    gpus_now = inventory.snapshot()
+    candidates = _candidates(args, len(gpus_now.gpus), config.contextsize)
+    path = model_path(args)
+    info = read_gguf(path)
+    resolved = resolve(args, path, info)
+    engine = Engine()
+    engine.load(resolved, info=info)
+    total = len(candidates) * args.repeats
+
+    def gpu_used() -> list[int]:
+        return [g.memory_used for g in inventory.snapshot().gpus]
+
+    def progress(i: int, run: SweepRow) -> None:
+        print(f"  [{i + 1}/{total}] {run.n_batch}:{run.n_ubatch} measured", file=sys.stderr)
+
+    try:
+        rows = run_sweep(
+            engine, candidates, prompt, gen, progress, gpu_used=gpu_used, repeats=args.repeats
+        )
+    finally:
+        engine.close()
+    choice = measured_choice(rows, args.share / 100)
+    backend = backend_info()
+    identity = sweep_identity(gpus_now, backend, resolved)
+    saved = save_sweep(identity, rows)
+    measured_launch = _measured_launch(args, resolved) if choice.pick else None
+    if args.json:
+        data = {
+            "identity": identity,
+            "rows": [asdict(r) for r in rows],
+            "measured_policy": list(choice.pick) if choice.pick else None,
+            "why": choice.why,
+            "measured_launch_batch": measured_launch.batch.label() if measured_launch else None,
+            "saved": str(saved),
+        }
+        print(json.dumps(data, indent=2))
+        return 0
+    print(
+        f"prompt {prompt} tokens, {gen} generation steps, {args.repeats} runs per pair, "
+        f"context {resolved.n_ctx_effective}, backend {backend.name}"
+    )
+    for r in rows:
+        print(_row_text(r))
+    print(f"measured policy: {choice.why}")
+    if measured_launch is not None:
+        print(f"with --batch-policy measured: {measured_launch.batch.label()}")
+    print(f"saved: {saved}")
+    return 0
+
+
+def _measured_launch(args: argparse.Namespace, resolved: ResolvedLaunch) -> ResolvedLaunch:
+    """What a load with the measured policy would use now (a pick that does not fit the
+    GPUs steps down): resolved as a later launch would resolve it, from the kept sweep."""
+    measured_args = argparse.Namespace(**{**vars(args), "batchpolicy": "measured"})
+    assert resolved.model_path is not None
+    info = read_gguf(resolved.model_path)
+    return resolve(measured_args, resolved.model_path, info)
+
+
+def _row_text(r: SweepRow) -> str:
+    if r.error:
+        return f"  n_batch {r.n_batch:5d}  n_ubatch {r.n_ubatch:5d}  {r.kind:9s}  FAILED: {r.error}"
+    return (
+        f"  n_batch {r.n_batch:5d}  n_ubatch {r.n_ubatch:5d}  {r.kind:9s}  "
+        f"prompt {r.prompt_tps:9.1f} t/s (±{r.spread * 50:4.1f} %)  gen {r.gen_tps:7.1f} t/s  "
+        f"TTFT {r.ttft_s * 1000:7.1f} ms  compute {r.compute_bytes / 2**20:7.1f} MiB"
+    )

