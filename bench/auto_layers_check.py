@@ -10,11 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kobold_gui.core.backend import probe_hardware
 from kobold_gui.core.engine import Engine
 from kobold_gui.core.engine_types import EngineError
 from kobold_gui.core.gguf_info import read_gguf
 from kobold_gui.core.gpus import GpuInventory
+from kobold_gui.core.hardware_probe import probe_hardware
 from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.options import LaunchConfig
 

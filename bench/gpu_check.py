@@ -14,12 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-from kobold_gui.core.backend import backend_info, probe_hardware
+from kobold_gui.core.backend import backend_info
 from kobold_gui.core.chat_format import Message
 from kobold_gui.core.engine import Engine
 from kobold_gui.core.engine_types import SamplingParams
 from kobold_gui.core.gguf_info import read_gguf
 from kobold_gui.core.gpus import GpuInventory
+from kobold_gui.core.hardware_probe import probe_hardware
 from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.llama_buffers import device_totals, parse_buffer_sizes
 from kobold_gui.core.options import LaunchConfig

@@ -11,11 +11,12 @@ import threading
 
 from kobold_gui.cli.common import model_path, open_inventory, resolve
 from kobold_gui.cli.parser import CliError
-from kobold_gui.core.backend import backend_info, probe_hardware
+from kobold_gui.core.backend import backend_info
 from kobold_gui.core.chat_format import Message
 from kobold_gui.core.engine import Engine
 from kobold_gui.core.engine_types import SamplingParams
 from kobold_gui.core.gguf_info import human_bytes, read_gguf
+from kobold_gui.core.hardware_probe import probe_hardware
 
 
 def show_config(args: argparse.Namespace) -> int:

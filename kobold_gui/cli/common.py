@@ -10,10 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from kobold_gui.cli.parser import CliError
-from kobold_gui.core.backend import backend_info, probe_hardware
+from kobold_gui.core.backend import backend_info
 from kobold_gui.core.batching import MeasuredChoice
 from kobold_gui.core.gguf_info import GGUFInfo
 from kobold_gui.core.gpus import GpuInventory
+from kobold_gui.core.hardware_probe import probe_hardware
 from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
 from kobold_gui.core.memory_plan import GpuBudget, PlanError, parse_size
 from kobold_gui.core.model_files import default_model_path

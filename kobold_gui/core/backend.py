@@ -5,9 +5,6 @@ from __future__ import annotations
 import llama_cpp
 
 from kobold_gui.core.engine_types import BackendInfo
-from kobold_gui.core.ggml_devices import backend_devices
-from kobold_gui.core.gpus import Inventory
-from kobold_gui.core.hardware import HardwareReport, hardware_report
 from kobold_gui.core.llama_log import install_log_capture
 
 _backend_ready = False
@@ -32,9 +29,3 @@ def backend_info() -> BackendInfo:
             name = candidate
             break
     return BackendInfo(name, gpu, llama_cpp.__version__, system.strip())
-
-
-def probe_hardware(inventory: Inventory) -> HardwareReport:
-    """NVML's GPUs beside this build's devices (for the CLI and scripts; the window reads the
-    devices once, off the GUI thread, and calls hardware_report itself)."""
-    return hardware_report(inventory, backend_info(), backend_devices())

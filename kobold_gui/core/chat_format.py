@@ -39,7 +39,6 @@ class ChatFormatter:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.template = template or CHATML
-        self.uses_fallback = template is None
         self._formatter = Jinja2ChatFormatter(
             template=self.template, eos_token=eos_token or "", bos_token=bos_token or ""
         )

@@ -30,13 +30,13 @@ from kobold_gui.core.engine_types import (
     EngineError,
     GenerationResult,
     LoadCancelled,
-    LoadedModel,
     SamplingParams,
     Stopped,
 )
 from kobold_gui.core.gguf_info import GGUFInfo, read_gguf
 from kobold_gui.core.launch import ResolvedLaunch
 from kobold_gui.core.llama_log import first_error_since, llama_log_count, llama_log_since
+from kobold_gui.core.loaded_model import LoadedModel
 from kobold_gui.core.stop_strings import StopStringFilter
 
 log = logging.getLogger(__name__)

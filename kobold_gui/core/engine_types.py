@@ -5,11 +5,6 @@ without loading the native library."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from kobold_gui.core.gguf_info import GGUFInfo
-    from kobold_gui.core.launch import ResolvedLaunch
 
 
 class EngineError(RuntimeError):
@@ -61,18 +56,6 @@ class GenerationResult:
     def prompt_tokens_per_s(self) -> float:
         n, s = self.prompt_tokens_processed, self.prompt_seconds
         return n / s if s else 0.0
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    info: GGUFInfo
-    launch: ResolvedLaunch
-    n_ctx: int  # read back from the context
-    n_batch: int
-    n_ubatch: int
-    load_seconds: float
-    description: str
-    log: tuple[str, ...] = field(repr=False, default=())
 
 
 @dataclass(frozen=True)

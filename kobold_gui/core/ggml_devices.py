@@ -83,7 +83,3 @@ def backend_devices() -> list[BackendDevice]:
             )
         )
     return devices
-
-
-def gpu_devices() -> list[BackendDevice]:
-    return [d for d in backend_devices() if d.kind in ("GPU", "iGPU")]

@@ -39,9 +39,6 @@ class AppSettings:
         del self.recent[MAX_RECENT:]
         self.last_launch = config.to_dict()
 
-    def forget(self, path: Path) -> None:
-        self.recent = [r for r in self.recent if r.path != str(path)]
-
     def launch_for(self, path: Path | None) -> LaunchConfig:
         """The model's own last settings, else the last used ones, else the defaults."""
         saved = next((r.launch for r in self.recent if path and r.path == str(path)), None)

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from kobold_gui import __version__
 from kobold_gui.core.backend import backend_info
 from kobold_gui.core.chat_store import ChatStore
-from kobold_gui.core.engine_types import BackendInfo, GenerationResult, LoadedModel, SamplingParams
+from kobold_gui.core.engine_types import BackendInfo, GenerationResult, SamplingParams
 from kobold_gui.core.ggml_devices import BackendDevice, backend_devices
 from kobold_gui.core.gguf_info import GGUFInfo, human_bytes
 from kobold_gui.core.gpus import GpuInventory, Inventory
@@ -31,6 +31,7 @@ from kobold_gui.core.hardware import hardware_report
 from kobold_gui.core.launch import ResolvedLaunch
 from kobold_gui.core.launch_state import LaunchState
 from kobold_gui.core.llama_buffers import device_totals, parse_buffer_sizes
+from kobold_gui.core.loaded_model import LoadedModel
 from kobold_gui.core.model_files import default_model_path
 from kobold_gui.core.options import LaunchConfig
 from kobold_gui.core.settings import SettingsStore

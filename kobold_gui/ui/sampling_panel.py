@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -133,9 +133,6 @@ class SamplingPanel(QWidget):
     def set_defaults(self, defaults: SamplingParams) -> None:
         """What Reset goes back to: the model's recommended sampling, where it has one."""
         self.defaults = defaults
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self.params())
 
     def _show_preset(self, params: SamplingParams) -> None:
         name = next(

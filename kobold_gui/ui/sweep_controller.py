@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from kobold_gui.core.engine_types import BackendInfo, LoadedModel
+from kobold_gui.core.engine_types import BackendInfo
 from kobold_gui.core.gpus import Inventory
 from kobold_gui.core.launch_state import LaunchState
+from kobold_gui.core.loaded_model import LoadedModel
 from kobold_gui.core.sweep_results import (
     SweepRow,
     candidates_from,

@@ -7,10 +7,11 @@ import os
 
 import pytest
 
-from kobold_gui.core.backend import backend_info, probe_hardware
+from kobold_gui.core.backend import backend_info
 from kobold_gui.core.ggml_devices import BackendDevice, backend_devices
 from kobold_gui.core.gpus import GpuInventory, normalize_bus_id
 from kobold_gui.core.hardware import hardware_report, match_devices, select_devices
+from kobold_gui.core.hardware_probe import probe_hardware
 from kobold_gui.core.options import ConfigError
 from tests.fakes.nvml import FakeGpu, FakeNvml, GiB
 

@@ -2,14 +2,30 @@ from __future__ import annotations
 
 import pytest
 
+from kobold_gui.cli import parse_args
 from kobold_gui.core.launch import resolve_gpu_layers, resolve_launch
-from kobold_gui.core.options import OPTIONS, ConfigError, LaunchConfig
+from kobold_gui.core.options import OPTIONS, ConfigError, LaunchConfig, Option, given_options
 
 
-def test_defaults_come_from_the_table() -> None:
-    config = LaunchConfig()
-    for option in OPTIONS:
-        assert getattr(config, option.name) == option.default
+def _other_value(option: Option) -> str:
+    """A valid value that differs from the default, as a user would type it."""
+    if option.name == "gpus":
+        return "0,1"
+    if option.name == "tensor_split":
+        return "3,1"
+    if option.choices:
+        return next(c for c in option.choices if c != option.default)
+    return str(option.default + 1)
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
+def test_every_option_reaches_the_launch_from_the_command_line(option: Option) -> None:
+    value = _other_value(option)
+    args = parse_args([option.flag, value])
+    given = given_options(vars(args))
+    assert set(given) == {option.name}
+    config = LaunchConfig().with_values(**given)
+    assert getattr(config, option.name) == option.parse(value) != option.default
 
 
 def test_values_are_parsed_and_validated_by_the_table() -> None:
