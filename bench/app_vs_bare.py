@@ -26,9 +26,10 @@ os.environ.setdefault("KOBOLD_GUI_HOME", "/tmp/kobold-gui-bench-home")
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
-from kobold_gui.core.chat_format import Message
+from kobold_gui.core.chat_format import ChatFormatter, Message
 from kobold_gui.core.engine import Engine
 from kobold_gui.core.engine_types import SamplingParams
+from kobold_gui.core.gguf_info import read_gguf
 from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.model_files import default_model_path
 from kobold_gui.core.options import LaunchConfig
@@ -77,6 +78,12 @@ def wait(app: QApplication, condition, timeout: float = 120) -> None:  # type: i
     poll.stop()
     if not condition():
         raise TimeoutError
+
+
+def chat_prompt(model: Path) -> str:
+    """The prompt text the app sends, from the GGUF's template, without loading llama.cpp."""
+    info = read_gguf(model)
+    return ChatFormatter(info.chat_template, info.bos_token, info.eos_token).render(PROMPT)
 
 
 def bare_tokens_per_s(model: Path, prompt: str, n: int) -> float:
@@ -213,11 +220,12 @@ def main() -> None:
     ap.add_argument("--one", choices=("app", "bare"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     app = QApplication.instance() or QApplication([])
-    if args.one:  # a single measurement in a fresh process
-        rate, prompt = app_tokens_per_s(app, args.model, args.tokens)
-        if args.one == "bare":
-            rate = bare_tokens_per_s(args.model, prompt, args.tokens)
+    if args.one == "app":  # a single measurement in a fresh process
+        rate, _prompt = app_tokens_per_s(app, args.model, args.tokens)
         print(f"RATE {rate}")
+        return
+    if args.one == "bare":  # nothing of the app's engine runs in this process
+        print(f"RATE {bare_tokens_per_s(args.model, chat_prompt(args.model), args.tokens)}")
         return
     print(f"model: {args.model}  threads: {CONFIG.threads}  cpus: {os.cpu_count()}")
 

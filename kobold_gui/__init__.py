@@ -1,3 +1,9 @@
 """kobold-gui: a desktop launcher and chat app for local GGUF models."""
 
+import os
+
 __version__ = "0.1.0"
+
+# CUDA numbers GPUs fastest first unless told otherwise; NVML (and the window) by PCI bus.
+# Set before anything loads CUDA, as KoboldCPP does; a user's own setting is kept.
+os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")

@@ -153,7 +153,7 @@ def resolve_launch(
     through `measured.pairs` to the first that does (and says so). The seed rule is never
     changed silently: when its pair does not fit, the note names the largest BLAS size that
     would."""
-    _check_config(config)
+    _check_config(config, hardware)
     n_ctx_effective = -(-config.contextsize // CTX_PAD) * CTX_PAD
     batch = resolve_batch(config, measured)
     devices = _resolve_devices(config, hardware, assumed_gpus, gpu_offload)
@@ -190,9 +190,17 @@ def resolve_launch(
     )
 
 
-def _check_config(config: LaunchConfig) -> None:
+def _check_config(config: LaunchConfig, hardware: HardwareReport | None) -> None:
     if config.kvtype != "f16" and config.flashattention == "off":
         raise ConfigError("a quantized KV cache needs flash attention (auto or on)")
+    if config.splitmode == "row" and hardware is not None and hardware.gpu_offload:
+        gpus = [d for d in hardware.devices if d.kind in ("GPU", "iGPU")]
+        if gpus and not all(d.row_split for d in gpus):
+            raise ConfigError(
+                f"split mode row is not possible here: this llama.cpp's {hardware.backend} "
+                "backend has no row-split buffers (every load would fail); use split mode "
+                "layer"
+            )
 
 
 def _resolve_devices(

@@ -132,3 +132,29 @@ def test_gpu_choice_is_ignored_by_a_cpu_only_build() -> None:
         pytest.skip("this llama.cpp build can offload to a GPU")
     report = probe_hardware(GpuInventory(FakeNvml([FakeGpu()])).snapshot())
     assert select_devices("0", 0, report).handles is None
+
+
+def test_row_split_is_refused_where_the_backend_has_no_split_buffers() -> None:
+    from kobold_gui.core.launch import resolve_launch
+    from kobold_gui.core.options import LaunchConfig
+
+    report = _report_with_cuda(2)  # its devices offer no row split, as CUDA here
+    assert not any(d.row_split for d in report.devices)
+    with pytest.raises(ConfigError, match="split mode row is not possible here"):
+        resolve_launch(LaunchConfig(splitmode="row"), None, None, True, report)
+    resolve_launch(LaunchConfig(splitmode="layer"), None, None, True, report)  # fine
+
+
+def test_cuda_numbers_gpus_by_pci_bus_like_nvml() -> None:
+    """Set before CUDA starts, so CUDA's and NVML's numbering agree where nothing else
+    reorders them; the device list passed to llama.cpp does not rely on it."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_DEVICE_ORDER"}
+    code = "import kobold_gui, os; print(os.environ['CUDA_DEVICE_ORDER'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "PCI_BUS_ID"
+    env["CUDA_DEVICE_ORDER"] = "FASTEST_FIRST"  # a user's own choice is kept
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "FASTEST_FIRST"
