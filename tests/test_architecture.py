@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.import_order import LOAD_AFTER
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "kobold_gui"
 
@@ -90,32 +92,6 @@ def test_the_architecture_check_sees_a_cycle() -> None:
 
 CORE = sorted(n for n in MODULES if n.startswith("kobold_gui.core."))
 
-LOAD_AFTER = """
-import importlib, sys
-importlib.import_module(sys.argv[1])
-from pathlib import Path
-from kobold_gui.cli.common import open_inventory
-from kobold_gui.core.backend import backend_info
-from kobold_gui.core.hardware_probe import probe_hardware
-from kobold_gui.core.chat_format import Message
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_types import SamplingParams
-from kobold_gui.core.gguf_info import read_gguf
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.options import LaunchConfig
-
-path = Path(sys.argv[2])
-info = read_gguf(path)
-backend = backend_info()
-report = probe_hardware(open_inventory().snapshot()) if backend.gpu_offload else None
-launch = resolve_launch(LaunchConfig(contextsize=512), path, info, backend.gpu_offload, report)
-engine = Engine()
-engine.load(launch, info=info)
-result = engine.chat([Message("user", "Hi")], SamplingParams(max_tokens=2), lambda _t: None)
-assert result.generated_tokens > 0
-print("ok")
-"""
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("first", CORE)
@@ -128,3 +104,21 @@ def test_any_core_module_imported_first_then_a_load_works(first: str, tiny_model
         cwd=ROOT,
     )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_llama_cpps_library_is_loaded_before_numpy() -> None:
+    """With the CUDA build, numpy loaded first crashes the model load (native_first.py)."""
+    code = (
+        "import sys, kobold_gui.core.gguf_info\n"
+        "maps = open('/proc/self/maps').read()\n"
+        "print('numpy' in sys.modules, 'libllama' in maps)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.split() == ["True", "True"], out.stderr
+    order = (
+        "import sys, kobold_gui\n"
+        "maps = open('/proc/self/maps').read()\n"
+        "print('numpy' in sys.modules, 'libllama' in maps)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", order], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.split() == ["False", "True"], out.stderr

@@ -98,6 +98,7 @@ class MemoryPlan:
     devices: tuple[DevicePlan, ...]  # GPUs in order, then the CPU
     n_layer: int = 0
     messages: tuple[str, ...] = field(default=())
+    pipeline: bool = False  # llama.cpp will pipeline ubatches across the GPUs
 
     @property
     def fits(self) -> bool:
@@ -111,6 +112,7 @@ class MemoryPlan:
             "margin": self.request.margin,
             "fits": self.fits,
             "messages": list(self.messages),
+            "pipeline_parallel": self.pipeline,
             "devices": [
                 {
                     "name": d.name,
@@ -248,16 +250,21 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
     # op offload runs the CPU layers' big matmuls there too: the CPU keeps a small buffer.
     gpu_used = any(d >= 0 for d in where)
     partial = any(d < 0 for d in where)
+    pipeline = pipelines(req, n_dev, n_layer)
+    first_gpu = next((d for d in where if d >= 0), None)  # gets the CPU layers' output
     for dev in range(n_dev):
         layers_here = any(where[i] == dev for i in range(n_layer))
         if layers_here or where[n_layer] == dev:
-            compute[dev] = _compute_bytes(info, req, layers_here, where[n_layer] == dev)
-            if partial:  # hidden states cross from the CPU's layers (and a mask copy)
-                embd = info.embedding_length or 0
-                extra = req.n_ubatch * embd * 4 + (0 if req.flash_attn else _mask_bytes(req))
-                compute[dev] += extra
+            boundary = 0
+            if partial and req.flash_attn and dev == first_gpu:
+                boundary = _cpu_boundary_bytes(info, req, where)
+            compute[dev] = _compute_bytes(
+                info, req, layers_here, where[n_layer] == dev, pipeline, boundary
+            )
+            if partial and not req.flash_attn:  # hidden states and a mask from the CPU
+                compute[dev] += _hidden_bytes(info, req) + _mask_bytes(req)
     if gpu_used:
-        compute[n_dev] = _host_compute_bytes(info, req)
+        compute[n_dev] = _host_compute_bytes(info, req, pipeline)
     else:
         compute[n_dev] = _compute_bytes(info, req, True, True) + 4 * info.n_vocab
 
@@ -289,8 +296,20 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
             layers=tuple(i for i in range(n_layer + 1) if where[i] < 0),
         )
     )
-    plan = MemoryPlan(req, tuple(devices), n_layer)
-    return MemoryPlan(req, plan.devices, n_layer, tuple(_messages(plan, info)))
+    plan = MemoryPlan(req, tuple(devices), n_layer, pipeline=pipeline)
+    return MemoryPlan(req, plan.devices, n_layer, tuple(_messages(plan, info)), pipeline)
+
+
+def pipelines(req: PlanRequest, n_gpus: int, n_layer: int) -> bool:
+    """Whether llama.cpp turns on pipeline parallelism (llama-context.cpp): more than one
+    device, every layer and the output offloaded, split by layer, the KV cache with its
+    layers (and no tensor overrides, which the app never sets; CUDA devices support the
+    async compute and events it also needs). The scheduler then keeps 4 copies of every
+    graph input (GGML_SCHED_MAX_COPIES) so that ubatches can overlap across the GPUs, and
+    the compute buffers grow accordingly."""
+    return (
+        n_gpus > 1 and req.n_gpu_layers > n_layer and req.split_mode == "layer" and req.offload_kqv
+    )
 
 
 def _kv_bytes_per_layer(info: GGUFInfo, req: PlanRequest) -> int:
@@ -302,7 +321,14 @@ def _kv_bytes_per_layer(info: GGUFInfo, req: PlanRequest) -> int:
     return round(req.n_ctx * kv_heads * (head_k + head_v) * per_el)
 
 
-def _compute_bytes(info: GGUFInfo, req: PlanRequest, has_layers: bool, has_output: bool) -> int:
+def _compute_bytes(
+    info: GGUFInfo,
+    req: PlanRequest,
+    has_layers: bool,
+    has_output: bool,
+    pipeline: bool = False,
+    boundary: int = 0,
+) -> int:
     """Peak of ggml's graph allocator on a device that runs layers and/or the output layer.
 
     Tensors are freed after their last use, so the peak is the larger of two phases:
@@ -310,9 +336,15 @@ def _compute_bytes(info: GGUFInfo, req: PlanRequest, has_layers: bool, has_outpu
       lives through them, plus the FFN activations (3 x n_ff x n_ubatch f32) or, without
       flash attention, the KQ matrix (n_ctx x n_ubatch x n_head f32) and 4.5 hidden states;
     - output: the logits (n_vocab x n_ubatch f32) and one hidden state; the mask is gone.
-    Measured on an H100 (8B and 1B shapes, 32 settings) and on CPUs here."""
+    With pipeline parallelism, the graph inputs' copies are allocated first and kept through
+    the graph (ggml-backend.cpp marks them as outputs): three more masks and seven hidden
+    states in the layers' phase (five and a half without flash attention), four masks and
+    four hidden states more beside the logits. `boundary` is what the GPU that takes over
+    from the CPU's layers adds to its layers' phase.
+    Measured on H100s (8B and 1B shapes, one GPU: 32 settings, two GPUs: 40) and on CPUs."""
     ub, ctx = req.n_ubatch, req.n_ctx
     embd = info.embedding_length or 0
+    hidden, mask = _hidden_bytes(info, req), _mask_bytes(req)
     phases = [0]
     if has_layers or has_output:  # with op offload the GPU also runs the CPU layers' matmuls
         n_ff = info.feed_forward_length or 4 * embd
@@ -321,21 +353,45 @@ def _compute_bytes(info: GGUFInfo, req: PlanRequest, has_layers: bool, has_outpu
         layer = 3 * n_ff * ub * 4
         if not req.flash_attn:
             layer = max(layer, ctx * ub * (info.head_count or 1) * 4 + int(4.5 * ub * embd * 4))
-        phases.append(_mask_bytes(req) + layer)
+        copies = 3 * mask + (7 * hidden if req.flash_attn else 11 * hidden // 2)
+        phases.append(mask + layer + boundary + (copies if pipeline else 0))
     if has_output:
-        phases.append(ub * info.n_vocab * 4 + ub * embd * 4)
+        copies = 4 * mask + 4 * hidden
+        phases.append(ub * info.n_vocab * 4 + hidden + (copies if pipeline else 0))
     return max(phases)
+
+
+def _hidden_bytes(info: GGUFInfo, req: PlanRequest) -> int:
+    """One hidden state of a ubatch, f32: what passes from one device to the next."""
+    return req.n_ubatch * (info.embedding_length or 0) * 4
+
+
+def _cpu_boundary_bytes(info: GGUFInfo, req: PlanRequest, where: Sequence[int]) -> int:
+    """The first GPU after the CPU's layers (flash attention): their hidden state, and the
+    largest weight of a CPU layer, which op offload copies in to run its matmul there."""
+    largest = max(
+        (
+            t.n_bytes
+            for t in info.tensors
+            if (layer := _layer_of(t.name)) is not None and layer < len(where) and where[layer] < 0
+        ),
+        default=0,
+    )
+    return _hidden_bytes(info, req) + (largest if req.n_ubatch >= 32 else 0)
 
 
 def _mask_bytes(req: PlanRequest) -> int:
     return req.n_ctx * req.n_ubatch * (2 if req.flash_attn else 4)
 
 
-def _host_compute_bytes(info: GGUFInfo, req: PlanRequest) -> int:
-    """The CPU's (pinned) buffer when the GPUs run the graph: a copy of the mask, the input
-    embeddings of one ubatch, and one row of logits."""
-    embd = info.embedding_length or 0
-    return _mask_bytes(req) + 8 * req.n_ubatch * embd + 4 * info.n_vocab
+def _host_compute_bytes(info: GGUFInfo, req: PlanRequest, pipeline: bool = False) -> int:
+    """The CPU's (pinned) buffer when the GPUs run the graph: the graph inputs (a mask, the
+    input embeddings of one ubatch) and one row of logits; with pipeline parallelism four
+    copies of the inputs."""
+    hidden, mask = _hidden_bytes(info, req), _mask_bytes(req)
+    if pipeline:
+        return 4 * mask + (5 if req.flash_attn else 7) * hidden + 4 * info.n_vocab
+    return mask + 2 * hidden + 4 * info.n_vocab
 
 
 def _messages(plan: MemoryPlan, info: GGUFInfo) -> list[str]:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import gguf
 import numpy as np
-from gguf.constants import GGMLQuantizationType
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from kobold_gui.core.gguf_header import read_header
+from kobold_gui.core.gguf_info import GGUFInfo, TensorInfo
 
 _TOKENIZER_STRINGS = ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.chat_template")
 _TOKENIZER_IDS = (
@@ -174,3 +175,51 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def shape_info(shape: Shape, qtype: str = "Q4_0", n_vocab: int = 128256) -> GGUFInfo:
+    """The GGUFInfo of a model of this shape, without writing it: the memory plan for
+    shapes too big to write in a test (the tensors in file order, as write_model writes)."""
+    e, f, kv = shape.embd, shape.ffn, shape.kv_heads * (shape.embd // shape.heads)
+    block, size = GGML_QUANT_SIZES[GGMLQuantizationType[qtype]]
+    dims = [("token_embd.weight", n_vocab * e, True), ("output_norm.weight", e, False)]
+    dims.append(("output.weight", n_vocab * e, True))
+    for i in range(shape.layers):
+        p = f"blk.{i}."
+        dims += [
+            (p + "attn_norm.weight", e, False),
+            (p + "attn_q.weight", e * e, True),
+            (p + "attn_k.weight", kv * e, True),
+            (p + "attn_v.weight", kv * e, True),
+            (p + "attn_output.weight", e * e, True),
+            (p + "ffn_norm.weight", e, False),
+            (p + "ffn_gate.weight", f * e, True),
+            (p + "ffn_up.weight", f * e, True),
+            (p + "ffn_down.weight", e * f, True),
+        ]
+    tensors, offset = [], 0
+    for name, n, quantized in dims:
+        n_bytes = n * size // block if quantized else 4 * n
+        tensors.append(TensorInfo(name, qtype if quantized else "F32", n, n_bytes, offset))
+        offset += n_bytes
+    return GGUFInfo(
+        path=Path(f"synthetic-{shape.layers}L-{shape.embd}d.gguf"),
+        file_size=offset,
+        architecture=shape.arch,
+        name=None,
+        size_label=None,
+        quantization=qtype,
+        n_layers=shape.layers,
+        context_length=shape.context,
+        embedding_length=e,
+        head_count=shape.heads,
+        head_count_kv=shape.kv_heads,
+        feed_forward_length=f,
+        expert_count=None,
+        chat_template=None,
+        bos_token=None,
+        eos_token=None,
+        n_params=sum(n for _, n, _ in dims),
+        tensors=tuple(tensors),
+        n_vocab=n_vocab,
+    )

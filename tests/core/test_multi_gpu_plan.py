@@ -1,0 +1,63 @@
+"""The plan for two GPUs against what llama.cpp allocated on two H100s (bench/multi_gpu_plan.py,
+results in bench/results/multi_gpu_plan-h100x2-*.json): a Llama-3-8B shape in Q4_0, layer
+split 1:1, 3:1, automatic and 3:1 with 20 layers, n_ctx 8192 and 32768, n_ubatch 512 and
+2048, flash attention on and off. With every layer offloaded llama.cpp pipelines ubatches
+across the GPUs and its compute buffers grow: the plan predicts both."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kobold_gui.core.memory_plan import GiB, GpuBudget, MiB, PlanRequest, pipelines, plan_memory
+from kobold_gui.dev.synthetic_gguf import Shape, shape_info
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+EIGHT_B = shape_info(Shape(layers=32, embd=4096, ffn=14336, heads=32, kv_heads=8, context=131072))
+TWO_H100 = [GpuBudget("H100", 80 * GiB, 79 * GiB), GpuBudget("H100", 80 * GiB, 79 * GiB)]
+SPLITS = {"1:1": ((1.0, 1.0), 33), "3:1": ((3.0, 1.0), 33), "3:1-20layers": ((3.0, 1.0), 20)}
+
+
+def _recorded() -> list[tuple[str, dict[str, object]]]:
+    data = json.loads((RESULTS / "multi_gpu_plan-h100x2-run1.json").read_text())
+    return [
+        (split, row) for split in SPLITS for row in data["grid"][split]["rows"] if "llama" in row
+    ]
+
+
+def _plan(split: str, row: dict[str, object]) -> object:
+    shares, layers = SPLITS[split]
+    request = PlanRequest(
+        n_gpu_layers=layers,
+        n_ctx=int(row["n_ctx"]),  # type: ignore[call-overload]
+        n_ubatch=int(row["ubatch"]),  # type: ignore[call-overload]
+        flash_attn=row["fa"] == "on",
+        tensor_split=shares,
+        margin=0,
+    )
+    return plan_memory(EIGHT_B, request, TWO_H100)
+
+
+@pytest.mark.parametrize(("split", "row"), _recorded(), ids=lambda v: str(v)[:40])
+def test_plan_per_gpu_matches_llama_cpps_buffers_on_two_h100s(
+    split: str, row: dict[str, object]
+) -> None:
+    plan = _plan(split, row)
+    assert plan.pipeline == row["pipeline"]  # type: ignore[attr-defined]
+    llama = row["llama"]
+    for i, device in enumerate(d for d in plan.devices if d.is_gpu):  # type: ignore[attr-defined]
+        real = llama[f"CUDA{i}"]  # type: ignore[index]
+        for part, key in (("weights", "model"), ("kv", "kv"), ("compute", "compute")):
+            planned = getattr(device, part) / MiB
+            assert abs(planned - real[key]) <= max(0.05 * real[key], 64), (i, part, planned, real)
+
+
+def test_pipeline_parallelism_is_predicted_as_llama_cpp_decides() -> None:
+    full = PlanRequest(n_gpu_layers=33, n_ctx=8192, n_ubatch=512)
+    assert pipelines(full, 2, 32)
+    assert not pipelines(full, 1, 32)  # one GPU
+    assert not pipelines(PlanRequest(n_gpu_layers=32, n_ctx=8192, n_ubatch=512), 2, 32)
+    assert not pipelines(PlanRequest(33, 8192, 512, split_mode="none"), 2, 32)
+    assert not pipelines(PlanRequest(33, 8192, 512, offload_kqv=False), 2, 32)
