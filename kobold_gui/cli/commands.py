@@ -14,9 +14,11 @@ from kobold_gui.cli.parser import CliError
 from kobold_gui.core.backend import backend_info
 from kobold_gui.core.chat_format import Message
 from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_types import SamplingParams
+from kobold_gui.core.engine_types import EngineError, SamplingParams
 from kobold_gui.core.gguf_info import human_bytes, read_gguf
 from kobold_gui.core.hardware_probe import probe_hardware
+from kobold_gui.core.launch import ResolvedLaunch
+from kobold_gui.core.llama_estimate import estimate_buffers
 
 
 def show_config(args: argparse.Namespace) -> int:
@@ -118,13 +120,16 @@ def list_gpus(args: argparse.Namespace) -> int:
 
 
 def show_plan(args: argparse.Namespace) -> int:
-
     path = model_path(args)
     info = read_gguf(path)
     resolved = resolve(args, path, info)
     plan = resolved.plan
+    # On this machine's own devices llama.cpp can say what it would allocate (no-alloc).
+    estimate = None if args.assume_gpus else _compute_estimate(resolved)
     if args.json:
-        print(json.dumps(resolved.to_json(), indent=2, ensure_ascii=False))
+        data = resolved.to_json()
+        data["llama_cpp_compute_estimate"] = estimate
+        print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         print(f"model        {path.name} ({info.n_layers} layers + output)")
         print(f"GPU layers   {resolved.n_gpu_layers} ({resolved.gpu_layers_note})")
@@ -137,7 +142,18 @@ def show_plan(args: argparse.Namespace) -> int:
                 mark = "" if d.fits else "   OVER BUDGET"
                 print(f"  {d.describe()}{mark}")
             print(f"margin kept free per GPU: {human_bytes(plan.request.margin)}")
+        if estimate:
+            parts = ", ".join(f"{dev} {human_bytes(b)}" for dev, b in estimate.items())
+            print(f"llama.cpp's own compute estimate (nothing allocated): {parts}")
     if plan is not None:
         for message in plan.messages:
             print(f"warning: {message}", file=sys.stderr)
     return 0 if plan is None or plan.fits else 3
+
+
+def _compute_estimate(launch: ResolvedLaunch) -> dict[str, int] | None:
+    try:
+        sizes = estimate_buffers(launch)
+    except EngineError:
+        return None
+    return {dev: kinds["compute"] for dev, kinds in sizes.items() if kinds.get("compute")}

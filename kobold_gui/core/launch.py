@@ -170,6 +170,8 @@ def resolve_launch(
             split = plan.request.tensor_split if len(devices.budgets) > 1 else None
     elif info is not None:  # no GPU to plan for: the CPU's share of RAM
         plan = plan_memory(info, _plan_request(config, 0, n_ctx_effective, batch, 0), [])
+    if plan is not None and plan.pipeline:
+        batch = _pipeline_reason(batch, len(devices.budgets), measured)
     return ResolvedLaunch(
         model_path=model_path,
         config=config,
@@ -188,6 +190,18 @@ def resolve_launch(
         offload_kqv=config.kvoffload == "on",
         plan=plan,
     )
+
+
+def _pipeline_reason(batch: BatchPlan, n_gpus: int, measured: MeasuredChoice | None) -> BatchPlan:
+    """Pipelined over several GPUs, n_batch above n_ubatch lets ubatches overlap: say so, and
+    what this machine measured."""
+    best = (
+        f"; measured best {measured.pick[0]}:{measured.pick[1]}"
+        if measured and measured.pick
+        else ""
+    )
+    reason = f"llama.cpp pipelines ubatches over the {n_gpus} GPUs{best}"
+    return replace(batch, reasons=(*batch.reasons, reason))
 
 
 def _check_config(config: LaunchConfig, hardware: HardwareReport | None) -> None:

@@ -278,7 +278,7 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
                 weights=weights[g],
                 kv=kv[g],
                 compute=compute[g],
-                overhead=CUDA_CONTEXT_BYTES if used else 0,
+                overhead=CUDA_CONTEXT_BYTES + _cuda_pool_bytes(info, req) if used else 0,
                 free=gpu.free,
                 layers=tuple(i for i in range(n_layer + 1) if where[i] == g),
                 margin=req.margin,
@@ -359,6 +359,17 @@ def _compute_bytes(
         copies = 4 * mask + 4 * hidden
         phases.append(ub * info.n_vocab * 4 + hidden + (copies if pipeline else 0))
     return max(phases)
+
+
+def _cuda_pool_bytes(info: GGUFInfo, req: PlanRequest) -> int:
+    """What ggml-cuda's memory pool keeps after the first prompt, outside the buffers that
+    llama.cpp logs (temporary conversions for its matrix products): without flash attention
+    about the FFN activations of a ubatch, with it little. Measured on two H100s (8B shape,
+    n_ubatch 512 and 2048, n_ctx 8192 and 32768): NVML's rise minus the buffers."""
+    if req.flash_attn:
+        return 2 * MiB + req.n_ubatch * (info.embedding_length or 0) * 13 // 4
+    n_ff = info.feed_forward_length or 4 * (info.embedding_length or 0)
+    return 34 * MiB + 3 * n_ff * req.n_ubatch * 4
 
 
 def _hidden_bytes(info: GGUFInfo, req: PlanRequest) -> int:
