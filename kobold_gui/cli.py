@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"kobold-gui {__version__}")
     p.add_argument("--model", metavar="PATH", help="the .gguf model (default: built-in model)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="launch settings (and model) from a KoboldCPP .kcpps/.kcppt file; "
+        "options given here override the file's",
+    )
     launch = p.add_argument_group("launch options (KoboldCPP's names)")
     for opt in OPTIONS:
         kwargs: dict[str, Any] = {"dest": opt.name, "default": None, "help": opt.help}
@@ -125,7 +131,30 @@ def launch_config_from_args(args: argparse.Namespace) -> LaunchConfig:
     shares = values.get("tensor_split")
     if isinstance(shares, list):
         values["tensor_split"] = " ".join(str(s) for s in shares)
+    if getattr(args, "config", None):
+        return _config_file_launch(args, values)
     return LaunchConfig.from_mapping(values)
+
+
+_CONFIG_NOTES_SAID: set[str] = set()
+
+
+def _config_file_launch(args: argparse.Namespace, values: dict[str, Any]) -> LaunchConfig:
+    """--config FILE, as KoboldCPP has it: the file's launch under the options given, and its
+    model unless --model is given. What the file has that kobold-gui lacks is said once."""
+    from kobold_gui.core.kcpps import apply_config_file
+
+    result = apply_config_file(Path(args.config), values)
+    model_given = bool(args.model)
+    if not model_given and result.model is not None:
+        args.model = str(result.model)
+    if args.config not in _CONFIG_NOTES_SAID:
+        _CONFIG_NOTES_SAID.add(args.config)
+        for note in result.notes:
+            if model_given and note.key in ("model", "model_param"):
+                continue  # --model replaces the file's model
+            print(f"kobold-gui: {Path(args.config).name}: {note.describe()}", file=sys.stderr)
+    return result.config
 
 
 def is_headless(args: argparse.Namespace) -> bool:

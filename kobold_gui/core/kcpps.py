@@ -27,8 +27,8 @@ from kobold_gui.core.paths import write_json_atomic
 EXTRAS_KEY = "kobold_gui"
 SUFFIXES = (".kcpps", ".kcppt")
 ROW_SPLIT_WARNING = (
-    "row split cannot run on CUDA with the llama.cpp in this build: loading on GPUs will fail; "
-    "choose split mode 'layer' on the Model tab"
+    "row split is not possible on CUDA with the llama.cpp kobold-gui uses (a GPU load fails); "
+    "use split mode layer"
 )
 
 
@@ -229,13 +229,14 @@ def _apply_split_mode(
     if mode in (None, ""):
         return
     key = _note_key(raw, "splitmode", "usecuda", "usecublas")
+    shown = raw.get(key, mode)
     if mode == "row":
         values["splitmode"] = "row"
-        notes.append(KcppsNote(key, mode, ROW_SPLIT_WARNING, applied=True))
+        notes.append(KcppsNote(key, shown, ROW_SPLIT_WARNING, applied=True))
     elif mode == "layer":
         values["splitmode"] = "layer"
     else:
-        notes.append(KcppsNote(key, mode, f"split mode {mode!r} is not available here"))
+        notes.append(KcppsNote(key, shown, f"split mode {mode!r} is not available here"))
 
 
 def _apply_backend(

@@ -102,6 +102,7 @@ def _open_window(app: QApplication, args: argparse.Namespace) -> int:
                 "threads",
                 "flashattention",
                 "batchpolicy",
+                "config",  # a KoboldCPP settings file (cli.py reads it)
             )
         )
         else None

@@ -67,7 +67,8 @@ def test_legacy_file_keys_are_converted_as_koboldcpp_does(kcpps_dir: Path) -> No
     assert c.splitmode == "row"  # "rowsplit" inside usecublas: mapped, with a warning
     warned = [n for n in result.notes if n.applied]
     assert [n.key for n in warned] == ["usecublas"]
-    assert "row split cannot run on CUDA" in warned[0].reason
+    assert "row split is not possible on CUDA" in warned[0].reason
+    assert warned[0].value == ["lowvram", "1", "mmq", "rowsplit"]
     assert {n.key for n in result.not_applied} == {"launch", "noshift", "hordeconfig"}
 
 
