@@ -61,12 +61,18 @@ class ModelPanel(QWidget):
         self.open_button.setToolTip("Pick a .gguf file (or drop one on the window)")
         self.folder_button = QPushButton("Folder…")
         self.folder_button.setToolTip("Choose a folder of models to list below")
-        self.kcpps = KcppsButton()
         pick = QHBoxLayout()
         pick.addWidget(self.recent, 1)
         pick.addWidget(self.open_button)
         pick.addWidget(self.folder_button)
-        pick.addWidget(self.kcpps)
+        self.kcpps = KcppsButton()
+        self.found_label = QLabel("Looking for models of other apps…")
+        self.found_label.setObjectName("foundModels")
+        self.found_label.setWordWrap(True)
+        self.found_label.setStyleSheet("color: palette(mid);")
+        extra = QHBoxLayout()
+        extra.addWidget(self.kcpps)
+        extra.addWidget(self.found_label, 1)
 
         self.folder_list = QListWidget()
         self.folder_list.setObjectName("folderModels")
@@ -93,6 +99,7 @@ class ModelPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(pick)
+        layout.addLayout(extra)
         layout.addWidget(self.folder_list)
         layout.addWidget(self.notice)
         layout.addWidget(self.kcpps_notes)
@@ -106,6 +113,7 @@ class ModelPanel(QWidget):
         self.kcpps.imported.connect(self._kcpps_imported)
         self.kcpps.saved.connect(self._kcpps_saved)
         self.kcpps.failed.connect(self.show_notice)
+        self.modelChosen.connect(lambda _path: self.kcpps_notes.hide())  # the notes are stale
         if scan_other_apps:
             self.scan_other_apps()
 
@@ -142,15 +150,15 @@ class ModelPanel(QWidget):
             scan_models,
             roots,
             done=self._show_found,
-            failed=lambda e: self.recent.setToolTip(f"Other apps' models: scan failed ({e})"),
+            failed=lambda e: self.found_label.setText(f"Other apps' models: scan failed ({e})"),
         )
 
     def _show_found(self, result: ScanResult) -> None:
         self.found = result.models
         self.set_recent(*self._recent)
         sources = sorted({m.source for m in result.models})
-        self.recent.setToolTip(
-            f"{len(result.models)} model(s) of other apps found ({', '.join(sources)}), "
+        self.found_label.setText(
+            f"{len(result.models)} model(s) of other apps in the list ({', '.join(sources)}), "
             "loaded where they are"
             if result.models
             else "No models of other apps found (LM Studio, GPT4All, Jan, Hugging Face, Ollama)"

@@ -57,7 +57,7 @@ def test_found_models_join_the_picker_with_their_source(
     assert texts[0] == f"Built-in: {default_model.name}" and texts[1] == ""  # a separator
     sources = [t.rsplit(" — ", 1)[-1] for t in texts[2:]]
     assert sources == ["LM Studio", "GPT4All", "Jan", "Hugging Face", "Ollama"]
-    assert "5 model(s) of other apps found" in panel.recent.toolTip()
+    assert "5 model(s) of other apps in the list" in panel.found_label.text()
     index = texts.index("smollm2:135m, smollm2:latest — Ollama")
     with qtbot.waitSignal(panel.modelChosen, timeout=10_000) as chosen:
         panel.recent.activated.emit(index)
