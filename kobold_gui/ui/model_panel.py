@@ -126,7 +126,12 @@ class ModelPanel(QWidget):
         entries: list[tuple[str, Path, str]] = []
         if default is not None:
             entries.append((f"Built-in: {default.name}", default, str(default)))
-        entries += [(p.name, p, str(p)) for p in paths if p != default]
+        by_path = {m.path: m for m in self.found}  # an Ollama blob is named by its manifest
+        entries += [
+            (by_path[p].label, p, str(p)) if p in by_path else (p.name, p, str(p))
+            for p in paths
+            if p != default
+        ]
         listed = {path for _text, path, _tip in entries}
         found = [m for m in self.found if m.path not in listed]
         for text, path, tip in entries:

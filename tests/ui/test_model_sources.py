@@ -152,3 +152,17 @@ def test_dropping_a_kcpps_on_the_window_imports_it(
         window.dropEvent(event)
     assert window.launch_config().contextsize == 16384
     window.close()
+
+
+def test_a_recent_ollama_model_keeps_its_name(
+    qtbot: QtBot, apps_home: Path, default_model: Path
+) -> None:
+    blob = apps_home / ".ollama" / "models" / "blobs" / f"sha256-{'d' * 64}"
+    panel = ModelPanel(scan_other_apps=False)
+    qtbot.addWidget(panel)
+    panel.set_recent([blob], default_model)
+    with qtbot.waitSignal(panel.modelsFound, timeout=60_000):
+        panel.scan_other_apps(default_roots(Places(apps_home, "linux", {})))
+    texts = picker_texts(panel)
+    assert texts[1] == "smollm2:135m, smollm2:latest — Ollama"  # recent, not "sha256-ddd…"
+    assert texts.count(texts[1]) == 1
