@@ -26,6 +26,7 @@ from kobold_gui.core.paths import write_json_atomic
 
 EXTRAS_KEY = "kobold_gui"
 SUFFIXES = (".kcpps", ".kcppt")
+MAX_FILE_BYTES = 16 << 20  # templates embed a few JSON files; a model is gigabytes
 ROW_SPLIT_WARNING = (
     "row split is not possible on CUDA with the llama.cpp kobold-gui uses (a GPU load fails); "
     "use split mode layer"
@@ -89,6 +90,8 @@ _CUDA_WORDS = {"normal", "lowvram", "mmq", "nommq", "rowsplit", "all"}
 def read_kcpps(path: Path) -> KcppsImport:
     """Read a .kcpps / .kcppt file. Raises KcppsError when it is not a settings file."""
     try:
+        if Path(path).stat().st_size > MAX_FILE_BYTES:  # a model picked by mistake
+            raise KcppsError(f"{Path(path).name} is not a KoboldCPP settings file: too large")
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         raise KcppsError(f"settings file not found: {path}") from None

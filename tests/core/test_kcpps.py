@@ -144,6 +144,13 @@ def test_not_a_settings_file_is_one_clear_error(tmp_path: Path, content: str) ->
         read_kcpps(tmp_path / "missing.kcpps")
 
 
+def test_a_model_picked_as_settings_file_is_refused_without_reading_it(
+    tmp_path: Path, default_model: Path
+) -> None:
+    with pytest.raises(KcppsError, match="not a KoboldCPP settings file: too large"):
+        read_kcpps(default_model)  # 94 MiB of GGUF
+
+
 def test_written_file_has_every_key_koboldcpp_writes(tmp_path: Path, default_model: Path) -> None:
     config = LaunchConfig(blasbatchsize=2048, contextsize=8192, gpulayers=20, kvtype="q4_0")
     path, _notes = write_kcpps(tmp_path / "mine", config, default_model)
