@@ -272,3 +272,54 @@ def test_measured_policy_uses_the_kept_sweep(tiny_model: Path) -> None:
         assert [eff["n_batch"], eff["n_ubatch"]] == pick
     else:  # the runs could not tell the pairs apart: the seed rule, and why
         assert "no measurable difference" in eff["batch_label"]
+
+
+def _kcpps_beside(model: Path, folder: Path, name: str, **changes: object) -> Path:
+    """A KoboldCPP settings file from tests/data, next to the model it names."""
+    data = json.loads((Path(__file__).parent / "data" / "kcpps" / name).read_text())
+    data.update(changes)
+    (folder / model.name).symlink_to(model)
+    path = folder / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_config_file_gives_the_launch_and_the_model(default_model: Path, tmp_path: Path) -> None:
+    path = _kcpps_beside(default_model, tmp_path, "koboldcpp-1.6x-legacy.kcpps")
+    result = run("--config", str(path), "--show-config", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    options = data["options"]
+    assert (options["blasbatchsize"], options["contextsize"], options["kvtype"]) == (
+        256,
+        4096,
+        "q4_0",
+    )
+    assert (options["splitmode"], options["kvoffload"], options["flashattention"]) == (
+        "row",
+        "off",
+        "on",
+    )
+    assert data["model"] == str(tmp_path / default_model.name)
+    # what the file has that kobold-gui lacks, and the row split warning, on stderr once
+    assert "koboldcpp-1.6x-legacy.kcpps: hordeconfig" in result.stderr
+    assert result.stderr.count("row split is not possible on CUDA") == 1
+
+
+def test_command_line_options_override_the_config_file(default_model: Path, tmp_path: Path) -> None:
+    path = _kcpps_beside(default_model, tmp_path, "koboldcpp-1.102.kcpps", tensor_split=None)
+    result = run("--config", str(path), "--contextsize", "2048", "--show-config", "--json")
+    options = json.loads(result.stdout)["options"]
+    assert options["contextsize"] == 2048  # given
+    assert (options["blasbatchsize"], options["threads"]) == (1024, 6)  # from the file
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [("{oops", "not a KoboldCPP settings file"), (None, "settings file not found")],
+)
+def test_bad_config_file_is_one_line(tmp_path: Path, content: str | None, words: str) -> None:
+    path = tmp_path / "x.kcpps"
+    if content is not None:
+        path.write_text(content)
+    assert_one_error_line(run("--config", str(path), "--show-config"), words)

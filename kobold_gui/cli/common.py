@@ -15,6 +15,7 @@ from kobold_gui.core.batching import MeasuredChoice
 from kobold_gui.core.gguf_info import GGUFInfo
 from kobold_gui.core.gpus import GpuInventory
 from kobold_gui.core.hardware_probe import probe_hardware
+from kobold_gui.core.kcpps import apply_config_file
 from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
 from kobold_gui.core.memory_plan import GpuBudget, PlanError, parse_size
 from kobold_gui.core.model_files import default_model_path
@@ -28,7 +29,24 @@ def warn(text: str) -> None:
 
 
 def launch_config(args: argparse.Namespace) -> LaunchConfig:
-    return LaunchConfig().with_values(**given_options(vars(args)))
+    """The options given; with --config, a KoboldCPP settings file under them (its model
+    too, unless --model is given), as KoboldCPP does."""
+    given = given_options(vars(args))
+    if not getattr(args, "config", None):
+        return LaunchConfig().with_values(**given)
+    result = apply_config_file(Path(args.config), given)
+    model_given = bool(args.model)
+    if not model_given and result.model is not None:
+        args.model = str(result.model)
+    if args.config not in _CONFIG_NOTES_SAID:  # once, though several steps read the file
+        _CONFIG_NOTES_SAID.add(args.config)
+        for note in result.notes:
+            if not (model_given and note.key in ("model", "model_param")):
+                print(f"kobold-gui: {Path(args.config).name}: {note.describe()}", file=sys.stderr)
+    return result.config
+
+
+_CONFIG_NOTES_SAID: set[str] = set()
 
 
 def open_inventory() -> GpuInventory:
@@ -37,6 +55,8 @@ def open_inventory() -> GpuInventory:
 
 
 def model_path(args: argparse.Namespace) -> Path:
+    if getattr(args, "config", None) and not args.model:
+        launch_config(args)  # the settings file's model, if it names one
     if args.model:
         return Path(args.model)
     default = default_model_path()

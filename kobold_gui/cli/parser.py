@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"kobold-gui {__version__}")
     p.add_argument("--model", metavar="PATH", help="the .gguf model (default: built-in model)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="launch settings (and model) from a KoboldCPP .kcpps/.kcppt file; "
+        "options given here override the file's",
+    )
     launch = p.add_argument_group("launch options (KoboldCPP's names)")
     for opt in OPTIONS:
         kwargs: dict[str, Any] = {"dest": opt.name, "default": None, "help": opt.help}

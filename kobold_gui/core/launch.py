@@ -169,7 +169,8 @@ def resolve_launch(
         if config.gpulayers < 0:
             split = plan.request.tensor_split if len(devices.budgets) > 1 else None
     elif info is not None:  # no GPU to plan for: the CPU's share of RAM
-        plan = plan_memory(info, _plan_request(config, 0, n_ctx_effective, batch, 0), [])
+        cpu_only = replace(_plan_request(config, 0, n_ctx_effective, batch, 0), tensor_split=None)
+        plan = plan_memory(info, cpu_only, [])
     if plan is not None and plan.pipeline:
         batch = _pipeline_reason(batch, len(devices.budgets), measured)
     return ResolvedLaunch(

@@ -95,7 +95,7 @@ class LaunchState:
                 self.assumed_gpus,
                 self.measured,
             )
-        except ConfigError as e:
+        except ValueError as e:  # ConfigError, and a plan the model cannot make
             return None, str(e)
         return launch, None
 

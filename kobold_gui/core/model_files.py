@@ -45,14 +45,14 @@ def scan_models_folder(folder: Path, max_depth: int = 3, limit: int = 500) -> li
             dirs.clear()
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
-            if name.lower().endswith(".gguf") and not _is_later_split_part(name):
+            if name.lower().endswith(".gguf") and not is_later_split_part(name):
                 found.append(Path(root) / name)
                 if len(found) >= limit:
                     return sorted(found)
     return sorted(found, key=lambda p: p.name.lower())
 
 
-def _is_later_split_part(name: str) -> bool:
+def is_later_split_part(name: str) -> bool:
     stem = name[:-5]
     if "-of-" not in stem:
         return False

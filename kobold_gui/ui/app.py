@@ -17,6 +17,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from kobold_gui import __version__
+from kobold_gui.core.kcpps import apply_config_file
 from kobold_gui.core.options import given_options
 from kobold_gui.core.paths import log_dir
 from kobold_gui.resource_files import resource_path
@@ -91,8 +92,13 @@ def _open_window(app: QApplication, args: argparse.Namespace) -> int:
         raise RuntimeError("crash test requested by KOBOLD_GUI_CRASH_TEST")
 
     given = given_options(vars(args))  # every launch option of the table
+    model, config = Path(args.model) if args.model else None, None
+    if args.config:  # a KoboldCPP settings file: its launch and model, the options on top
+        imported = apply_config_file(Path(args.config), given)
+        model, config = model or imported.model, imported.config
     window = MainWindow(
-        initial_model=Path(args.model) if args.model else None,
+        initial_model=model,
+        initial_config=config,
         initial_options=given,
         inventory=inventory_for_environment(),
     )

@@ -28,6 +28,8 @@ from kobold_gui.core.ggml_devices import BackendDevice, backend_devices
 from kobold_gui.core.gguf_info import GGUFInfo, human_bytes
 from kobold_gui.core.gpus import GpuInventory, Inventory
 from kobold_gui.core.hardware import hardware_report
+from kobold_gui.core.kcpps import SUFFIXES as KCPPS_SUFFIXES
+from kobold_gui.core.kcpps import KcppsImport
 from kobold_gui.core.launch import ResolvedLaunch
 from kobold_gui.core.launch_state import LaunchState
 from kobold_gui.core.llama_buffers import device_totals, parse_buffer_sizes
@@ -138,6 +140,7 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self._connect()
         self.launch_state.subscribe(self._launch_changed)
+        self.models.kcpps.launch_source = lambda: (self.launch_config(), self.models.current)
 
         self._backend_job = LatestJob(self)
         self._backend_job.run(
@@ -208,6 +211,7 @@ class MainWindow(QMainWindow):
         self.models.infoReady.connect(self._info_ready)
         self.models.infoFailed.connect(self._info_failed)
         self.models.folderChosen.connect(self._folder_chosen)
+        self.models.kcppsImported.connect(self._kcpps_imported)
         self.gpus.selectionChanged.connect(
             lambda gpus, main: self.launch_state.edit(gpus=gpus, maingpu=main)
         )
@@ -271,6 +275,13 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(
                 f"{message}. {self.loaded.info.path.name} stays loaded.", 10000
             )
+
+    def _kcpps_imported(self, result: KcppsImport, path: Path) -> None:
+        """A KoboldCPP settings file: its launch (and model); the panel lists what was left."""
+        model = result.model or self.models.current
+        if model is not None:
+            self.choose_model(model, result.config)
+        self.statusBar().showMessage(result.summary(path.name), 30000)
 
     def _folder_chosen(self, folder: str) -> None:
         self.settings.models_folder = folder
@@ -345,7 +356,11 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event: QDropEvent) -> None:
         urls = event.mimeData().urls()
         if urls and urls[0].isLocalFile():
-            self.choose_model(Path(urls[0].toLocalFile()))
+            path = Path(urls[0].toLocalFile())
+            if path.suffix.lower() in KCPPS_SUFFIXES:  # KoboldCPP settings, as KoboldCPP does
+                self.models.kcpps.import_file(path)
+            else:
+                self.choose_model(path)
             event.acceptProposedAction()
 
     # -- loading ----------------------------------------------------------------------

@@ -258,3 +258,11 @@ def test_seed_rule_is_not_changed_but_names_the_largest_blas_that_fits(model: GG
     assert (launch.batch.n_batch, launch.batch.n_ubatch) == (4096, 1024)  # unchanged
     assert launch.plan is not None and not launch.plan.fits
     assert "BLAS 512 would fit every layer" in launch.gpu_layers_note
+
+
+def test_a_split_for_gpus_does_not_break_the_cpu_only_plan(model: GGUFInfo) -> None:
+    """A KoboldCPP file or another machine's settings name a split; on a CPU-only machine
+    the launch still resolves (everything in RAM)."""
+    config = LaunchConfig(tensor_split="3,1", maingpu=1)
+    launch = resolve_launch(config, model.path, model, False)
+    assert launch.plan is not None and not any(d.is_gpu for d in launch.plan.devices)

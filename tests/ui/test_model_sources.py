@@ -1,0 +1,168 @@
+"""The model picker with the models other apps downloaded, and KoboldCPP settings files in the
+window: imported (what was not applied is shown), saved, dropped on the window."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from pytestqt.qtbot import QtBot
+
+from kobold_gui.core.model_roots import Places, default_roots
+from kobold_gui.core.options import LaunchConfig
+from kobold_gui.ui.main_window import MainWindow
+from kobold_gui.ui.model_panel import ModelPanel
+from tests.core.test_kcpps import DATA
+from tests.core.test_model_scan import build_apps
+
+APP_VARS = ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "OLLAMA_MODELS", "XDG_CACHE_HOME")
+
+
+@pytest.fixture
+def apps_home(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user home with models in the five apps' folders; the window's own scan looks here."""
+    home = tmp_path / "user"
+    build_apps(home, tiny_model)
+    monkeypatch.setenv("HOME", str(home))
+    for var in (*APP_VARS, "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+def open_window(qtbot: QtBot, model: Path | None = None) -> MainWindow:
+    window = MainWindow(initial_model=model)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=10_000)
+    return window
+
+
+def picker_texts(panel: ModelPanel) -> list[str]:
+    return [panel.recent.itemText(i) for i in range(panel.recent.count())]
+
+
+def test_found_models_join_the_picker_with_their_source(
+    qtbot: QtBot, apps_home: Path, default_model: Path
+) -> None:
+    panel = ModelPanel(scan_other_apps=False)
+    qtbot.addWidget(panel)
+    panel.set_recent([], default_model)
+    with qtbot.waitSignal(panel.modelsFound, timeout=60_000):
+        panel.scan_other_apps(default_roots(Places(apps_home, "linux", {})))
+    texts = picker_texts(panel)
+    assert texts[0] == f"Built-in: {default_model.name}" and texts[1] == ""  # a separator
+    sources = [t.rsplit(" — ", 1)[-1] for t in texts[2:]]
+    assert sources == ["LM Studio", "GPT4All", "Jan", "Hugging Face", "Ollama"]
+    assert "5 model(s) of other apps in the list" in panel.found_label.text()
+    index = texts.index("smollm2:135m, smollm2:latest — Ollama")
+    with qtbot.waitSignal(panel.modelChosen, timeout=10_000) as chosen:
+        panel.recent.activated.emit(index)
+    assert chosen.args[0] == apps_home / ".ollama" / "models" / "blobs" / f"sha256-{'d' * 64}"
+
+
+def test_window_loads_a_model_another_app_keeps(
+    qtbot: QtBot, apps_home: Path, default_model: Path
+) -> None:
+    window = open_window(qtbot, default_model)
+    qtbot.waitUntil(lambda: len(window.models.found) == 5, timeout=60_000)
+    combo = window.models.recent
+    index = next(i for i in range(combo.count()) if combo.itemText(i).endswith("— LM Studio"))
+    with qtbot.waitSignal(window.models.infoReady, timeout=10_000):
+        combo.setCurrentIndex(index)
+        combo.activated.emit(index)
+    where = window.models.current
+    assert where is not None and where.is_relative_to(apps_home / ".lmstudio" / "models")
+    with qtbot.waitSignal(window.engine.loaded, timeout=30_000):
+        qtbot.mouseClick(window.load_button, Qt.MouseButton.LeftButton)
+    assert window.loaded is not None and window.loaded.info.path == where  # loaded in place
+    window.close()
+
+
+@pytest.fixture
+def kcpps_file(tmp_path: Path, default_model: Path) -> Path:
+    path = tmp_path / "koboldcpp-1.102.kcpps"
+    shutil.copy(DATA / path.name, path)
+    (tmp_path / default_model.name).symlink_to(default_model)
+    return path
+
+
+def test_import_applies_the_launch_and_shows_what_was_not_applied(
+    qtbot: QtBot, apps_home: Path, tiny_model: Path, kcpps_file: Path
+) -> None:
+    window = open_window(qtbot, tiny_model)
+    with qtbot.waitSignal(window.models.infoReady, timeout=10_000):
+        window.models.kcpps.import_file(kcpps_file)
+    config = window.launch_config()
+    assert (config.contextsize, config.blasbatchsize, config.kvtype) == (16384, 1024, "q8_0")
+    assert (config.tensor_split, config.maingpu, config.threads) == ("3,1", 1, 6)
+    assert window.models.current == kcpps_file.parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    notes = window.models.kcpps_notes
+    assert notes.isVisible() and "Not applied:" in notes.text()
+    for key in ("port = 5002", "launch = true", "websearch = true", "sdmodel"):
+        assert key in notes.text()
+    assert "not applied: port, launch, websearch, sdmodel" in window.statusBar().currentMessage()
+    window.close()
+
+
+def test_a_broken_settings_file_is_a_message_and_the_app_goes_on(
+    qtbot: QtBot, apps_home: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    window = open_window(qtbot, tiny_model)
+    bad = tmp_path / "bad.kcpps"
+    bad.write_text("{ not json")
+    with qtbot.waitSignal(window.models.kcpps.failed, timeout=10_000):
+        window.models.kcpps.import_file(bad)
+    assert "not a KoboldCPP settings file" in window.models.notice.text()
+    assert window.models.current == tiny_model and window.load_button.isEnabled()
+    window.close()
+
+
+def test_save_as_kcpps_writes_the_current_launch(
+    qtbot: QtBot, apps_home: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    window = open_window(qtbot, tiny_model)
+    window.choose_model(tiny_model, LaunchConfig(contextsize=2048, kvtype="q4_0", threads=3))
+    with qtbot.waitSignal(window.models.kcpps.saved, timeout=10_000):
+        window.models.kcpps.save_file(tmp_path / "mine")
+    data = json.loads((tmp_path / "mine.kcpps").read_text())
+    assert (data["contextsize"], data["quantkv"], data["threads"]) == (2048, 2, 3)
+    assert data["model_param"] == str(tiny_model)
+    assert "Saved" in window.models.kcpps_notes.text()
+    window.close()
+
+
+def test_dropping_a_kcpps_on_the_window_imports_it(
+    qtbot: QtBot, apps_home: Path, tiny_model: Path, kcpps_file: Path
+) -> None:
+    window = open_window(qtbot, tiny_model)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(kcpps_file))])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    with qtbot.waitSignal(window.models.kcppsImported, timeout=10_000):
+        window.dropEvent(event)
+    assert window.launch_config().contextsize == 16384
+    window.close()
+
+
+def test_a_recent_ollama_model_keeps_its_name(
+    qtbot: QtBot, apps_home: Path, default_model: Path
+) -> None:
+    blob = apps_home / ".ollama" / "models" / "blobs" / f"sha256-{'d' * 64}"
+    panel = ModelPanel(scan_other_apps=False)
+    qtbot.addWidget(panel)
+    panel.set_recent([blob], default_model)
+    with qtbot.waitSignal(panel.modelsFound, timeout=60_000):
+        panel.scan_other_apps(default_roots(Places(apps_home, "linux", {})))
+    texts = picker_texts(panel)
+    assert texts[1] == "smollm2:135m, smollm2:latest — Ollama"  # recent, not "sha256-ddd…"
+    assert texts.count(texts[1]) == 1
