@@ -20,7 +20,6 @@ class LoadCancelled(EngineError):
     pass
 
 
-
 @dataclass(frozen=True)
 class BackendInfo:
     name: str  # CPU, CUDA, Metal, Vulkan, ...
