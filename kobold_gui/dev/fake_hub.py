@@ -151,7 +151,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             found = [
                 r
                 for r in hub.repos.values()
-                if text in r.repo_id.lower() and ("gguf" in tags or not tags)
+                if text in r.repo_id.lower() and all(t in _tags(r) for t in tags)
             ]
             found.sort(key=lambda r: -r.downloads)
             limit = int((query.get("limit") or ["1000"])[0])
@@ -202,7 +202,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     "downloads": repo.downloads,
                     "likes": repo.likes,
                     "library_name": "gguf",
-                    "tags": ["gguf"],
+                    "tags": _tags(repo),
                     "siblings": siblings,
                 }
             )
@@ -335,6 +335,10 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body)
 
     return Handler
+
+
+def _tags(repo: FakeRepo) -> list[str]:
+    return ["gguf"] if any(n.endswith(".gguf") for n in repo.files) else []
 
 
 def iso_days_ago(days: float) -> str:
