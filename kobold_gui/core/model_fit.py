@@ -81,10 +81,7 @@ def plan_fit(
     if not any(d.is_gpu for d in plan.devices):
         level = "too-big" if over_ram else "cpu"
         return Fit(f"CPU only{where}{ram_note}", detail, level, config)
-    if assumed is not None:
-        prefix = "CPU only with this build; a CUDA build: "
-    else:
-        prefix = ""
+    prefix = "CPU only with this build; a CUDA build: " if assumed is not None else ""
     if layers >= total:
         summary, level = f"all {total} layers on GPU{where}", "gpu"
     elif layers > 0:

@@ -50,10 +50,17 @@ class ModelPanel(QWidget):
         self.open_button.setToolTip("Pick a .gguf file (or drop one on the window)")
         self.folder_button = QPushButton("Folder…")
         self.folder_button.setToolTip("Choose a folder of models to list below")
+        self.find_button = QPushButton("Find a model…")
+        self.find_button.setObjectName("findModelButton")
+        self.find_button.setToolTip(
+            "Search Hugging Face for GGUF models, see how each would run on this computer, "
+            "and download one"
+        )
         pick = QHBoxLayout()
         pick.addWidget(self.recent, 1)
         pick.addWidget(self.open_button)
         pick.addWidget(self.folder_button)
+        pick.addWidget(self.find_button)
 
         self.folder_list = QListWidget()
         self.folder_list.setObjectName("folderModels")
