@@ -519,9 +519,10 @@ def open_find_model(window: ModelWindow) -> FindModelDialog:
         dialog.downloaded.connect(lambda path, config: _downloaded(window, path, config))
         dialog.folderChanged.connect(lambda f: _use_folder(window, f))
         window._find_model_dialog = dialog  # type: ignore[attr-defined]
+    if dialog.isVisible():  # behind the window: bring it forward
+        dialog.raise_()
+        dialog.activateWindow()
     dialog.show()
-    dialog.raise_()
-    dialog.activateWindow()
     return dialog
 
 
