@@ -31,9 +31,10 @@ N_VOCAB, N_MERGES = 128256, 280147
 LAYERS, EMBD, FFN, HEADS, KV_HEADS = 32, 4096, 14336, 32, 8
 
 
-def write_llama3_8b_header(path: Path) -> Path:
-    """A Llama-3-8B-shaped GGUF: the real header and tensor table, the data a sparse hole."""
-    q4k, f32 = GGMLQuantizationType.Q4_K, GGMLQuantizationType.F32
+def write_llama3_8b_header(path: Path, weights: str = "Q4_K", file_type: str = "Q4_K_M") -> Path:
+    """A Llama-3-8B-shaped GGUF: the real header and tensor table, the data a sparse hole.
+    `weights` is the type of the big matrices, `file_type` what general.file_type says."""
+    q4k, f32 = GGMLQuantizationType[weights], GGMLQuantizationType.F32
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name("Meta-Llama-3-8B-Instruct (shape only)")
     w.add_block_count(LAYERS)
@@ -44,7 +45,7 @@ def write_llama3_8b_header(path: Path) -> Path:
     w.add_head_count_kv(KV_HEADS)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_rope_freq_base(500000.0)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_K_M)
+    w.add_file_type(getattr(gguf.LlamaFileType, f"MOSTLY_{file_type}"))
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("llama-bpe")
     w.add_token_list([f"tok{i:06d}ĠĠ" for i in range(N_VOCAB)])
@@ -62,7 +63,11 @@ def write_llama3_8b_header(path: Path) -> Path:
     kv = KV_HEADS * EMBD // HEADS
     add("token_embd.weight", (EMBD, N_VOCAB), q4k)
     add("output_norm.weight", (EMBD,), f32)
-    add("output.weight", (EMBD, N_VOCAB), GGMLQuantizationType.Q6_K)
+    add(
+        "output.weight",
+        (EMBD, N_VOCAB),
+        q4k if weights in ("F16", "Q8_0") else GGMLQuantizationType.Q6_K,
+    )
     for i in range(LAYERS):
         p = f"blk.{i}."
         add(p + "attn_norm.weight", (EMBD,), f32)

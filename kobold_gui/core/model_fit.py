@@ -24,6 +24,9 @@ class Fit:
     detail: str  # per device, for the tooltip
     level: str  # "gpu" (all layers), "partial", "cpu", "too-big"
     config: LaunchConfig  # the launch settings the plan suggests
+    # Said once above the list: with NVIDIA GPUs but a CPU-only build, the lines tell what
+    # a CUDA build would do, and this note says so.
+    note: str = ""
 
 
 def ram_bytes() -> int | None:
@@ -81,7 +84,13 @@ def plan_fit(
     if not any(d.is_gpu for d in plan.devices):
         level = "too-big" if over_ram else "cpu"
         return Fit(f"CPU only{where}{ram_note}", detail, level, config)
-    prefix = "CPU only with this build; a CUDA build: " if assumed is not None else ""
+    note = ""
+    if assumed is not None:
+        names = ", ".join(g.name for g in gpus)
+        note = (
+            f"This build of kobold-gui runs on the CPU only; the lines say what a CUDA build "
+            f"would do with {names}."
+        )
     if layers >= total:
         summary, level = f"all {total} layers on GPU{where}", "gpu"
     elif layers > 0:
@@ -92,4 +101,4 @@ def plan_fit(
         level = "too-big"
     if assumed is not None:
         level = "cpu" if level != "too-big" else level
-    return Fit(prefix + summary, detail, level, config)
+    return Fit(summary, detail, level, config, note)

@@ -97,6 +97,7 @@ class FindModelDialog(QDialog):
         self.token: str | None = None
         self.jobs = NetJobs(self)
         self.repo: RepoFiles | None = None
+        self._title = ""
         self.fits: dict[str, Fit] = {}
         self._search_gen = self._files_gen = 0
         self._build()
@@ -155,7 +156,6 @@ class FindModelDialog(QDialog):
         self.token_save = QPushButton("Save token")
         self.token_forget = QPushButton("Forget")
         self.token_note = QLabel()
-        self.token_note.setWordWrap(True)
         self.token_note.setStyleSheet("color: palette(mid);")
         token_row = QHBoxLayout()
         token_row.addWidget(QLabel("Access token:"))
@@ -239,7 +239,9 @@ class FindModelDialog(QDialog):
             row = self.results.rowCount()
             self.results.insertRow(row)
             name = (
-                r.repo_id + ("  🔒 gated" if r.gated else "") + ("  (private)" if r.private else "")
+                r.repo_id
+                + ("  (gated: needs a token)" if r.gated else "")
+                + ("  (private)" if r.private else "")
             )
             item = _item(name, "Needs an access token" if r.gated else "")
             item.setData(ENTRY_ROLE, r.repo_id)
@@ -293,10 +295,17 @@ class FindModelDialog(QDialog):
         self.repo = repo
         notes = " ".join(repo.notes)
         gated = " Gated: downloading needs an access token." if repo.gated else ""
+        count = len(repo.entries)
         self.files_title.setText(
-            f"Files of {repo.repo_id} ({len(repo.entries)} models).{gated} {notes}".strip()
+            f"Files of {repo.repo_id} ({count} model{'s' if count != 1 else ''}).{gated} "
+            f"{notes}".strip()
             if repo.entries
             else f"{repo.repo_id} has no GGUF files."
+        )
+        self._title = self.files_title.text()
+        self.status.setText(
+            "How each file runs here comes from its header, read before any download. "
+            "Hover over a line for the memory per device."
         )
         hardware = self.hardware()
         hub = self.hub()
@@ -335,6 +344,8 @@ class FindModelDialog(QDialog):
             return
         info, fit, stats = result
         self.fits[entry.label] = fit
+        if fit.note and fit.note not in self.files_title.text():
+            self.files_title.setText(f"{self._title} {fit.note}")
         tip = (
             f"{info.quantization}, {info.n_layers} layers, {human_count(info.n_params)} "
             f"parameters, trained context {info.context_length or '—'}\n{fit.detail}\n"
@@ -435,10 +446,7 @@ class FindModelDialog(QDialog):
             )
         else:
             self.token_edit.setPlaceholderText("hf_… (only for gated or private repositories)")
-            self.token_note.setText(
-                "Gated and private repositories need a Hugging Face access token (read access). "
-                f"It is kept in {self.tokens.where()}."
-            )
+            self.token_note.setText(f"A saved token is kept in {self.tokens.where()}.")
 
     def _save_token(self) -> None:
         token = self.token_edit.text().strip()

@@ -128,8 +128,8 @@ class MainWindow(QMainWindow):
             self.choose_model(first, initial_config)
         else:
             self.models.show_notice(
-                "No model yet. Open… a .gguf file you have (or drop it here), or Find a model… "
-                "on Hugging Face: it shows which fit this computer before you download."
+                "No model yet. Open… a .gguf file you have (or drop it here), or Find a model "
+                "on Hugging Face: it shows which ones fit this computer before you download."
             )
         if settings_warning:
             self.statusBar().showMessage(settings_warning, 15000)

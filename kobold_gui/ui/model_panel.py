@@ -50,7 +50,7 @@ class ModelPanel(QWidget):
         self.open_button.setToolTip("Pick a .gguf file (or drop one on the window)")
         self.folder_button = QPushButton("Folder…")
         self.folder_button.setToolTip("Choose a folder of models to list below")
-        self.find_button = QPushButton("Find a model…")
+        self.find_button = QPushButton("Find a model on Hugging Face…")
         self.find_button.setObjectName("findModelButton")
         self.find_button.setToolTip(
             "Search Hugging Face for GGUF models, see how each would run on this computer, "
@@ -60,7 +60,6 @@ class ModelPanel(QWidget):
         pick.addWidget(self.recent, 1)
         pick.addWidget(self.open_button)
         pick.addWidget(self.folder_button)
-        pick.addWidget(self.find_button)
 
         self.folder_list = QListWidget()
         self.folder_list.setObjectName("folderModels")
@@ -80,6 +79,7 @@ class ModelPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(pick)
+        layout.addWidget(self.find_button)
         layout.addWidget(self.folder_list)
         layout.addWidget(self.notice)
         layout.addLayout(self.meta)

@@ -59,7 +59,7 @@ def test_a_small_gpu_takes_some_layers(smol: GGUFInfo) -> None:
 
 def test_a_cpu_build_on_an_nvidia_machine_says_what_cuda_would_do(smol: GGUFInfo) -> None:
     fit = plan_fit(smol, False, _report(FakeGpu(total=24 * GiB, used=GiB), cuda=False))
-    assert fit.summary == (
-        "CPU only with this build; a CUDA build: all 31 layers on GPU at 8k context"
-    )
-    assert fit.level == "cpu"
+    assert fit.summary == "all 31 layers on GPU at 8k context"
+    assert fit.note.startswith("This build of kobold-gui runs on the CPU only")
+    assert "NVIDIA GeForce RTX 4090" in fit.note
+    assert fit.level == "cpu"  # not green: this build will not use the GPU

@@ -74,7 +74,7 @@ def test_first_run_find_download_and_the_model_is_ready(
     qtbot: QtBot, fake_hub: FakeHub, default_model: Path
 ) -> None:
     window = _window(qtbot)
-    assert "Find a model…" in window.models.notice.text()
+    assert "Find a model" in window.models.notice.text()
     dialog = _open_repo(qtbot, window, "smollm2")
     assert dialog.results.item(0, 0).text() == "bartowski/SmolLM2-135M-Instruct-GGUF"
     # The fit shown from the range-read header is the plan for the same file on disk.
