@@ -106,7 +106,12 @@ def test_a_paused_split_download_resumes_after_a_restart(
     qtbot.mouseClick(row.pause_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: row.stats.text().startswith("Paused"), timeout=WAIT)
     assert row.pause_button.text() == "Resume"
-    window.close()  # quit; start again
+    paused_at = row.bar.value()
+    qtbot.mouseClick(row.pause_button, Qt.MouseButton.LeftButton)  # Resume
+    qtbot.waitUntil(lambda: row.bar.value() >= paused_at + 100, timeout=WAIT)
+    assert row.running
+    window.close()  # quit in the middle of the download; start again
+    assert dialog.jobs.pool.activeThreadCount() == 0  # paused and waited for
 
     window = _window(qtbot)
     dialog = open_find_model(window)
