@@ -7,67 +7,39 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDialog,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
     QScrollArea,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from kobold_gui.core.download import FileSpec, pending_downloads
-from kobold_gui.core.gguf_info import GGUFInfo, human_bytes, human_count
-from kobold_gui.core.hardware import HardwareReport, hardware_report
+from kobold_gui.core.gguf_info import GGUFInfo, human_bytes
+from kobold_gui.core.hardware import HardwareReport
 from kobold_gui.core.hf_token import TokenStore
 from kobold_gui.core.hub import Hub, ModelEntry, RepoFiles, RepoSummary, describe_error
-from kobold_gui.core.model_files import default_download_dir
 from kobold_gui.core.model_fit import Fit, plan_fit, ram_bytes
 from kobold_gui.core.options import ConfigError, LaunchConfig
 from kobold_gui.core.remote_gguf import FetchStats, remote_info
 from kobold_gui.ui.download_list import DownloadList, DownloadRow
+from kobold_gui.ui.hub_tables import FilesTable, ResultsTable
+from kobold_gui.ui.hub_token_row import TokenRow
 from kobold_gui.ui.net_jobs import NetJobs
 
-LEVEL_COLORS = {"gpu": "#1b7f3b", "partial": "#9a6700", "too-big": "#b00020"}
-ENTRY_ROLE = Qt.ItemDataRole.UserRole
 HardwareSource = Callable[[], tuple[bool, HardwareReport | None]]
-
-
-def _ago(when: datetime | None) -> str:
-    if when is None:
-        return "—"
-    days = (datetime.now(timezone.utc) - when).days
-    if days < 1:
-        return "today"
-    if days < 60:
-        return f"{days} day{'s' if days > 1 else ''} ago"
-    return when.strftime("%Y-%m-%d")
-
-
-def _item(text: str, tip: str = "", align_right: bool = False) -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-    if tip:
-        item.setToolTip(tip)
-    if align_right:
-        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-    return item
 
 
 def _fit_job(
@@ -102,7 +74,6 @@ class FindModelDialog(QDialog):
         self._search_gen = self._files_gen = 0
         self._build()
         self.downloads.finished.connect(self._download_finished)
-        self.jobs.run(self.tokens.load, done=self._token_loaded, failed=lambda e: None)
         self._add_pending()
         if parent is not None:
             parent.installEventFilter(self)  # pause downloads before the app quits
@@ -120,25 +91,13 @@ class FindModelDialog(QDialog):
         search_row.addWidget(self.query, 1)
         search_row.addWidget(self.search_button)
 
-        self.results = QTableWidget(0, 4)
-        self.results.setObjectName("hubResults")
-        self.results.setHorizontalHeaderLabels(["Repository", "Downloads", "Likes", "Updated"])
-        self._table_style(self.results)
-        self.results.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.results = ResultsTable()
 
         self.files_title = QLabel(
             "Choose a repository to see its files and how each would run on this computer."
         )
         self.files_title.setWordWrap(True)
-        self.files = QTableWidget(0, 4)
-        self.files.setObjectName("hubFiles")
-        self.files.setHorizontalHeaderLabels(["File", "Size", "On this computer", ""])
-        self._table_style(self.files)
-        header = self.files.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.files.setColumnWidth(0, 330)
-        self.files.setWordWrap(True)
+        self.files = FilesTable()
         files_box = QWidget()
         files_layout = QVBoxLayout(files_box)
         files_layout.setContentsMargins(0, 0, 0, 0)
@@ -149,19 +108,7 @@ class FindModelDialog(QDialog):
         splitter.addWidget(files_box)
         splitter.setSizes([200, 300])
 
-        self.token_edit = QLineEdit()
-        self.token_edit.setObjectName("hubToken")
-        self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.token_edit.setPlaceholderText("hf_… (only for gated or private repositories)")
-        self.token_save = QPushButton("Save token")
-        self.token_forget = QPushButton("Forget")
-        self.token_note = QLabel()
-        self.token_note.setStyleSheet("color: palette(mid);")
-        token_row = QHBoxLayout()
-        token_row.addWidget(QLabel("Access token:"))
-        token_row.addWidget(self.token_edit, 1)
-        token_row.addWidget(self.token_save)
-        token_row.addWidget(self.token_forget)
+        self.token_row = TokenRow(self.tokens, self.jobs)
 
         self.folder_label = QLabel()
         self.folder_label.setWordWrap(True)
@@ -191,24 +138,15 @@ class FindModelDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(search_row)
         layout.addWidget(splitter, 1)
-        layout.addLayout(token_row)
-        layout.addWidget(self.token_note)
+        layout.addWidget(self.token_row)
         layout.addWidget(downloads_box)
         layout.addWidget(self.status)
 
         self.search_button.clicked.connect(self.search)
         self.query.returnPressed.connect(self.search)
         self.results.itemSelectionChanged.connect(self._repo_selected)
-        self.token_save.clicked.connect(self._save_token)
-        self.token_forget.clicked.connect(self._forget_token)
+        self.token_row.tokenChanged.connect(self._token_changed)
         self.folder_button.clicked.connect(self._choose_folder)
-
-    @staticmethod
-    def _table_style(table: QTableWidget) -> None:
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        table.verticalHeader().hide()
-        table.setAlternatingRowColors(True)
 
     def _show_folder(self) -> None:
         self.folder_label.setText(f"Saved to {self.folder}")
@@ -234,23 +172,7 @@ class FindModelDialog(QDialog):
         if gen != self._search_gen:
             return
         self.search_button.setEnabled(True)
-        self.results.setRowCount(0)
-        for r in found:
-            row = self.results.rowCount()
-            self.results.insertRow(row)
-            name = (
-                r.repo_id
-                + ("  (gated: needs a token)" if r.gated else "")
-                + ("  (private)" if r.private else "")
-            )
-            item = _item(name, "Needs an access token" if r.gated else "")
-            item.setData(ENTRY_ROLE, r.repo_id)
-            self.results.setItem(row, 0, item)
-            self.results.setItem(row, 1, _item(human_count(r.downloads), str(r.downloads), True))
-            self.results.setItem(row, 2, _item(str(r.likes), "", True))
-            self.results.setItem(row, 3, _item(_ago(r.updated), str(r.updated or "")))
-        self.results.resizeColumnsToContents()
-        self.results.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.results.show_results(found)
         self.status.setText(
             f"{len(found)} GGUF repositories, most downloaded first. Choose one to see its files."
             if found
@@ -264,12 +186,9 @@ class FindModelDialog(QDialog):
 
     # -- a repository's files -------------------------------------------------------------
     def _repo_selected(self) -> None:
-        rows = self.results.selectionModel().selectedRows()
-        if not rows:
-            return
-        item = self.results.item(rows[0].row(), 0)
-        if item is not None:
-            self.show_repo(str(item.data(ENTRY_ROLE)))
+        repo_id = self.results.selected_repo()
+        if repo_id is not None:
+            self.show_repo(repo_id)
 
     def show_repo(self, repo_id: str) -> None:
         self._files_gen += 1
@@ -310,32 +229,17 @@ class FindModelDialog(QDialog):
         hardware = self.hardware()
         hub = self.hub()
         for entry in repo.entries:
-            row = self.files.rowCount()
-            self.files.insertRow(row)
-            name = _item(entry.label, "\n".join(f.name for f in entry.files))
-            name.setData(ENTRY_ROLE, entry)
-            self.files.setItem(row, 0, name)
-            self.files.setItem(row, 1, _item(human_bytes(entry.size), "", True))
-            button = QPushButton("Download")
-            button.setObjectName("downloadButton")
-            button.clicked.connect(lambda _=False, e=entry: self.download(e))
-            self.files.setCellWidget(row, 3, button)
-            if entry.projector:
-                self.files.setItem(
-                    row, 2, _item("vision projector: used beside a model, not on its own")
+            row = self.files.add_entry(entry, self.download)
+            if not entry.projector:
+                self.jobs.run(
+                    _fit_job,
+                    hub,
+                    repo,
+                    entry,
+                    hardware,
+                    done=partial(self._fit_done, gen, row, entry),
+                    failed=partial(self._fit_failed, gen, row),
                 )
-                continue
-            self.files.setItem(row, 2, _item("reading its header…"))
-            self.jobs.run(
-                _fit_job,
-                hub,
-                repo,
-                entry,
-                hardware,
-                done=partial(self._fit_done, gen, row, entry),
-                failed=partial(self._fit_failed, gen, row),
-            )
-        self.files.resizeColumnToContents(3)
 
     def _fit_done(
         self, gen: int, row: int, entry: ModelEntry, result: tuple[GGUFInfo, Fit, FetchStats]
@@ -346,24 +250,11 @@ class FindModelDialog(QDialog):
         self.fits[entry.label] = fit
         if fit.note and fit.note not in self.files_title.text():
             self.files_title.setText(f"{self._title} {fit.note}")
-        tip = (
-            f"{info.quantization}, {info.n_layers} layers, {human_count(info.n_params)} "
-            f"parameters, trained context {info.context_length or '—'}\n{fit.detail}\n"
-            f"(read {human_bytes(stats.bytes_read)} of the header in {stats.requests} "
-            f"request{'s' if stats.requests > 1 else ''})"
-        )
-        item = _item(fit.summary, tip)
-        color = LEVEL_COLORS.get(fit.level)
-        if color:
-            item.setForeground(QBrush(QColor(color)))
-        self.files.setItem(row, 2, item)
-        self.files.resizeRowToContents(row)
+        self.files.show_fit(row, info, fit, stats)
 
     def _fit_failed(self, gen: int, row: int, error: BaseException) -> None:
         if gen == self._files_gen:
-            item = _item(describe_error(error).split("\n")[0], describe_error(error))
-            item.setForeground(QBrush(QColor(LEVEL_COLORS["too-big"])))
-            self.files.setItem(row, 2, item)
+            self.files.show_failure(row, describe_error(error))
 
     # -- downloads ----------------------------------------------------------------------
     def download(self, entry: ModelEntry) -> DownloadRow | None:
@@ -429,46 +320,16 @@ class FindModelDialog(QDialog):
             except ConfigError:
                 config = None
         self.status.setText(
-            f"{path.name} is downloaded and verified: it is now chosen in the window."
+            f"{path.name} is downloaded and verified, and chosen in the main window with the "
+            "launch settings of its plan: close this window and press Load model."
         )
         self.downloaded.emit(path, config)
 
-    # -- token and folder ---------------------------------------------------------------
-    def _token_loaded(self, token: str | None) -> None:
+    # -- folder and token -------------------------------------------------------------
+    def _token_changed(self, token: str | None) -> None:
         self.token = token
-        self._show_token_note()
-
-    def _show_token_note(self) -> None:
-        if self.token:
-            self.token_edit.setPlaceholderText("a saved token is in use")
-            self.token_note.setText(
-                f"The token is kept in {self.tokens.where()}, never in settings.json."
-            )
-        else:
-            self.token_edit.setPlaceholderText("hf_… (only for gated or private repositories)")
-            self.token_note.setText(f"A saved token is kept in {self.tokens.where()}.")
-
-    def _save_token(self) -> None:
-        token = self.token_edit.text().strip()
-        if not token:
-            return
-        self.token_edit.clear()
-        self.token = token
-        self.jobs.run(
-            self.tokens.save,
-            token,
-            done=lambda where: self.token_note.setText(f"Token saved in {where}."),
-            failed=lambda e: self.token_note.setText(
-                f"The token is used now but could not be saved: {describe_error(e)}"
-            ),
-        )
-
-    def _forget_token(self) -> None:
-        self.token = None
-        self.token_edit.clear()
-        self.jobs.run(
-            self.tokens.clear, done=lambda _: self._show_token_note(), failed=lambda e: None
-        )
+        if token and self.repo is not None:  # a gated listing may now read its headers
+            self.show_repo(self.repo.repo_id)
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Save models to", str(self.folder))
@@ -489,61 +350,3 @@ class FindModelDialog(QDialog):
         network threads."""
         self.downloads.pause_all()
         self.jobs.shutdown()
-
-
-class ModelWindow(Protocol):
-    """What open_find_model needs of the main window."""
-
-    settings: Any
-    backend: Any
-    inventory: Any
-    devices: Any
-    models: Any
-
-    def choose_model(self, path: Path, config: LaunchConfig | None = None) -> None: ...
-
-    def statusBar(self) -> Any: ...
-
-
-def _window_hardware(window: ModelWindow) -> tuple[bool, HardwareReport | None]:
-    if window.backend is None:
-        return False, None
-    report = hardware_report(window.inventory, window.backend, window.devices)
-    return bool(window.backend.gpu_offload), report
-
-
-def open_find_model(window: ModelWindow) -> FindModelDialog:
-    """Show the window's Find a model dialog (made once, so downloads live on while it is
-    closed). A finished download becomes the window's chosen model, with the launch
-    settings its plan suggested, and its folder the models folder when there was none."""
-    dialog: FindModelDialog | None = getattr(window, "_find_model_dialog", None)
-    if dialog is None:
-        folder = window.settings.models_folder
-        dialog = FindModelDialog(
-            Path(folder) if folder else default_download_dir(),
-            hardware=lambda: _window_hardware(window),
-            parent=window,  # type: ignore[arg-type]
-        )
-        dialog.downloaded.connect(lambda path, config: _downloaded(window, path, config))
-        dialog.folderChanged.connect(lambda f: _use_folder(window, f))
-        window._find_model_dialog = dialog  # type: ignore[attr-defined]
-    if dialog.isVisible():  # behind the window: bring it forward
-        dialog.raise_()
-        dialog.activateWindow()
-    dialog.show()
-    return dialog
-
-
-def _use_folder(window: ModelWindow, folder: str) -> None:
-    window.models.folderChosen.emit(folder)  # the window saves it as the models folder
-    window.models.set_folder(folder)
-
-
-def _downloaded(window: ModelWindow, path: Path, config: LaunchConfig | None) -> None:
-    folder = str(path.parent)
-    if window.settings.models_folder != folder and not window.settings.models_folder:
-        _use_folder(window, folder)
-    elif window.settings.models_folder == folder:
-        window.models.set_folder(folder)
-    window.choose_model(path, config)
-    window.statusBar().showMessage(f"{path.name} downloaded and verified: ready to load.", 15000)

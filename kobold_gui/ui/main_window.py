@@ -43,7 +43,7 @@ from kobold_gui.ui.chat_panel import ChatPanel
 from kobold_gui.ui.conversation_controller import ConversationController
 from kobold_gui.ui.conversation_list import ConversationList
 from kobold_gui.ui.engine_thread import EngineController
-from kobold_gui.ui.find_model_dialog import open_find_model
+from kobold_gui.ui.find_model_hook import open_find_model
 from kobold_gui.ui.gpu_panel import GpuPanel
 from kobold_gui.ui.gpu_poller import GpuMonitor
 from kobold_gui.ui.launch_panel import LaunchPanel

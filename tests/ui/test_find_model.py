@@ -17,7 +17,8 @@ from kobold_gui.core.gguf_info import read_gguf
 from kobold_gui.core.model_files import default_download_dir
 from kobold_gui.core.model_fit import plan_fit, ram_bytes
 from kobold_gui.dev.fake_hub import FakeFile, FakeHub, FakeRepo
-from kobold_gui.ui.find_model_dialog import FindModelDialog, _window_hardware, open_find_model
+from kobold_gui.ui.find_model_dialog import FindModelDialog
+from kobold_gui.ui.find_model_hook import _window_hardware, open_find_model
 from kobold_gui.ui.main_window import MainWindow
 
 SMOL = "SmolLM2-135M-Instruct-Q4_1.gguf"
