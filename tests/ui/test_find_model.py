@@ -37,9 +37,10 @@ def fake_hub(
         FakeRepo("bartowski/SmolLM2-135M-Instruct-GGUF", {SMOL: FakeFile(default_model)}, 900),
         FakeRepo("someone/tiny-split-GGUF", parts, downloads=50),
         FakeRepo("someone/broken-GGUF", {SMOL: FakeFile(default_model, corrupt=True)}, 5),
+        FakeRepo("corp/gated-GGUF", {SMOL: FakeFile(default_model)}, 1, gated=True),
     ]
     monkeypatch.setenv("KOBOLD_GUI_DEFAULT_MODEL", str(tmp_path / "no-default.gguf"))
-    with FakeHub(repos) as hub:
+    with FakeHub(repos, token="hf_letmein") as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
         yield hub
 
@@ -139,3 +140,23 @@ def test_a_corrupt_download_is_reported_and_not_offered(qtbot: QtBot, fake_hub: 
     assert window.models.current is None
     assert not (default_download_dir() / SMOL).exists()
     window.close()
+
+
+def test_a_gated_repository_asks_for_a_token_and_works_once_saved(
+    qtbot: QtBot, fake_hub: FakeHub
+) -> None:
+    window = _window(qtbot)
+    dialog = _open_repo(qtbot, window, "gated")
+    assert "gated: needs a token" in dialog.results.item(0, 0).text()
+    assert "access token" in dialog.files.item(0, 2).text()
+    dialog.token_row.edit.setText("hf_letmein")
+    qtbot.mouseClick(dialog.token_row.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.files.rowCount() == 1, timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: dialog.files.item(0, 2).text().startswith("CPU only at 8k"), timeout=WAIT
+    )
+    qtbot.waitUntil(lambda: "Token saved in" in dialog.token_row.note.text(), timeout=WAIT)
+    assert dialog.token_row.edit.text() == ""  # not left on screen
+    assert dialog.token_row.store.load() == "hf_letmein"
+    window.close()  # settings are written on closing
+    assert "hf_letmein" not in window.store.path.read_text()
