@@ -70,6 +70,7 @@ class FindModelDialog(QDialog):
         self.jobs = NetJobs(self)
         self.repo: RepoFiles | None = None
         self._title = ""
+        self._shown = ""  # the repository whose files are listed (or being listed)
         self.fits: dict[str, Fit] = {}
         self._search_gen = self._files_gen = 0
         self._build()
@@ -187,12 +188,13 @@ class FindModelDialog(QDialog):
     # -- a repository's files -------------------------------------------------------------
     def _repo_selected(self) -> None:
         repo_id = self.results.selected_repo()
-        if repo_id is not None:
+        if repo_id is not None and repo_id != self._shown:
             self.show_repo(repo_id)
 
     def show_repo(self, repo_id: str) -> None:
         self._files_gen += 1
         gen = self._files_gen
+        self._shown = repo_id
         self.repo = None
         self.fits = {}
         self.files.setRowCount(0)

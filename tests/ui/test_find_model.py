@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QPushButton
+from PySide6.QtWidgets import QPushButton, QTableWidget
 from pytestqt.qtbot import QtBot
 
 from kobold_gui.core.gguf_info import read_gguf
@@ -45,6 +45,12 @@ def fake_hub(
         yield hub
 
 
+def _cell(table: QTableWidget, row: int, column: int) -> str:
+    """A cell's text, "" while the table is being refilled (a wait may look in between)."""
+    item = table.item(row, column)
+    return item.text() if item is not None else ""
+
+
 def _window(qtbot: QtBot) -> MainWindow:
     window = MainWindow()
     qtbot.addWidget(window)
@@ -62,7 +68,9 @@ def _open_repo(qtbot: QtBot, window: MainWindow, query: str) -> FindModelDialog:
     qtbot.waitUntil(lambda: dialog.results.rowCount() == 1, timeout=WAIT)
     dialog.results.selectRow(0)
     qtbot.waitUntil(lambda: dialog.files.rowCount() == 1, timeout=WAIT)
-    qtbot.waitUntil(lambda: dialog.files.item(0, 2).text() != "reading its header…", timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: _cell(dialog.files, 0, 2) not in ("", "reading its header…"), timeout=WAIT
+    )
     return dialog
 
 
@@ -152,9 +160,7 @@ def test_a_gated_repository_asks_for_a_token_and_works_once_saved(
     dialog.token_row.edit.setText("hf_letmein")
     qtbot.mouseClick(dialog.token_row.save_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.files.rowCount() == 1, timeout=WAIT)
-    qtbot.waitUntil(
-        lambda: dialog.files.item(0, 2).text().startswith("CPU only at 8k"), timeout=WAIT
-    )
+    qtbot.waitUntil(lambda: _cell(dialog.files, 0, 2).startswith("CPU only at 8k"), timeout=WAIT)
     qtbot.waitUntil(lambda: "Token saved in" in dialog.token_row.note.text(), timeout=WAIT)
     assert dialog.token_row.edit.text() == ""  # not left on screen
     assert dialog.token_row.store.load() == "hf_letmein"
