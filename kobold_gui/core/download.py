@@ -135,11 +135,13 @@ class _Meter:
 
 
 def pending_downloads(folder: Path) -> list[tuple[FileSpec, int]]:
-    """Unfinished downloads in a folder (their .part.json), with the bytes already there."""
+    """Unfinished downloads in a models folder (their .part.json, in the folder or in its
+    OWNER/REPOSITORY/ subfolders), with the bytes already there."""
     found: list[tuple[FileSpec, int]] = []
     if not folder.is_dir():
         return found
-    for meta in sorted(folder.glob("*.part.json")):
+    metas = sorted([*folder.glob("*.part.json"), *folder.glob("*/*/*.part.json")])
+    for meta in metas:
         try:
             spec = FileSpec(**json.loads(meta.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):

@@ -268,7 +268,7 @@ class FindModelDialog(QDialog):
         parts = [
             FileSpec(
                 hub.url(repo.repo_id, repo.revision, f.name),
-                str(self.folder / f.name.rsplit("/", 1)[-1]),
+                str(self.folder / repo.repo_id / f.name.rsplit("/", 1)[-1]),
                 f.size,
                 f.sha256,
                 repo.repo_id,

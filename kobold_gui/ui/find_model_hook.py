@@ -46,7 +46,9 @@ def open_find_model(window: ModelWindow) -> FindModelDialog:
             hardware=lambda: _window_hardware(window),
             parent=window,  # type: ignore[arg-type]
         )
-        dialog.downloaded.connect(lambda path, config: _downloaded(window, path, config))
+        dialog.downloaded.connect(
+            lambda path, config: _downloaded(window, dialog.folder, path, config)
+        )
         dialog.folderChanged.connect(lambda f: _use_folder(window, f))
         window._find_model_dialog = dialog  # type: ignore[attr-defined]
     if dialog.isVisible():  # behind the window: bring it forward
@@ -61,11 +63,18 @@ def _use_folder(window: ModelWindow, folder: str) -> None:
     window.models.set_folder(folder)
 
 
-def _downloaded(window: ModelWindow, path: Path, config: LaunchConfig | None) -> None:
-    folder = str(path.parent)
-    if window.settings.models_folder != folder and not window.settings.models_folder:
+def _downloaded(
+    window: ModelWindow, models_folder: Path, path: Path, plan: LaunchConfig | None
+) -> None:
+    """The new file in the models list and chosen, with the user's launch settings but the
+    context and GPU layers its plan suggested."""
+    folder = str(models_folder)
+    if not window.settings.models_folder:
         _use_folder(window, folder)
     elif window.settings.models_folder == folder:
-        window.models.set_folder(folder)
+        window.models.set_folder(folder)  # rescan: the new file shows
+    config = window.settings.launch_for(path)
+    if plan is not None:
+        config = config.with_values(contextsize=plan.contextsize, gpulayers=plan.gpulayers)
     window.choose_model(path, config)
     window.statusBar().showMessage(f"{path.name} downloaded and verified: ready to load.", 15000)

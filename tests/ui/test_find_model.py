@@ -94,12 +94,14 @@ def test_first_run_find_download_and_the_model_is_ready(
     assert "CPU only at 8k context" in local.summary  # no GPU backend here
 
     qtbot.mouseClick(_download_button(dialog), Qt.MouseButton.LeftButton)
-    dest = default_download_dir() / SMOL
+    dest = default_download_dir() / "bartowski/SmolLM2-135M-Instruct-GGUF" / SMOL
     qtbot.waitUntil(lambda: window.models.info is not None, timeout=WAIT)
     assert window.models.current == dest
     assert dest.read_bytes() == default_model.read_bytes()
     assert window.launch.config().contextsize == 8192  # the plan's launch settings
-    assert window.settings.models_folder == str(dest.parent)
+    assert window.settings.models_folder == str(default_download_dir())
+    qtbot.waitUntil(lambda: window.models.folder_list.count() == 1, timeout=WAIT)
+    assert window.models.folder_list.item(0).text() == SMOL  # in the models list
     qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=WAIT)
     assert "verified" in dialog.downloads.rows[0].stats.text()
     window.close()
@@ -128,14 +130,15 @@ def test_a_paused_split_download_resumes_after_a_restart(
     (row,) = dialog.downloads.rows
     assert row.stats.text().startswith("Paused: ")
     first = split_model.name
-    have = (default_download_dir() / (first + ".part")).stat().st_size
+    folder = default_download_dir() / "someone/tiny-split-GGUF"
+    have = (folder / (first + ".part")).stat().st_size
     qtbot.mouseClick(row.pause_button, Qt.MouseButton.LeftButton)  # Resume
     qtbot.waitUntil(lambda: window.models.info is not None, timeout=WAIT)
-    assert window.models.current == default_download_dir() / first
+    assert window.models.current == folder / first
     assert fake_hub.ranges(first)[-1] == f"bytes={have}-"
     assert {t.file_index for t in window.models.info.tensors} == {0, 1, 2}
     for part in split_model.parent.glob("tiny-split-*.gguf"):
-        assert (default_download_dir() / part.name).read_bytes() == part.read_bytes()
+        assert (folder / part.name).read_bytes() == part.read_bytes()
     window.close()
 
 
@@ -146,7 +149,7 @@ def test_a_corrupt_download_is_reported_and_not_offered(qtbot: QtBot, fake_hub: 
     row = dialog.downloads.rows[0]
     qtbot.waitUntil(lambda: "arrived damaged" in row.stats.text(), timeout=WAIT)
     assert window.models.current is None
-    assert not (default_download_dir() / SMOL).exists()
+    assert not list(default_download_dir().rglob("*.gguf"))
     window.close()
 
 
