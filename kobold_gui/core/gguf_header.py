@@ -47,7 +47,12 @@ class HeaderError(ValueError):
 
 class HeaderTruncated(HeaderError):
     """The bytes end before the header does: a cut file, or (for a range read) more bytes
-    are needed."""
+    are needed: `need` is how many the header takes at least (an estimate inside a long
+    array of strings, from the items read so far)."""
+
+    def __init__(self, message: str, need: int = 0) -> None:
+        super().__init__(message)
+        self.need = need
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ class _Cursor:
     def unpack(self, fmt: str) -> Any:
         size = struct.calcsize(fmt)
         if self.pos + size > len(self.buf):
-            raise HeaderTruncated("the header ends early (truncated file)")
+            raise HeaderTruncated("the header ends early (truncated file)", self.pos + size)
         (value,) = struct.unpack_from(fmt, self.buf, self.pos)
         self.pos += size
         return value
@@ -152,7 +157,9 @@ class _Cursor:
     def string(self) -> str:
         n = self.unpack("<Q")
         if self.pos + n > len(self.buf):
-            raise HeaderTruncated("a string runs past the end of the file (truncated or corrupt)")
+            raise HeaderTruncated(
+                "a string runs past the end of the file (truncated or corrupt)", self.pos + n
+            )
         raw = self.buf[self.pos : self.pos + n]
         self.pos += n
         return raw.decode("utf-8", errors="replace")
@@ -168,12 +175,18 @@ class _Cursor:
             if item_type in _SCALARS:
                 self.pos = self.pos + count * struct.calcsize(_SCALARS[item_type])
             else:
-                for _ in range(count):
-                    self.skip_value(item_type)
+                start = self.pos
+                for i in range(count):
+                    try:
+                        self.skip_value(item_type)
+                    except HeaderTruncated as e:
+                        raise _extrapolated(e, start, self.pos, i, count) from None
         else:
             raise HeaderError(f"unknown metadata value type {vtype} (corrupt header)")
         if self.pos > len(self.buf):
-            raise HeaderTruncated("metadata runs past the end of the file (truncated or corrupt)")
+            raise HeaderTruncated(
+                "metadata runs past the end of the file (truncated or corrupt)", self.pos
+            )
 
     def value(self, vtype: int) -> Any:
         if vtype == GGUFValueType.STRING:
@@ -189,6 +202,15 @@ class _Cursor:
             self.skip_value(vtype)
             return lazy
         raise HeaderError(f"unknown metadata value type {vtype} (corrupt header)")
+
+
+def _extrapolated(
+    e: HeaderTruncated, start: int, pos: int, done: int, count: int
+) -> HeaderTruncated:
+    """The bytes `count` items from `start` take, guessed from the `done` read so far."""
+    per_item = (pos - start) / max(done, 1)
+    guess = start + int(per_item * count) if done else 0
+    return HeaderTruncated(str(e), max(e.need, guess))
 
 
 def read_header(path: Path) -> GGUFHeader:
@@ -216,13 +238,17 @@ def parse_header(
         key = cur.string()
         fields[key] = cur.value(cur.unpack("<I"))
     tensors = []
-    for _ in range(n_tensors):
-        name = cur.string()
-        n_dims = cur.unpack("<I")
-        if n_dims > 8:
-            raise HeaderError(f"tensor {name} has {n_dims} dimensions (corrupt header)")
-        shape = tuple(cur.unpack("<Q") for _ in range(n_dims))
-        tensors.append(RawTensor(name, shape, cur.unpack("<I"), cur.unpack("<Q")))
+    table = cur.pos
+    for i in range(n_tensors):
+        try:
+            name = cur.string()
+            n_dims = cur.unpack("<I")
+            if n_dims > 8:
+                raise HeaderError(f"tensor {name} has {n_dims} dimensions (corrupt header)")
+            shape = tuple(cur.unpack("<Q") for _ in range(n_dims))
+            tensors.append(RawTensor(name, shape, cur.unpack("<I"), cur.unpack("<Q")))
+        except HeaderTruncated as e:
+            raise _extrapolated(e, table, cur.pos, i, n_tensors) from None
     alignment = fields.get("general.alignment", GGUF_DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         raise HeaderError(f"invalid general.alignment {alignment!r}")

@@ -1,5 +1,6 @@
 """A GGUF model's description from its header, read over HTTP with range requests: the
-first megabyte, then more in doubling steps until the tensor table is complete (the
+first megabyte, then up to where the parser expects the header to end (extrapolated from
+the part of the vocabulary it has seen), until the tensor table is complete (the
 vocabulary sits before it: 1 to 10 MB for today's models). Split models are read from
 every part, since each part has its own tensor table."""
 
@@ -68,6 +69,13 @@ def _read_range(
         return bytes(out[:want])
 
 
+def _next_read(have: int, need: int) -> int:
+    """How far to read next: the parser's estimate of the header's end with a margin (it is
+    extrapolated from a vocabulary read part way), and at least half again what is here, so
+    a low estimate costs a few requests, never dozens."""
+    return max(need + need // 16 + (64 << 10), have + have // 2)
+
+
 def fetch_header(
     client: httpx2.Client,
     url: str,
@@ -76,7 +84,7 @@ def fetch_header(
     name: str,
     first_read: int = FIRST_READ,
 ) -> tuple[GGUFHeader, FetchStats]:
-    """The file's parsed header, read in doubling steps until it parses completely."""
+    """The file's parsed header, read in growing steps until it parses completely."""
     t0 = time.perf_counter()
     buf = b""
     requests = 0
@@ -91,12 +99,12 @@ def fetch_header(
             raise ModelFileError(f"{name} on the hub is not a GGUF file (it starts {buf[:4]!r})")
         try:
             header = parse_header(buf, Path(name), file_size, keep=True)
-        except HeaderTruncated:
+        except HeaderTruncated as e:
             if len(buf) >= file_size or want >= MAX_HEADER:
                 raise ModelFileError(f"{name}: its header never ends (corrupt file)") from None
             if len(buf) < want:  # the server sent less than asked: the file is shorter
                 raise ModelFileError(f"{name} on the hub is shorter than its listed size") from None
-            want = min(want * 2, file_size, MAX_HEADER)
+            want = min(_next_read(len(buf), e.need), file_size, MAX_HEADER)
             continue
         except HeaderError as e:
             raise ModelFileError(f"{name} on the hub is not a readable GGUF file: {e}") from None
