@@ -30,6 +30,7 @@ from kobold_gui.core.paths import write_json_atomic
 
 CHUNK = 1 << 20
 MAX_RETRIES = 6  # in a row without progress
+MAX_REQUESTS = 500  # per file, whatever happens (a server that drops every few bytes)
 RETRY_PAUSE_S = 0.5
 DISK_RESERVE = 1 << 20
 PROGRESS_EVERY_S = 0.1
@@ -246,9 +247,15 @@ def _download_one(
                 hasher.update(chunk)
                 meter.update(f.tell(), "checking", index, count)
                 control.check()
-    failures, last_error = 0, ""
+    failures, last_error, requests = 0, "", 0
     while done < spec.size:
         control.check()
+        requests += 1
+        if requests > MAX_REQUESTS:
+            raise DownloadError(
+                f"the server keeps cutting {dest.name} short ({last_error or 'no reason'}); "
+                "what arrived is kept: press Resume to try again later"
+            )
         try:
             got = _fetch_range(
                 spec, client, headers, control, part, done, hasher, meter, index, count
