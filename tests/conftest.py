@@ -83,3 +83,21 @@ BAD_FILE_MESSAGES = {
     "truncated_data": "truncated",
     "unknown_arch": "alienformer",
 }
+
+
+@pytest.fixture(scope="session")
+def split_model(tmp_path_factory: pytest.TempPathFactory, default_model: Path) -> Path:
+    """A 4-layer llama written by the gguf package's split writer in 3 parts (each with its
+    own tensor table); returns the first part, NAME-00001-of-00003.gguf."""
+    from kobold_gui.dev.synthetic_gguf import Shape, write_model
+
+    out = tmp_path_factory.mktemp("split") / "tiny-split-Q8_0.gguf"
+    first = write_model(
+        out,
+        Shape(layers=4, embd=256, ffn=1024, heads=8, kv_heads=8),
+        "Q8_0",
+        default_model,
+        split_max_tensors=16,
+    )
+    assert first.name.endswith("-00001-of-00003.gguf")
+    return first

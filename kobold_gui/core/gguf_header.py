@@ -9,8 +9,10 @@ with struct over an mmap and skips the contents of long arrays. The format's def
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,16 @@ _INLINE_ARRAY_MAX = 256
 
 class HeaderError(ValueError):
     """The header cannot be parsed: truncated, corrupt or an unsupported version."""
+
+
+class HeaderTruncated(HeaderError):
+    """The bytes end before the header does: a cut file, or (for a range read) more bytes
+    are needed: `need` is how many the header takes at least (an estimate inside a long
+    array of strings, from the items read so far)."""
+
+    def __init__(self, message: str, need: int = 0) -> None:
+        super().__init__(message)
+        self.need = need
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,14 @@ class GGUFHeader:
     tensors: tuple[RawTensor, ...]
     data_offset: int
     path: Path
+    # The header's bytes when it was read over the network (no file to map).
+    buffer: bytes | None = None
+
+    def _buf(self) -> Any:
+        """A context manager yielding the bytes to read lazy arrays from."""
+        if self.buffer is not None:
+            return contextlib.nullcontext(self.buffer)
+        return _mapped(self.path)
 
     def array(self, key: str) -> list[Any]:
         """A whole metadata array (a vocabulary, say), read from the file when lazy."""
@@ -97,7 +117,7 @@ class GGUFHeader:
             return value
         if not isinstance(value, LazyArray):
             raise KeyError(key)
-        with self.path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        with self._buf() as m:
             cur = _Cursor(m, value.offset)
             return [cur.value(value.item_type) for _ in range(value.count)]
 
@@ -108,22 +128,28 @@ class GGUFHeader:
             return value[index] if 0 <= index < len(value) else None
         if not isinstance(value, LazyArray) or not 0 <= index < value.count:
             return None
-        with self.path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        with self._buf() as m:
             cur = _Cursor(m, value.offset)
             for _ in range(index):
                 cur.skip_value(value.item_type)
             return cur.value(value.item_type)
 
 
+@contextlib.contextmanager
+def _mapped(path: Path) -> Iterator[mmap.mmap]:
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        yield m
+
+
 class _Cursor:
-    def __init__(self, buf: mmap.mmap, pos: int = 0) -> None:
+    def __init__(self, buf: mmap.mmap | bytes, pos: int = 0) -> None:
         self.buf = buf
         self.pos = pos
 
     def unpack(self, fmt: str) -> Any:
         size = struct.calcsize(fmt)
         if self.pos + size > len(self.buf):
-            raise HeaderError("the header ends early (truncated file)")
+            raise HeaderTruncated("the header ends early (truncated file)", self.pos + size)
         (value,) = struct.unpack_from(fmt, self.buf, self.pos)
         self.pos += size
         return value
@@ -131,7 +157,9 @@ class _Cursor:
     def string(self) -> str:
         n = self.unpack("<Q")
         if self.pos + n > len(self.buf):
-            raise HeaderError("a string runs past the end of the file (truncated or corrupt)")
+            raise HeaderTruncated(
+                "a string runs past the end of the file (truncated or corrupt)", self.pos + n
+            )
         raw = self.buf[self.pos : self.pos + n]
         self.pos += n
         return raw.decode("utf-8", errors="replace")
@@ -147,12 +175,18 @@ class _Cursor:
             if item_type in _SCALARS:
                 self.pos = self.pos + count * struct.calcsize(_SCALARS[item_type])
             else:
-                for _ in range(count):
-                    self.skip_value(item_type)
+                start = self.pos
+                for i in range(count):
+                    try:
+                        self.skip_value(item_type)
+                    except HeaderTruncated as e:
+                        raise _extrapolated(e, start, self.pos, i, count) from None
         else:
             raise HeaderError(f"unknown metadata value type {vtype} (corrupt header)")
         if self.pos > len(self.buf):
-            raise HeaderError("metadata runs past the end of the file (truncated or corrupt)")
+            raise HeaderTruncated(
+                "metadata runs past the end of the file (truncated or corrupt)", self.pos
+            )
 
     def value(self, vtype: int) -> Any:
         if vtype == GGUFValueType.STRING:
@@ -170,30 +204,54 @@ class _Cursor:
         raise HeaderError(f"unknown metadata value type {vtype} (corrupt header)")
 
 
+def _extrapolated(
+    e: HeaderTruncated, start: int, pos: int, done: int, count: int
+) -> HeaderTruncated:
+    """The bytes `count` items from `start` take, guessed from the `done` read so far."""
+    per_item = (pos - start) / max(done, 1)
+    guess = start + int(per_item * count) if done else 0
+    return HeaderTruncated(str(e), max(e.need, guess))
+
+
 def read_header(path: Path) -> GGUFHeader:
     """Parse the header of a GGUF file (magic already checked by the caller)."""
-    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        cur = _Cursor(m, 4)
-        version = cur.unpack("<I")
-        if version not in (2, 3):
-            raise HeaderError(f"GGUF version {version} is not supported (2 and 3 are)")
-        n_tensors, n_kv = cur.unpack("<Q"), cur.unpack("<Q")
-        if n_tensors > len(m) or n_kv > len(m):
-            raise HeaderError("the header's counts are impossible (corrupt file)")
-        fields: dict[str, Any] = {}
-        for _ in range(n_kv):
-            key = cur.string()
-            fields[key] = cur.value(cur.unpack("<I"))
-        tensors = []
-        for _ in range(n_tensors):
+    with _mapped(path) as m:
+        return parse_header(m, path, len(m))
+
+
+def parse_header(
+    buf: mmap.mmap | bytes, path: Path, file_size: int, keep: bool = False
+) -> GGUFHeader:
+    """Parse a header from the first bytes of a GGUF file of `file_size` bytes.
+
+    Raises HeaderTruncated when `buf` ends before the tensor table does (a range reader
+    then fetches more). `keep` keeps `buf` in the result for lazy arrays (no file to map)."""
+    cur = _Cursor(buf, 4)
+    version = cur.unpack("<I")
+    if version not in (2, 3):
+        raise HeaderError(f"GGUF version {version} is not supported (2 and 3 are)")
+    n_tensors, n_kv = cur.unpack("<Q"), cur.unpack("<Q")
+    if n_tensors > file_size or n_kv > file_size:
+        raise HeaderError("the header's counts are impossible (corrupt file)")
+    fields: dict[str, Any] = {}
+    for _ in range(n_kv):
+        key = cur.string()
+        fields[key] = cur.value(cur.unpack("<I"))
+    tensors = []
+    table = cur.pos
+    for i in range(n_tensors):
+        try:
             name = cur.string()
             n_dims = cur.unpack("<I")
             if n_dims > 8:
                 raise HeaderError(f"tensor {name} has {n_dims} dimensions (corrupt header)")
             shape = tuple(cur.unpack("<Q") for _ in range(n_dims))
             tensors.append(RawTensor(name, shape, cur.unpack("<I"), cur.unpack("<Q")))
-        alignment = fields.get("general.alignment", GGUF_DEFAULT_ALIGNMENT)
-        if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
-            raise HeaderError(f"invalid general.alignment {alignment!r}")
-        data_offset = -(-cur.pos // alignment) * alignment
-        return GGUFHeader(version, fields, tuple(tensors), data_offset, path)
+        except HeaderTruncated as e:
+            raise _extrapolated(e, table, cur.pos, i, n_tensors) from None
+    alignment = fields.get("general.alignment", GGUF_DEFAULT_ALIGNMENT)
+    if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+        raise HeaderError(f"invalid general.alignment {alignment!r}")
+    data_offset = -(-cur.pos // alignment) * alignment
+    kept = bytes(buf[: cur.pos]) if keep else None
+    return GGUFHeader(version, fields, tuple(tensors), data_offset, path, kept)

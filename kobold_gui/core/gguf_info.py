@@ -4,7 +4,9 @@ ever sees the file (llama.cpp aborts or logs cryptic errors on bad input)."""
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,13 +33,40 @@ class ModelFileError(ValueError):
     """The file cannot be used as a model; the message says why, for the user."""
 
 
+# llama.cpp's name for part i of n of a split model (llama_split_path): PREFIX-0000i-of-0000n
+_SPLIT_NAME = re.compile(r"^(?P<prefix>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ShardHeader:
+    """One file's parsed header and its size (on disk, or as the hub reports it)."""
+
+    header: GGUFHeader
+    file_size: int
+    name: str
+
+
+def split_part_name(first_name: str, index: int, count: int) -> str:
+    """The file name of part `index` (0-based) of a split model, from the first part's."""
+    m = _SPLIT_NAME.match(first_name)
+    prefix = m.group("prefix") if m else first_name.removesuffix(".gguf")
+    return f"{prefix}-{index + 1:05d}-of-{count:05d}.gguf"
+
+
+def split_count(header: GGUFHeader) -> int:
+    """How many files the model is split into (1: not split)."""
+    count = header.fields.get("split.count")
+    return count if isinstance(count, int) and count > 1 else 1
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     name: str
     type_name: str
     n_elements: int
     n_bytes: int
-    offset: int = 0  # in the file
+    offset: int = 0  # in its file
+    file_index: int = 0  # which part of a split model (0: the first or only file)
 
 
 @dataclass(frozen=True)
@@ -180,42 +209,82 @@ def _quantization(header: GGUFHeader, tensors: list[TensorInfo]) -> str:
     return by_bytes.most_common(1)[0][0] if by_bytes else "unknown"
 
 
-def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
-    """Validate and describe a GGUF file. Raises ModelFileError with a user-facing message."""
-    p = check_model_path(path)
-    file_size = p.stat().st_size
+def _read_shard(p: Path) -> ShardHeader:
     try:
-        header = read_header(p)
-        tensors = [
-            TensorInfo(t.name, t.type_name, t.n_elements, t.n_bytes, header.data_offset + t.offset)
-            for t in header.tensors
-        ]
+        return ShardHeader(read_header(p), p.stat().st_size, p.name)
     except HeaderError as e:
         raise ModelFileError(f"{p.name} is not a readable GGUF file: {e}") from None
     except (OSError, ValueError) as e:
         raise ModelFileError(f"{p.name} could not be read: {e}") from None
-    data_end = max(
-        (
-            header.data_offset + t.offset + info.n_bytes
-            for t, info in zip(header.tensors, tensors, strict=True)
-        ),
-        default=header.data_offset,
-    )
-    if data_end > file_size:
-        raise ModelFileError(
-            f"{p.name} is truncated: its tensors need {human_bytes(data_end)} "
-            f"but the file has {human_bytes(file_size)} (an incomplete download?)"
-        )
+
+
+def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
+    """Validate and describe a GGUF file. Raises ModelFileError with a user-facing message.
+
+    A split model (NAME-00001-of-00003.gguf) is read from every part: each has its own
+    tensor table, and llama.cpp loads them all."""
+    p = check_model_path(path)
+    first = _read_shard(p)
+    shards = [first]
+    count = split_count(first.header)
+    if count > 1:
+        part = first.header.fields.get("split.no", 0)
+        if part != 0:
+            raise ModelFileError(
+                f"{p.name} is part {part + 1} of {count} of a split model: open the first "
+                f"part, {split_part_name(p.name, 0, count)}"
+            )
+        for i in range(1, count):
+            shard_path = p.with_name(split_part_name(p.name, i, count))
+            if not shard_path.is_file():
+                raise ModelFileError(
+                    f"{p.name} is split into {count} files and part {i + 1} "
+                    f"({shard_path.name}) is missing from {p.parent}"
+                )
+            shards.append(_read_shard(check_model_path(shard_path)))
+    return info_from_headers(shards, p)
+
+
+def info_from_headers(shards: Sequence[ShardHeader], path: Path) -> GGUFInfo:
+    """A model's description from the headers of its file(s); metadata comes from the first,
+    tensors from all of them. Raises ModelFileError with a user-facing message."""
+    name = shards[0].name
+    tensors: list[TensorInfo] = []
+    for index, shard in enumerate(shards):
+        header = shard.header
+        try:
+            mine = [
+                TensorInfo(
+                    t.name,
+                    t.type_name,
+                    t.n_elements,
+                    t.n_bytes,
+                    header.data_offset + t.offset,
+                    index,
+                )
+                for t in header.tensors
+            ]
+        except HeaderError as e:
+            raise ModelFileError(f"{shard.name} is not a readable GGUF file: {e}") from None
+        data_end = max((t.offset + t.n_bytes for t in mine), default=header.data_offset)
+        if data_end > shard.file_size:
+            raise ModelFileError(
+                f"{shard.name} is truncated: its tensors need {human_bytes(data_end)} "
+                f"but the file has {human_bytes(shard.file_size)} (an incomplete download?)"
+            )
+        tensors += mine
+    header = shards[0].header
+    file_size = sum(s.file_size for s in shards)
     fields = header.fields
     arch = fields.get("general.architecture")
     if not isinstance(arch, str):
-        raise ModelFileError(f"{p.name} has no general.architecture: not a model file")
+        raise ModelFileError(f"{name} has no general.architecture: not a model file")
     if arch not in known_architectures():
         raise ModelFileError(
-            f"{p.name} uses the architecture '{arch}', which this llama.cpp build does not know"
+            f"{name} uses the architecture '{arch}', which this llama.cpp build does not know"
         )
     if not tensors:
-        raise ModelFileError(f"{p.name} has no tensors (a vocabulary-only file?)")
+        raise ModelFileError(f"{name} has no tensors (a vocabulary-only file?)")
 
     def arch_int(key: str) -> int | None:
         value = fields.get(f"{arch}.{key}")
@@ -226,7 +295,7 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
         return value if isinstance(value, str) and value.strip() else None
 
     return GGUFInfo(
-        path=p,
+        path=path,
         file_size=file_size,
         architecture=arch,
         name=text("general.name"),

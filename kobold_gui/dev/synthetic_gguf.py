@@ -71,7 +71,10 @@ def write_model(
     vocab_from: Path | None = None,
     seed: int = 0,
     extra_floats: dict[str, float] | None = None,
+    split_max_tensors: int = 0,
 ) -> Path:
+    """Write the model; returns its path (with `split_max_tensors`, the first of the parts
+    the gguf package's split writer makes: OUT-00001-of-0000N.gguf)."""
     if vocab_from is None:
         from kobold_gui.core.model_files import default_model_path
 
@@ -86,7 +89,7 @@ def write_model(
     rng = np.random.default_rng(seed)
     cache: dict[tuple[object, ...], np.ndarray] = {}
 
-    w = gguf.GGUFWriter(str(out), shape.arch)
+    w = gguf.GGUFWriter(str(out), shape.arch, split_max_tensors=split_max_tensors)
     w.add_name(f"synthetic-{shape.layers}L-{shape.embd}d")
     w.add_block_count(shape.layers)
     w.add_context_length(shape.context)
@@ -152,7 +155,7 @@ def write_model(
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    return out
+    return w.format_shard_names(out)[0]
 
 
 def main() -> None:

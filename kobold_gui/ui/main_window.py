@@ -43,6 +43,7 @@ from kobold_gui.ui.chat_panel import ChatPanel
 from kobold_gui.ui.conversation_controller import ConversationController
 from kobold_gui.ui.conversation_list import ConversationList
 from kobold_gui.ui.engine_thread import EngineController
+from kobold_gui.ui.find_model_hook import open_find_model
 from kobold_gui.ui.gpu_panel import GpuPanel
 from kobold_gui.ui.gpu_poller import GpuMonitor
 from kobold_gui.ui.launch_panel import LaunchPanel
@@ -52,7 +53,10 @@ from kobold_gui.ui.sampling_panel import SamplingPanel
 from kobold_gui.ui.split_editor import SplitEditor
 from kobold_gui.ui.sweep_controller import SweepController
 
-CUDA_HINT = "For NVIDIA GPUs: KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup (see README)."
+CUDA_HINT = (
+    "NVIDIA GPUs need a CUDA build of kobold-gui (from a source checkout: "
+    "KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup)."
+)
 
 
 def _measured_text(loaded: LoadedModel) -> str:
@@ -157,8 +161,8 @@ class MainWindow(QMainWindow):
             self.choose_model(first, initial_config)
         else:
             self.models.show_notice(
-                "No model selected: open a .gguf file, choose a models folder, or drop a file "
-                "on this window."
+                "No model yet. Open… a .gguf file you have (or drop it here), or Find a model "
+                "on Hugging Face: it shows which ones fit this computer before you download."
             )
         if settings_warning:
             self.statusBar().showMessage(settings_warning, 15000)
@@ -219,6 +223,7 @@ class MainWindow(QMainWindow):
             lambda split: self.launch_state.edit(tensor_split=split)
         )
         self.sweeps.busyChanged.connect(self._sweep_busy)
+        self.models.find_button.clicked.connect(lambda: open_find_model(self))
         self.engine.text.connect(self.conversations.reply_text)
         for keys, action in (
             ("Ctrl+R", self.conversations.regenerate),

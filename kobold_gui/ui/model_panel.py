@@ -61,6 +61,12 @@ class ModelPanel(QWidget):
         self.open_button.setToolTip("Pick a .gguf file (or drop one on the window)")
         self.folder_button = QPushButton("Folder…")
         self.folder_button.setToolTip("Choose a folder of models to list below")
+        self.find_button = QPushButton("Find a model on Hugging Face…")
+        self.find_button.setObjectName("findModelButton")
+        self.find_button.setToolTip(
+            "Search Hugging Face for GGUF models, see how each would run on this computer, "
+            "and download one"
+        )
         pick = QHBoxLayout()
         pick.addWidget(self.recent, 1)
         pick.addWidget(self.open_button)
@@ -100,6 +106,7 @@ class ModelPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(pick)
         layout.addLayout(extra)
+        layout.addWidget(self.find_button)
         layout.addWidget(self.folder_list)
         layout.addWidget(self.notice)
         layout.addWidget(self.kcpps_notes)

@@ -65,3 +65,22 @@ def test_bad_files_get_a_clear_message(bad_files: dict[str, Path], kind: str) ->
     with pytest.raises(ModelFileError) as caught:
         read_gguf(bad_files[kind])
     assert BAD_FILE_MESSAGES[kind] in str(caught.value)
+
+
+def test_a_cut_header_says_how_much_more_it_needs(default_model: Path) -> None:
+    """What a range reader relies on: parsing the first k bytes fails with an estimate of the
+    header's end that is past k, and not wildly past the real end."""
+    from kobold_gui.core.gguf_header import HeaderTruncated, parse_header
+
+    data = default_model.read_bytes()
+    end = read_header(default_model).data_offset
+    size = len(data)
+    for k in range(64, end, end // 23):
+        with pytest.raises(HeaderTruncated) as cut:
+            parse_header(data[:k], default_model, size)
+        assert k < cut.value.need <= 2 * end, (k, cut.value.need, end)
+    whole = parse_header(data[:end], default_model, size, keep=True)
+    assert whole.tensors == read_header(default_model).tensors
+    assert whole.array_item("tokenizer.ggml.tokens", 2) == read_header(default_model).array_item(
+        "tokenizer.ggml.tokens", 2
+    )
