@@ -227,14 +227,20 @@ def _resolve_devices(
     choice = select_devices(config.gpus, config.maingpu, hardware)
     if assumed_gpus is None:
         return _Devices(choice, choice.main_gpu, _budgets(hardware, config), gpu_offload)
-    main_gpu = choice.main_gpu
-    if config.maingpu >= 0:
-        if config.maingpu >= len(assumed_gpus):
-            raise ConfigError(
-                f"main GPU {config.maingpu} does not exist (GPUs: 0 to {len(assumed_gpus) - 1})"
-            )
-        main_gpu = config.maingpu
-    return _Devices(choice, main_gpu, list(assumed_gpus), True)
+    # What-if GPUs (--assume-gpus, simulated ones, or a build that cannot use the real ones):
+    # the GPU choice picks among them by index, as it would among real ones.
+    wanted = gpu_indices(config.gpus)
+    indices = list(wanted) if wanted is not None else list(range(len(assumed_gpus)))
+    last = len(assumed_gpus) - 1
+    for index in indices:
+        if index > last:
+            raise ConfigError(f"GPU {index} does not exist (GPUs: 0 to {last})")
+    if config.maingpu > last:
+        raise ConfigError(f"main GPU {config.maingpu} does not exist (GPUs: 0 to {last})")
+    if config.maingpu >= 0 and config.maingpu not in indices:
+        raise ConfigError(f"the main GPU {config.maingpu} is not among the GPUs chosen")
+    main_gpu = indices.index(config.maingpu) if config.maingpu >= 0 else 0
+    return _Devices(choice, main_gpu, [assumed_gpus[i] for i in indices], True)
 
 
 def _plan_request(

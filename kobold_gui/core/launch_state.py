@@ -59,13 +59,15 @@ class LaunchState:
         self.model_path, self.info = path, info
         self._update()
 
-    def set_backend(self, gpu_offload: bool, hardware: HardwareReport | None) -> None:
+    def set_backend(
+        self,
+        gpu_offload: bool,
+        hardware: HardwareReport | None,
+        assumed_gpus: tuple[GpuBudget, ...] | None = None,
+    ) -> None:
+        """The build, this machine's GPUs, and GPUs to plan for instead (what-if)."""
         self.gpu_offload, self.hardware = gpu_offload, hardware
-        self._update()
-
-    def set_assumed_gpus(self, gpus: tuple[GpuBudget, ...] | None) -> None:
-        """Plan for these GPUs instead of the real ones (simulated GPUs, what-if)."""
-        self.assumed_gpus = gpus
+        self.assumed_gpus = assumed_gpus
         self._update()
 
     def set_measured(self, measured: MeasuredChoice | None) -> None:

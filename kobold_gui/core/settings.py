@@ -30,6 +30,9 @@ class AppSettings:
     models_folder: str | None = None
     last_launch: dict[str, Any] = field(default_factory=dict)
     system_prompt: str = "You are a helpful assistant."
+    # The window as the user left it: Qt's own geometry (hex) and the splitter's sizes.
+    window_geometry: str = ""
+    splitter_sizes: list[int] = field(default_factory=list)
 
     def remember(self, path: Path, config: LaunchConfig) -> None:
         """Put a model first in the recent list, with the settings it was launched with."""
@@ -90,6 +93,8 @@ class SettingsStore:
             models_folder=str(folder) if folder else None,
             last_launch=dict(raw.get("last_launch", {})),
             system_prompt=str(raw.get("system_prompt", AppSettings.system_prompt)),
+            window_geometry=str(raw.get("window_geometry", "")),
+            splitter_sizes=[int(x) for x in raw.get("splitter_sizes", [])][:2],
         )
 
     def _set_aside(self, tag: str) -> Path:

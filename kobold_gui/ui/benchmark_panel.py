@@ -35,7 +35,7 @@ from kobold_gui.core.sweep_results import (
     merge_runs,
     rows_to_csv,
 )
-from kobold_gui.ui.launch_panel import guard_wheel
+from kobold_gui.ui.wheel_guard import guard_wheel
 
 STYLES = {  # kind -> (pen colour, symbol, legend name)
     "koboldcpp": ("#1a5fb4", "o", "KoboldCPP rule (seed)"),

@@ -7,32 +7,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 from kobold_gui.core.launch_state import LaunchState
 from kobold_gui.core.options import OPTIONS, LaunchConfig, Option
 from kobold_gui.ui.batch_slider import BatchSlider
-
-
-class _WheelGuard(QObject):
-    """Spin boxes and combo boxes in a scrolling panel ignore the mouse wheel unless they
-    have the focus: scrolling the panel must not change a setting on its way."""
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        wheel = event.type() == QEvent.Type.Wheel
-        if wheel and isinstance(watched, QWidget) and not watched.hasFocus():
-            event.ignore()
-            return True
-        return False
-
-
-_WHEEL_GUARD = _WheelGuard()
-
-
-def guard_wheel(widget: QWidget) -> None:
-    widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-    widget.installEventFilter(_WHEEL_GUARD)
+from kobold_gui.ui.wheel_guard import guard_wheel
 
 
 def _spin(opt: Option) -> QSpinBox:

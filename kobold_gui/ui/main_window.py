@@ -7,8 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import (
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QGroupBox,
     QLabel,
@@ -34,6 +41,7 @@ from kobold_gui.core.launch import ResolvedLaunch
 from kobold_gui.core.launch_state import LaunchState
 from kobold_gui.core.llama_buffers import device_totals, parse_buffer_sizes
 from kobold_gui.core.loaded_model import LoadedModel
+from kobold_gui.core.memory_plan import GpuBudget
 from kobold_gui.core.model_files import default_model_path
 from kobold_gui.core.options import LaunchConfig
 from kobold_gui.core.settings import SettingsStore
@@ -63,6 +71,13 @@ def _measured_text(loaded: LoadedModel) -> str:
     """llama.cpp's own buffer sizes per device, from its load log."""
     totals = device_totals(parse_buffer_sizes(loaded.log))
     return ", ".join(f"{name} {human_bytes(size)}" for name, size in totals.items()) or "—"
+
+
+def what_if_gpus(inventory: Inventory) -> tuple[GpuBudget, ...] | None:
+    """NVIDIA GPUs this build cannot use (simulated ones, or a CPU-only llama.cpp): planned
+    for all the same, as what-if, with their free memory."""
+    gpus = [g for g in inventory.gpus if not g.lost]
+    return tuple(GpuBudget(g.name, g.memory_total, g.memory_free) for g in gpus) or None
 
 
 def _detect_backend() -> tuple[BackendInfo, list[BackendDevice]]:
@@ -95,7 +110,6 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle(f"kobold-gui {__version__}")
         self.setAcceptDrops(True)
-        self.resize(1180, 760)
         self.store = store or SettingsStore()
         self.settings, settings_warning = self.store.load()
         self.backend: BackendInfo | None = None
@@ -142,6 +156,7 @@ class MainWindow(QMainWindow):
         )
         self.chat.system_prompt.setText(self.settings.system_prompt)
         self._build_layout()
+        self._restore_geometry()
         self._connect()
         self.launch_state.subscribe(self._launch_changed)
         self.models.kcpps.launch_source = lambda: (self.launch_config(), self.models.current)
@@ -208,7 +223,23 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([440, 740])
+        self.splitter = splitter
         self.setCentralWidget(splitter)
+
+    def _restore_geometry(self) -> None:
+        """As the user left it; the first time, a size that fits the screen it opens on
+        (a 1366 x 768 laptop included, its taskbar and title bar left room)."""
+        settings = self.settings
+        if settings.window_geometry:
+            self.restoreGeometry(QByteArray.fromHex(settings.window_geometry.encode()))
+        else:
+            screen = QGuiApplication.primaryScreen()
+            room = screen.availableGeometry() if screen else None
+            width = min(1180, room.width() - 40) if room else 1180
+            height = min(760, room.height() - 60) if room else 760
+            self.resize(width, height)
+        if len(settings.splitter_sizes) == 2:
+            self.splitter.setSizes(settings.splitter_sizes)
 
     def _connect(self) -> None:
         self.models.modelChosen.connect(self.choose_model)
@@ -316,8 +347,7 @@ class MainWindow(QMainWindow):
     def _update_launch_preview(self) -> None:
         self._launch_changed(self.launch_state)
 
-    @staticmethod
-    def _plan_note(launch: ResolvedLaunch) -> str:
+    def _plan_note(self, launch: ResolvedLaunch) -> str:
         plan = launch.plan
         if plan is None:
             return ""
@@ -327,10 +357,16 @@ class MainWindow(QMainWindow):
                 f"for context {launch.n_ctx_effective}."
             )
         state = "fits" if plan.fits else "does NOT fit"
-        return (
+        note = (
             f"GPU layers {launch.n_gpu_layers} ({launch.gpu_layers_note}): {state}, "
             f"keeping {human_bytes(plan.request.margin)} free per GPU."
         )
+        if self.launch_state.assumed_gpus:
+            note = (
+                "What-if: this llama.cpp build cannot use these GPUs (simulated, or a CPU-only "
+                "build), so Load runs on the CPU; the plan shows what a GPU build would do. " + note
+            )
+        return note
 
     def _inventory_updated(self, inventory: Inventory) -> None:
         self.inventory = inventory
@@ -339,13 +375,15 @@ class MainWindow(QMainWindow):
             return
         report = hardware_report(inventory, self.backend, self.devices)
         self.gpus.set_build_note(" ".join(report.warnings))
-        if not self.loading:  # a load's own allocations are not a reason to re-plan
-            self.launch_state.set_backend(self.backend.gpu_offload, report)
+        if self.loading:  # a load's own allocations are not a reason to re-plan
+            return
+        what_if = what_if_gpus(inventory) if not self.backend.gpu_offload else None
+        self.launch.set_gpu_offload(self.backend.gpu_offload or bool(what_if))
+        self.launch_state.set_backend(self.backend.gpu_offload, report, what_if)
 
     def _backend_ready(self, found: tuple[BackendInfo, list[BackendDevice]]) -> None:
         backend, self.devices = found
         self.backend = backend
-        self.launch.set_gpu_offload(backend.gpu_offload)
         self._inventory_updated(self.inventory)
         text = f"llama.cpp backend: {backend.name} (llama-cpp-python {backend.llama_cpp_python})"
         if not backend.gpu_offload:
@@ -384,7 +422,12 @@ class MainWindow(QMainWindow):
         self.load_bar.done(
             f"Loaded {loaded.info.path.name} in {loaded.load_seconds:.1f} s · "
             f"context {loaded.n_ctx} · n_batch {loaded.n_batch} · n_ubatch {loaded.n_ubatch} "
-            f"(read back from llama.cpp) · {human_bytes(loaded.info.file_size)}",
+            f"(read back from llama.cpp) · {human_bytes(loaded.info.file_size)}"
+            + (
+                " · on the CPU: this build cannot use the GPUs"
+                if self.launch_state.assumed_gpus
+                else ""
+            ),
             model_loaded=True,
         )
         self.chat.set_model_ready(True)
@@ -467,6 +510,8 @@ class MainWindow(QMainWindow):
     # -- settings and closing ---------------------------------------------------------------
     def _save_settings(self) -> None:
         self.settings.system_prompt = self.chat.system_prompt.text()
+        self.settings.window_geometry = bytes(self.saveGeometry().toHex().data()).decode()
+        self.settings.splitter_sizes = list(self.splitter.sizes())
         try:
             self.store.save(self.settings)
         except OSError as e:

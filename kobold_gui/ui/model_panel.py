@@ -28,6 +28,7 @@ from kobold_gui.core.model_roots import ScanRoot
 from kobold_gui.core.model_scan import FoundModel, ScanResult, scan_models
 from kobold_gui.ui.background import LatestJob
 from kobold_gui.ui.kcpps_menu import KcppsButton
+from kobold_gui.ui.wheel_guard import guard_wheel
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
@@ -47,10 +48,13 @@ class ModelPanel(QWidget):
         self.found: tuple[FoundModel, ...] = ()
         self._recent: tuple[list[Path], Path | None] = ([], None)
         self._info_job = LatestJob(self)
+        self._models_folder: str | None = None
+        self._unchecked: Path | None = None  # added to the list, not yet read
         self._scan_job = LatestJob(self)
         self._found_job = LatestJob(self)
 
         self.recent = QComboBox()
+        guard_wheel(self.recent)
         self.recent.setObjectName("recentModels")
         self.recent.setPlaceholderText("Choose a model…")
         self.recent.setSizeAdjustPolicy(
@@ -178,6 +182,7 @@ class ModelPanel(QWidget):
         self.modelsFound.emit(result)
 
     def set_folder(self, folder: str | None) -> None:
+        self._models_folder = folder
         if not folder:
             self.folder_list.hide()
             return
@@ -203,7 +208,9 @@ class ModelPanel(QWidget):
 
     # -- user actions -------------------------------------------------------------------
     def open_dialog(self) -> None:
-        start = str(self.current.parent) if self.current else str(Path.home())
+        start = self._models_folder or str(Path.home())
+        if self.current and "site-packages" not in self.current.parts:  # not the built-in
+            start = str(self.current.parent)
         path, _ = QFileDialog.getOpenFileName(
             self, "Open a GGUF model", start, "GGUF models (*.gguf);;All files (*)"
         )
@@ -235,6 +242,7 @@ class ModelPanel(QWidget):
         if index < 0:
             self.recent.addItem(path.name, str(path))
             index = self.recent.count() - 1
+            self._unchecked = path
         self.recent.setCurrentIndex(index)
         self._set_meta({"file": f"{path.name} (reading…)"})
         self.notice.hide()
@@ -242,12 +250,16 @@ class ModelPanel(QWidget):
 
     def _info_done(self, info: GGUFInfo) -> None:
         self.info = info
+        self._unchecked = None
         self._set_meta(info.summary())
         self.infoReady.emit(info)
 
     def _info_failed(self, error: BaseException) -> None:
         message = str(error) if isinstance(error, ModelFileError) else f"cannot read: {error}"
         self.info = None
+        if self._unchecked is not None:  # a file that is not a model stays off the list
+            self.recent.removeItem(self.recent.findData(str(self._unchecked)))
+            self._unchecked = None
         self._set_meta({})
         self.show_notice(message)
         self.infoFailed.emit(message)

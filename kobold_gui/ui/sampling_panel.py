@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from kobold_gui.core.engine_types import SamplingParams
+from kobold_gui.ui.wheel_guard import guard_wheel
 
 PRESETS: dict[str, SamplingParams] = {
     "balanced": SamplingParams(),
@@ -47,6 +48,7 @@ class SamplingPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.preset = QComboBox()
+        guard_wheel(self.preset)
         self.preset.addItem("custom", "")
         for name in PRESETS:
             self.preset.addItem(name, name)
@@ -94,12 +96,14 @@ class SamplingPanel(QWidget):
         box.setRange(lo, hi)
         box.setSingleStep(step)
         box.setDecimals(2)
+        guard_wheel(box)
         return box
 
     @staticmethod
     def _int(lo: int, hi: int) -> QSpinBox:
         box = QSpinBox()
         box.setRange(lo, hi)
+        guard_wheel(box)
         return box
 
     def params(self) -> SamplingParams:

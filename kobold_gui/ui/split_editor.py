@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from kobold_gui.core.gguf_info import human_bytes
 from kobold_gui.core.memory_plan import DevicePlan, MemoryPlan
+from kobold_gui.ui.wheel_guard import guard_wheel
 
 PARTS = (
     ("weights", QColor("#3584e4")),
@@ -182,6 +183,7 @@ class SplitEditor(QWidget):
             box.setDecimals(1)
             box.setSuffix(" %")
             box.setToolTip("This GPU's share of the offloaded layers")
+            guard_wheel(box)
             box.valueChanged.connect(self._shares_edited)
             row = QHBoxLayout()
             row.addWidget(bar, 1)
