@@ -32,10 +32,12 @@ def next_piece_end(text: str, start: int) -> int:
         nl = text.find("\n", pos)
         if nl < 0 or nl + 1 >= len(text):
             return 0  # no line end yet, or not yet the character after it
-        opener = FENCE.match(text, pos, nl)
-        if opener and (fence is None or opener.group(1) == fence):
-            fence = None if fence else opener.group(1)
-        elif fence is None:
+        mark = FENCE.match(text, pos, nl)
+        if mark and fence is None:
+            fence = mark.group(1)  # opens a code block
+        elif mark and mark.group(1) == fence and not text[mark.end() : nl].strip():
+            fence = None  # closes it
+        if fence is None:
             if text[nl + 1] == "\n":
                 return nl + 2
             if nl + 1 - start >= PIECE_AT_LINE_AFTER:
