@@ -16,7 +16,6 @@ from kobold_gui.ui.conversation_controller import ConversationController
 from kobold_gui.ui.conversation_list import ConversationList
 from kobold_gui.ui.sampling_panel import SamplingPanel
 
-
 _alive: list[QWidget] = []
 
 
