@@ -13,7 +13,8 @@ import re
 from PySide6.QtGui import QTextCharFormat, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QTextEdit
 
-PIECE_AT_LINE_AFTER = 4000  # characters: then a line end will do (a long list, say)
+PIECE_AT_LINE_AFTER = 1500  # characters: then a line end will do (a long list, say)
+RENDER_PER_TICK = 2000  # characters drawn as Markdown per render (the rest waits a tick)
 MARKDOWN = (
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub
     | QTextDocument.MarkdownFeature.MarkdownNoHTML
@@ -76,10 +77,13 @@ class ReplyRenderer:
 
     def render(self, final: bool = False) -> None:
         """Draws the pieces that are complete (all of the text when final), each once; the
-        work is bounded by the new text, not by the length of the reply."""
+        work is bounded by RENDER_PER_TICK (unless final), not by the length of the reply."""
         cuts = []
         upto = self._rendered
-        while (end := next_piece_end(self.text, upto)) > 0:
+        while final or upto - self._rendered < RENDER_PER_TICK:
+            end = next_piece_end(self.text, upto)
+            if end <= 0:
+                break
             cuts.append((upto, end))
             upto = end
         if final and upto < len(self.text):
