@@ -193,12 +193,11 @@ class ChatStore:
         trash = self.folder / "trash"
         trash.mkdir(exist_ok=True)
         with self._lock:
-            generation = self._generation.pop(conv_id, None)
+            self._generation.pop(conv_id, None)
             if self._summaries is not None:
                 self._summaries.pop(conv_id, None)
         self.path_of(conv_id).replace(trash / self.path_of(conv_id).name)
-        if generation is not None and self.journal_of(conv_id, generation).exists():
-            journal = self.journal_of(conv_id, generation)
+        for journal in self.folder.glob(f"{conv_id}.*.jsonl"):  # a rare action: a listing is fine
             journal.replace(trash / journal.name)
 
     def undelete(self, conv_id: str) -> Conversation:
