@@ -18,7 +18,6 @@ from PySide6.QtWidgets import QWidget
 from kobold_gui.core.chat_format import Message
 from kobold_gui.core.chat_store import ChatFileError, ChatStore
 from kobold_gui.core.chat_types import (
-    ChatSummary,
     Conversation,
     Op,
     ReplyVersion,
@@ -34,44 +33,16 @@ from kobold_gui.core.gguf_info import GGUFInfo
 from kobold_gui.ui.background import LatestJob
 from kobold_gui.ui.chat_files import ChatFiles
 from kobold_gui.ui.chat_notice import SetAsideNotice
-from kobold_gui.ui.chat_panel import CUT_NOTE, ChatPanel, ShownMessage, stats_line, status_line
+from kobold_gui.ui.chat_panel import ChatPanel, stats_line, status_line
+from kobold_gui.ui.conversation_library import ChatLibrary
 from kobold_gui.ui.conversation_list import ConversationList
+from kobold_gui.ui.conversation_view import result_stats, shown_messages
 from kobold_gui.ui.sampling_panel import SamplingPanel, params_from_dict
 
 SAVE_TEXT_AFTER_MS = 250  # streamed text reaches the writer at most this long after it shows
 
 
-def shown_messages(conv: Conversation, streaming: int | None = None) -> list[ShownMessage]:
-    """What the transcript draws of a conversation: a reply saved unfinished (and not the one
-    streaming now) is marked as cut."""
-    out = []
-    for i, m in enumerate(conv.messages):
-        if m.role not in ("user", "assistant") or i == streaming:
-            continue
-        note = ""
-        if m.role == "assistant" and not m.complete:
-            note = CUT_NOTE
-        elif m.stats:
-            note = stats_line(
-                m.stats.get("generated_tokens", 0),
-                m.stats.get("tokens_per_s", 0.0),
-                m.stats.get("time_to_first_token_s", 0.0),
-            )
-        out.append(ShownMessage(m.role, m.content, note))
-    return out
-
-
-def result_stats(result: GenerationResult) -> dict[str, object]:
-    return {
-        "tokens_per_s": round(result.tokens_per_s, 2),
-        "time_to_first_token_s": round(result.time_to_first_token_s, 4),
-        "prompt_tokens": result.prompt_tokens,
-        "generated_tokens": result.generated_tokens,
-        "stop_reason": result.stop_reason,
-    }
-
-
-class ConversationController(QObject):
+class ConversationController(ChatLibrary, QObject):
     replyRequested = Signal(object)  # list[Message]: the conversation for the engine to answer
     problemsChanged = Signal(list)  # messages about chat files set aside
     _writeFailed = Signal(str)  # from the writer thread
@@ -171,23 +142,7 @@ class ConversationController(QObject):
         self.writer.call(self.store.write_index)
         self.writer.close()
 
-    # -- opening ---------------------------------------------------------------------------
-    def open_last(self) -> None:
-        """Lists the chats (from the index, on a worker thread), then opens the latest."""
-        self._scan.run(
-            self.store.scan,
-            done=self._scanned,
-            failed=lambda e: self.say(f"Chats could not be listed: {e}"),
-        )
-
-    def _scanned(self, summaries: list[ChatSummary]) -> None:
-        self.chat_list.set_summaries(summaries)
-        if self._saved:
-            self.chat_list.upsert(self.conversation.summary())
-        self.problemsChanged.emit(list(self.store.problems))
-        if summaries and not self._saved and not self.conversation.messages:
-            self.open(summaries[0].id)
-
+    # -- opening (the chats list's actions are in ChatLibrary) -------------------------------
     def open(self, conv_id: str) -> None:
         if self.streaming:
             self.say("Stop the reply first, then open another chat.")
@@ -386,50 +341,6 @@ class ConversationController(QObject):
         msgs = self.conversation.messages
         count = len(msgs[-1].alternatives) + 1 if msgs and msgs[-1].role == "assistant" else 1
         self.chat.set_versions(count)
-
-    # -- the chats list ------------------------------------------------------------------
-    def rename(self, conv_id: str, title: str) -> None:
-        if conv_id == self.conversation.id:
-            self.conversation.title = title
-            if self._saved:
-                self._record()
-            return
-        self.writer.call(lambda: self._renamed.emit(self._rename_saved(conv_id, title)))
-
-    def _rename_saved(self, conv_id: str, title: str) -> ChatSummary:  # on the writer thread
-        conv = self.store.load(conv_id)
-        conv.title = title
-        self.store.append(conv_id, [op_meta(conv)])
-        return conv.summary()
-
-    def delete(self, conv_id: str) -> None:
-        if conv_id == self.conversation.id:
-            if self.streaming:
-                self.say("Stop the reply first, then delete the chat.")
-                return
-            self._show(Conversation(sampling=asdict(self.sampling)), saved=False)
-        self.writer.call(lambda: self.store.delete(conv_id))
-        self._deleted_id = conv_id
-        self.chat_list.remove(conv_id)
-        self.chat_list.deleted()
-
-    def undelete(self) -> None:
-        if self._deleted_id is None or self.streaming:
-            return
-        conv_id, self._deleted_id = self._deleted_id, None
-        self.writer.call(lambda: self.store.undelete(conv_id))
-        self.open(conv_id)
-
-    def search(self, text: str) -> None:
-        if not text.strip():
-            self.chat_list.set_search_result(None)
-            return
-        self._search.run(
-            self.store.search,
-            text,
-            done=self.chat_list.set_search_result,
-            failed=lambda e: self.say(f"Search failed: {e}"),
-        )
 
     # -- sampling ------------------------------------------------------------------------
     def set_sampling(self, params: SamplingParams) -> None:
