@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, QUrl, Slot
+from PySide6.QtGui import QDesktopServices
 from pytestqt.qtbot import QtBot
 
 from kobold_gui.core.chat_store import ChatStore
@@ -361,6 +362,16 @@ def test_text_shown_during_a_stall_is_saved(qtbot: QtBot, tmp_path: Path) -> Non
     assert ChatStore(tmp_path).load(conv_id).messages[1].complete
 
 
+class UrlCatcher(QObject):
+    def __init__(self, into: list[QUrl]) -> None:
+        super().__init__()
+        self.into = into
+
+    @Slot(QUrl)
+    def open(self, url: QUrl) -> None:
+        self.into.append(url)
+
+
 def test_set_aside_files_are_reported_in_the_status_bar(qtbot: QtBot, tiny_model: Path) -> None:
     store = ChatStore()
     store.path_of("0" * 32).write_text("{broken")
@@ -375,6 +386,14 @@ def test_set_aside_files_are_reported_in_the_status_bar(qtbot: QtBot, tiny_model
     assert "newer kobold-gui" in notice.toolTip() and "could not be read" in notice.toolTip()
     assert notice.open_button.isVisible()
     assert window.statusBar().isAncestorOf(notice)
+    opened: list[QUrl] = []
+    catcher = UrlCatcher(opened)  # Qt's own hook for "open this URL" (no file manager here)
+    QDesktopServices.setUrlHandler("file", catcher, "open")
+    try:
+        notice.open_button.click()
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    assert [u.toLocalFile() for u in opened] == [str(store.folder)]
     window.tabs.setCurrentWidget(window.chats_tab)
     problems = window.chat_list.problems
     assert problems.isVisible() and problems.wordWrap()
