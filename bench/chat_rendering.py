@@ -10,6 +10,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -17,12 +20,16 @@ from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from kobold_gui.core.chat_format import Message
+from kobold_gui.core.chat_store import ChatStore
 from kobold_gui.core.engine import Engine
 from kobold_gui.core.engine_types import GenerationResult, SamplingParams
 from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.model_files import default_model_path
 from kobold_gui.core.options import LaunchConfig
 from kobold_gui.ui.chat_panel import ChatPanel
+from kobold_gui.ui.conversation_controller import ConversationController
+from kobold_gui.ui.conversation_list import ConversationList
+from kobold_gui.ui.sampling_panel import SamplingPanel
 
 TOKEN = "word "  # ~1 token
 LINE = "Some *markdown* with `code`, a [link](https://example.org) and a list:\n- item\n"
@@ -33,6 +40,10 @@ def stall_while_streaming(app: QApplication, tokens: int = 10_000) -> tuple[int,
     panel.resize(800, 600)
     panel.show()
     panel.set_model_ready(True)
+    folder = tempfile.mkdtemp()
+    controller = ConversationController(
+        panel, ConversationList(), SamplingPanel(), ChatStore(Path(folder)), print, str
+    )
     panel.input.setPlainText("write a lot")
     panel.send()
     text = (LINE * (tokens * 5 // len(LINE) + 1))[: tokens * 5]
@@ -54,16 +65,20 @@ def stall_while_streaming(app: QApplication, tokens: int = 10_000) -> tuple[int,
 
     def next_chunk() -> None:
         if chunks:
-            panel.append_text(chunks.pop(0))
+            controller.reply_text(chunks.pop(0))
         else:
             feed.stop()
-            panel.finish_reply(GenerationResult(text, 1, 1, tokens, 0.1, 0.1, 10.0, "length"))
+            controller.reply_finished(
+                GenerationResult(text, 1, 1, tokens, 0.1, 0.1, 10.0, "length")
+            )
             loop.quit()
 
     feed.timeout.connect(next_chunk)
     feed.start(33)
     loop.exec()
     heart.stop()
+    controller.shutdown()
+    shutil.rmtree(folder, ignore_errors=True)
     return worst[0], len(text) / 1000
 
 

@@ -1,14 +1,15 @@
 """The chat panel: transcript, input, Send / Stop / New chat, system prompt, reply stats.
 
-It holds the conversation and asks for replies through signals; the window forwards them
-to the engine thread. Nothing the user typed is lost: a failed send puts the text back."""
+A view of the conversation that ConversationController owns: it draws what the controller
+gives it (a saved conversation, a reply as it streams) and turns the user's actions into
+signals. It keeps no copy of the conversation; `history` reads the controller's."""
 
 from __future__ import annotations
 
-import re
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from PySide6.QtCore import QPoint, Qt, QUrl, Signal
+from PySide6.QtCore import QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
@@ -31,9 +32,9 @@ from PySide6.QtWidgets import (
 
 from kobold_gui.core.chat_format import Message
 from kobold_gui.core.engine_types import GenerationResult
+from kobold_gui.ui.reply_renderer import ReplyRenderer
 
-MARKDOWN_EVERY_S = 0.4
-CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
+RENDER_EVERY_MS = 400  # complete Markdown pieces of a streaming reply are drawn this often
 ROLE_STYLE = {"user": ("You", "#1a5fb4"), "assistant": ("Assistant", "#26a269")}
 STOP_REASONS = {
     "eos": "",
@@ -42,27 +43,35 @@ STOP_REASONS = {
     "stopped": " · stopped by you",
     "context_full": " · context full",
 }
+CUT_NOTE = "Reply cut off (the app ended before it finished) · Continue finishes it"
 
 
-SETTLE_AT_LINE_AFTER = 4000  # characters: then a line end will do (a long list, say)
+@dataclass(frozen=True)
+class ShownMessage:
+    """A message as the transcript draws it, with the grey line under it (stats, a note)."""
 
-
-def _settled_length(text: str, start: int) -> int:
-    """How much of text[start:] ends with a blank line outside a fenced code block; when
-    the unrendered part grows long without one, the last line end outside a block."""
-    for sep in ("\n\n", "\n"):
-        if sep == "\n" and len(text) - start < SETTLE_AT_LINE_AFTER:
-            break
-        cut = text.rfind(sep, start)
-        while cut >= start:
-            if text.count("```", 0, cut) % 2 == 0:
-                return cut + len(sep) - start
-            cut = text.rfind(sep, start, cut)
-    return 0
+    role: str  # user, assistant
+    content: str
+    note: str = ""
 
 
 def stats_line(tokens: int, tokens_per_s: float, ttft_s: float) -> str:
     return f"{tokens} tokens · {tokens_per_s:.1f} tokens/s · first token {ttft_s * 1000:.0f} ms"
+
+
+def status_line(result: GenerationResult, n_ctx: int) -> str:
+    dropped = (
+        f" · {result.dropped_messages} older messages left out of the context (still saved)"
+        if result.dropped_messages
+        else ""
+    )
+    return (
+        f"{result.generated_tokens} tokens · {result.tokens_per_s:.1f} tokens/s · "
+        f"first token {result.time_to_first_token_s * 1000:.0f} ms · "
+        f"context {result.prompt_tokens + result.generated_tokens}"
+        f"{f' / {n_ctx}' if n_ctx else ''} tokens"
+        f"{STOP_REASONS.get(result.stop_reason, '')}{dropped}"
+    )
 
 
 class ChatInput(QPlainTextEdit):
@@ -80,7 +89,7 @@ class ChatInput(QPlainTextEdit):
 
 
 class ChatPanel(QWidget):
-    sendRequested = Signal(object)  # list[Message], the whole conversation to answer
+    messageSubmitted = Signal(str)  # the user's new message (the controller makes the turn)
     stopRequested = Signal()
     newChatRequested = Signal()
     regenerateRequested = Signal()
@@ -91,8 +100,7 @@ class ChatPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.history: list[Message] = []
-        self.reply = ""
+        self._history: Callable[[], list[Message]] = list
         self.streaming = False
         self.model_ready = False
 
@@ -104,10 +112,10 @@ class ChatPanel(QWidget):
         self.transcript.setOpenLinks(False)  # copy: links are ours, others go to the browser
         self.transcript.anchorClicked.connect(self._link_clicked)
         self.code_blocks: dict[int, str] = {}
-        self.stats: dict[int, str] = {}  # history index -> the reply's stats line
-        self._reply_start = 0
-        self._rendered_upto = 0
-        self._last_render = 0.0
+        self._reply: ReplyRenderer | None = None  # the reply that streams
+        self._render_timer = QTimer(self)
+        self._render_timer.setInterval(RENDER_EVERY_MS)
+        self._render_timer.timeout.connect(self._render_pieces)
         self.transcript.setPlaceholderText("Load a model, then type a message below.")
         self.input = ChatInput()
         self.input.setObjectName("chatInput")
@@ -169,6 +177,19 @@ class ChatPanel(QWidget):
         self._text_format.setForeground(QColor(self.palette().text().color()))
         self._update_buttons()
 
+    # -- the conversation it shows -------------------------------------------------------
+    @property
+    def history(self) -> list[Message]:
+        """The conversation's user and assistant messages (the controller's, read now)."""
+        return self._history()
+
+    def set_history_source(self, source: Callable[[], list[Message]]) -> None:
+        self._history = source
+
+    def conversation(self) -> list[Message]:
+        system = self.system_prompt.text().strip()
+        return ([Message("system", system)] if system else []) + self.history
+
     # -- actions ------------------------------------------------------------------------
     def send(self) -> None:
         if self.streaming:
@@ -182,14 +203,7 @@ class ChatPanel(QWidget):
             return
         self.input.clear()
         self.input.setFocus()
-        self.history.append(Message("user", text))
-        self._append_message("user", text)
-        self._begin_reply()
-        self.sendRequested.emit(self.conversation())
-
-    def conversation(self) -> list[Message]:
-        system = self.system_prompt.text().strip()
-        return ([Message("system", system)] if system else []) + self.history
+        self.messageSubmitted.emit(text)
 
     def stop(self) -> None:
         if self.streaming:
@@ -198,87 +212,91 @@ class ChatPanel(QWidget):
     def new_chat(self) -> None:
         if self.streaming:
             self.stopRequested.emit()
-        self.history.clear()
-        self.stats.clear()
-        self.transcript.clear()
         self.status.setText("New chat.")
         self.newChatRequested.emit()
-
-    def show_conversation(
-        self, history: list[Message], system_prompt: str, stats: dict[int, str] | None = None
-    ) -> None:
-        """Show a saved conversation (replies still streaming when it was saved included)."""
-        self.history = list(history)
-        self.stats = dict(stats or {})
-        self.system_prompt.setText(system_prompt)
-        self._redraw()
-        self.status.setText("")
 
     def set_model_ready(self, ready: bool) -> None:
         self.model_ready = ready
         self._update_buttons()
 
-    # -- replies (from the engine, through the window) ------------------------------------
-    def _begin_reply(self) -> None:
-        self.reply = ""
-        self.streaming = True
+    def put_back(self, text: str) -> None:
+        """Text the user wrote goes back into the input (an edit, a failed reply)."""
+        if not self.input.toPlainText().strip():
+            self.input.setPlainText(text)
+        self.input.setFocus()
+
+    def set_versions(self, count: int) -> None:
+        self.version_button.setVisible(count > 1)
+        self.version_button.setText(f"Other version ({count})")
+
+    # -- drawing what the controller says ------------------------------------------------
+    def show_conversation(self, messages: list[ShownMessage], system_prompt: str) -> None:
+        """Draws a whole conversation (the streaming state ends)."""
+        self._end_streaming()
+        self.system_prompt.setText(system_prompt)
+        self.transcript.clear()
+        self.code_blocks.clear()
+        for message in messages:
+            self._append_message(message)
+        self._scroll_to_end()
+        self._update_buttons()
+
+    def show_user(self, text: str) -> None:
+        self._append_message(ShownMessage("user", text))
+        self._scroll_to_end()
+
+    def begin_reply(self, earlier: str = "") -> None:
+        """A reply starts streaming below the last message (after `earlier`, when it is a
+        reply being continued)."""
         self._append_header("assistant")
-        self._reply_start = self.transcript.textCursor().position()
-        self._rendered_upto = 0  # characters of self.reply already rendered as Markdown
-        self._last_render = time.monotonic()
+        self._reply = ReplyRenderer(self.transcript, self.code_blocks, self._text_format)
+        if earlier:
+            self._reply.draw(earlier)
+        self.streaming = True
+        self._render_timer.start()
         self.status.setText("Thinking…")
         self._update_buttons()
 
     def append_text(self, chunk: str) -> None:
-        """Plain text goes in at once; a few times a second the paragraphs that are complete
-        (up to the last blank line outside a code block) are rendered as Markdown, once each.
-        The work per update stays small however long the reply grows."""
-        if not self.streaming:
+        """Streamed text shows at once as plain text; the timer draws complete pieces as
+        Markdown a few times a second."""
+        if self._reply is None:
             return
-        self.reply += chunk
+        if self.status.text() == "Thinking…":
+            self.status.setText("")
         bar = self.transcript.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
-        if time.monotonic() - self._last_render >= MARKDOWN_EVERY_S:
-            self._render_reply()
-        else:
-            cursor = self.transcript.textCursor()
-            cursor.movePosition(QTextCursor.MoveOperation.End)
-            cursor.insertText(chunk, self._text_format)
+        self._reply.add(chunk)
         if at_bottom:
             bar.setValue(bar.maximum())
 
-    def _render_reply(self, final: bool = False) -> None:
-        """Render the settled part of the reply as Markdown (the rest stays plain text until
-        it settles), keeping the reader's place when they scrolled up."""
-        pending = self.reply[self._rendered_upto :]
-        cut = len(pending) if final else _settled_length(self.reply, self._rendered_upto)
-        self._last_render = time.monotonic()
-        if cut <= 0:
+    def _render_pieces(self, final: bool = False) -> None:
+        if self._reply is None:
             return
         bar = self.transcript.verticalScrollBar()
-        keep = bar.value()
-        cursor = self.transcript.textCursor()
-        cursor.setPosition(self._reply_start)
-        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
-        cursor.removeSelectedText()
-        if self._rendered_upto:
-            cursor.insertBlock()
-        cursor.insertMarkdown(self._with_copy_links(pending[:cut]))
-        self._reply_start = cursor.position()
-        self._rendered_upto += cut
-        if pending[cut:]:
-            cursor.insertText(pending[cut:], self._text_format)
-        bar.setValue(keep)
+        at_bottom, keep = bar.value() >= bar.maximum() - 4, bar.value()
+        self._reply.render(final)
+        bar.setValue(bar.maximum() if at_bottom else keep)
 
-    def _with_copy_links(self, text: str) -> str:
-        """A 'copy' link after each fenced code block (the transcript cannot hold buttons)."""
+    def finish_reply(self, note: str, status: str) -> None:
+        """The reply is whole: its last piece is drawn and the note goes under it."""
+        if self._reply is None:
+            return
+        self._render_pieces(final=True)
+        self._append_note(note)
+        self._end_streaming()
+        self.status.setText(status)
+        self._update_buttons()
 
-        def add_link(match: re.Match[str]) -> str:
-            index = len(self.code_blocks)
-            self.code_blocks[index] = match.group(1)
-            return f"{match.group(0)}\n\n[copy code](copy:{index})\n"
+    def fail_reply(self, message: str) -> None:
+        self._end_streaming()
+        self.status.setText(f"Error: {message}")
+        self._update_buttons()
 
-        return CODE_BLOCK.sub(add_link, text)
+    def _end_streaming(self) -> None:
+        self._render_timer.stop()
+        self._reply = None
+        self.streaming = False
 
     def _link_clicked(self, url: QUrl) -> None:
         if url.scheme() == "copy":
@@ -289,74 +307,15 @@ class ChatPanel(QWidget):
         else:
             QDesktopServices.openUrl(url)
 
-    def finish_reply(self, result: GenerationResult) -> None:
-        if not self.streaming:
-            return
-        self._render_reply(final=True)
-        self.streaming = False
-        self.history.append(Message("assistant", self.reply))
-        self.stats[len(self.history) - 1] = stats_line(
-            result.generated_tokens, result.tokens_per_s, result.time_to_first_token_s
-        )
-        self._append_stats(self.stats[len(self.history) - 1])
-        dropped = (
-            f" · {result.dropped_messages} older messages left out of the context (still saved)"
-            if result.dropped_messages
-            else ""
-        )
-        self.status.setText(
-            f"{result.generated_tokens} tokens · {result.tokens_per_s:.1f} tokens/s · "
-            f"first token {result.time_to_first_token_s * 1000:.0f} ms · "
-            f"context {result.prompt_tokens + result.generated_tokens}"
-            f"{f' / {self.n_ctx}' if self.n_ctx else ''} tokens"
-            f"{STOP_REASONS.get(result.stop_reason, '')}{dropped}"
-        )
-        self._update_buttons()
-
-    def fail_reply(self, message: str) -> None:
-        """The reply could not be made: undo the turn and give the text back to the input."""
-        if not self.streaming:
-            return
-        self.streaming = False
-        user = self.history.pop() if self.history and self.history[-1].role == "user" else None
-        self._redraw()
-        if user is not None and not self.input.toPlainText().strip():
-            self.input.setPlainText(user.content)
-        self.status.setText(f"Error: {message}")
-        self._update_buttons()
-
-    # -- drawing ----------------------------------------------------------------------
     def _update_buttons(self) -> None:
         self.send_button.setEnabled(self.model_ready and not self.streaming)
         self.stop_button.setEnabled(self.streaming)
         idle = not self.streaming
-        last = self.history[-1].role if self.history else None
+        history = self.history
+        last = history[-1].role if history else None
         self.regenerate_button.setEnabled(idle and self.model_ready and last == "assistant")
         self.continue_button.setEnabled(idle and self.model_ready and last == "assistant")
-        self.edit_button.setEnabled(idle and any(m.role == "user" for m in self.history))
-
-    def request_reply(self) -> None:
-        """Answer the conversation as it stands (after a regenerate)."""
-        if self.streaming or not self.model_ready:
-            return
-        self._redraw()
-        self._begin_reply()
-        self.sendRequested.emit(self.conversation())
-
-    def continue_reply(self) -> None:
-        """Continue the last reply: new text is added to it."""
-        if self.streaming or not self.model_ready or not self.history:
-            return
-        if self.history[-1].role != "assistant":
-            return
-        previous = self.history.pop()
-        self.stats.pop(len(self.history), None)
-        self._redraw()
-        self._begin_reply()
-        self.reply = previous.content
-        self._render_reply(final=True)
-        self.streaming = True
-        self.sendRequested.emit([*self.conversation(), previous])
+        self.edit_button.setEnabled(idle and any(m.role == "user" for m in history))
 
     def _context_menu(self, pos: QPoint) -> None:
         menu = self.transcript.createStandardContextMenu()
@@ -369,10 +328,6 @@ class ChatPanel(QWidget):
         if self.history and not self.streaming:
             menu.addAction("Delete the last exchange", self.deleteExchangeRequested.emit)
         menu.exec(self.transcript.viewport().mapToGlobal(pos))
-
-    def redraw(self) -> None:
-        self._redraw()
-        self._update_buttons()
 
     def _append_header(self, role: str) -> None:
         name, color = ROLE_STYLE[role]
@@ -389,24 +344,21 @@ class ChatPanel(QWidget):
         cursor.setCharFormat(self._text_format)
         self.transcript.setTextCursor(cursor)
 
-    def _append_message(self, role: str, text: str) -> None:
-        self._append_header(role)
-        cursor = self.transcript.textCursor()
-        if role == "assistant":
-            cursor.insertMarkdown(self._with_copy_links(text))
+    def _append_message(self, message: ShownMessage) -> None:
+        self._append_header(message.role)
+        if message.role == "assistant":
+            ReplyRenderer(self.transcript, self.code_blocks, self._text_format).draw(
+                message.content
+            )
         else:
-            cursor.insertText(text, self._text_format)
-        self.transcript.verticalScrollBar().setValue(self.transcript.verticalScrollBar().maximum())
+            cursor = self.transcript.textCursor()
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.insertText(message.content, self._text_format)
+        self._append_note(message.note)
 
-    def _redraw(self) -> None:
-        self.transcript.clear()
-        self.code_blocks.clear()
-        for i, message in enumerate(self.history):
-            self._append_message(message.role, message.content)
-            if i in self.stats:
-                self._append_stats(self.stats[i])
-
-    def _append_stats(self, text: str) -> None:
+    def _append_note(self, text: str) -> None:
+        if not text:
+            return
         cursor = self.transcript.textCursor()
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.insertBlock()
@@ -414,3 +366,7 @@ class ChatPanel(QWidget):
         small.setForeground(QColor("#77767b"))
         small.setFontPointSize(max(7.0, self.font().pointSizeF() - 1))
         cursor.insertText(text, small)
+
+    def _scroll_to_end(self) -> None:
+        bar = self.transcript.verticalScrollBar()
+        bar.setValue(bar.maximum())

@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
         self.progress = self.load_bar.progress
         self.load_status = self.load_bar.status
         self.chats = ChatStore()
-        self.chat_list = ConversationList(self.chats)
+        self.chat_list = ConversationList()
         self.sampling_panel = SamplingPanel()
         self.conversations = ConversationController(
             self.chat,
@@ -181,6 +181,7 @@ class MainWindow(QMainWindow):
             )
         if settings_warning:
             self.statusBar().showMessage(settings_warning, 15000)
+        self.statusBar().addPermanentWidget(self.conversations.notice)
         self.conversations.open_last()
         self.gpu_monitor = GpuMonitor(inventory or GpuInventory(), parent=self)
         self.gpu_monitor.snapshot.connect(self._inventory_updated)
@@ -272,10 +273,9 @@ class MainWindow(QMainWindow):
         w.loaded.connect(self._loaded)
         w.loadFailed.connect(self._load_failed)
         w.unloaded.connect(self._unloaded)
-        w.text.connect(self.chat.append_text)
         w.replyFinished.connect(self._reply_finished)
         w.replyFailed.connect(self._reply_failed)
-        self.chat.sendRequested.connect(self._send)
+        self.conversations.replyRequested.connect(self._send)
         self.chat.stopRequested.connect(self.engine.stop)
 
     # -- model choice -------------------------------------------------------------------
@@ -491,14 +491,12 @@ class MainWindow(QMainWindow):
         self.conversations.set_sampling(params)
 
     def _reply_finished(self, result: GenerationResult) -> None:
-        self.chat.finish_reply(result)
         self.conversations.reply_finished(result)
         self.unload_button.setEnabled(self.loaded is not None)
         self._update_launch_preview()
 
     def _reply_failed(self, message: str) -> None:
-        self.chat.fail_reply(message)
-        self.conversations.reply_failed()
+        self.conversations.reply_failed(message)
         self.unload_button.setEnabled(self.loaded is not None)
         self._update_launch_preview()
 
@@ -523,5 +521,6 @@ class MainWindow(QMainWindow):
             self._save_settings()
             self.gpu_monitor.stop()
             self.engine.shutdown()
+            self.conversations.shutdown()
             wait_for_background_jobs()
         event.accept()

@@ -1,5 +1,5 @@
 """Saved conversations in the window: kept across a restart, replies saved with their stats,
-delete with undo, search, export/import, keyboard shortcuts."""
+delete with undo, search, rename, export/import, keyboard shortcuts, versions."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, QUrl, Slot
+from PySide6.QtGui import QDesktopServices
 from pytestqt.qtbot import QtBot
 
 from kobold_gui.core.chat_store import ChatStore
+from kobold_gui.core.chat_types import Conversation, ReplyVersion
 from kobold_gui.core.engine_types import SamplingParams
+from kobold_gui.ui.chat_files import JSON_FILTER, MARKDOWN_FILTER
 from kobold_gui.ui.main_window import MainWindow
+from tests.ui.chat_parts import chat_parts, finished
 
 
 def ready_window(qtbot: QtBot, model: Path) -> MainWindow:
@@ -25,6 +29,20 @@ def ready_window(qtbot: QtBot, model: Path) -> MainWindow:
         window.load_model()
     window.sampling = SamplingParams(max_tokens=6)
     return window
+
+
+def reopened(qtbot: QtBot, model: Path) -> MainWindow:
+    """A new window; it lists the chats on a worker thread, then opens the latest."""
+    window = MainWindow(initial_model=model)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: bool(window.chat.history), timeout=60_000)
+    return window
+
+
+def saved(window: MainWindow) -> Conversation:
+    """The open conversation as it is on disk now (after the writer thread caught up)."""
+    window.conversations.writer.drain()
+    return ChatStore().load(window.conversations.conversation.id)
 
 
 def say(qtbot: QtBot, window: MainWindow, text: str) -> None:
@@ -40,14 +58,13 @@ def test_conversation_survives_a_restart_with_stats(qtbot: QtBot, tiny_model: Pa
     conv_id = window.conversations.conversation.id
     window.close()
 
-    saved = ChatStore().load(conv_id)
-    assert [m.role for m in saved.messages] == ["user", "assistant"] * 2
-    assert all(m.complete for m in saved.messages)
-    assert saved.messages[1].stats and saved.messages[1].stats["generated_tokens"] > 0
-    assert saved.display_title() == "first question"
+    on_disk = ChatStore().load(conv_id)
+    assert [m.role for m in on_disk.messages] == ["user", "assistant"] * 2
+    assert all(m.complete for m in on_disk.messages)
+    assert on_disk.messages[1].stats and on_disk.messages[1].stats["generated_tokens"] > 0
+    assert on_disk.display_title() == "first question"
 
-    again = MainWindow(initial_model=tiny_model)  # reopens the last conversation
-    qtbot.addWidget(again)
+    again = reopened(qtbot, tiny_model)  # reopens the last conversation
     assert again.conversations.conversation.id == conv_id
     assert again.chat.history[0].content == "first question"
     assert "second question" in again.chat.transcript.toPlainText()
@@ -62,10 +79,10 @@ def test_delete_undo_search_and_new_chat(qtbot: QtBot, tiny_model: Path) -> None
     assert window.conversations.conversation.id != owls and not window.chat.history
     say(qtbot, window, "about cats")
     chats = window.chat_list
-    chats.search.setText("owls")
-    assert chats.list.count() == 1
+    chats.search.setText("owls")  # searched on a worker thread
+    qtbot.waitUntil(lambda: chats.visible_count() == 1, timeout=60_000)
     chats.search.setText("")
-    assert chats.list.count() == 2
+    assert chats.visible_count() == 2
     window.conversations.open(owls)
     chats.delete()
     assert chats.list.count() == 1 and chats.undo_button.isVisibleTo(chats)
@@ -74,6 +91,47 @@ def test_delete_undo_search_and_new_chat(qtbot: QtBot, tiny_model: Path) -> None
     assert chats.list.count() == 2 and window.conversations.conversation.id == owls
     chats.rename("Owl facts")
     assert "Owl facts" in chats.list.item(0).text() + chats.list.item(1).text()
+    assert saved(window).title == "Owl facts"
+    window.close()
+
+
+def test_rename_by_button_f2_and_double_click(qtbot: QtBot, tiny_model: Path) -> None:
+    window = ready_window(qtbot, tiny_model)
+    say(qtbot, window, "about owls")
+    owls = window.conversations.conversation.id
+    window.chat.new_chat()
+    say(qtbot, window, "about cats")
+    cats = window.conversations.conversation.id
+    chats = window.chat_list
+    window.tabs.setCurrentWidget(window.chats_tab)
+
+    def rename_with(trigger: object, title: str) -> None:
+        chats.rename_dialog = None
+        trigger()  # type: ignore[operator]
+        qtbot.waitUntil(lambda: chats.rename_dialog is not None, timeout=10_000)
+        dialog = chats.rename_dialog
+        assert dialog is not None and dialog.isVisible()
+        dialog.setTextValue(f"  {title} ")
+        dialog.accept()
+
+    rename_with(chats.rename_button.click, "Cat chat")  # the open chat
+    assert saved(window).title == "Cat chat" and "Cat chat" in chats.list.item(0).text()
+    owl_item = chats._items[owls]
+    chats.list.setCurrentItem(owl_item)
+    chats.list.setFocus()
+    rename_with(lambda: qtbot.keyClick(chats.list, Qt.Key.Key_F2), "Owl chat")  # another chat
+    qtbot.waitUntil(lambda: owl_item.text().startswith("Owl chat"), timeout=10_000)
+    center = chats.list.visualItemRect(owl_item).center()
+
+    def double_click() -> None:  # an item view wants the press before the double-click
+        qtbot.mouseClick(chats.list.viewport(), Qt.MouseButton.LeftButton, pos=center)
+        qtbot.mouseDClick(chats.list.viewport(), Qt.MouseButton.LeftButton, pos=center)
+
+    rename_with(double_click, "Owls, again")
+    qtbot.waitUntil(lambda: owl_item.text().startswith("Owls, again"), timeout=10_000)
+    window.conversations.writer.drain()
+    assert ChatStore().load(owls).title == "Owls, again"
+    assert ChatStore().load(cats).title == "Cat chat"  # each chat kept its own title
     window.close()
 
 
@@ -83,6 +141,11 @@ def test_export_then_import_round_trips(qtbot: QtBot, tiny_model: Path, tmp_path
     say(qtbot, window, "hello there")
     window.conversations.write_export(tmp_path / "chat.json")
     window.conversations.write_export(tmp_path / "chat.md")
+    written = window.conversations.write_export(tmp_path / "no-extension", JSON_FILTER)
+    assert written == tmp_path / "no-extension.json"
+    assert json.loads(written.read_text())["messages"][1]["content"] == "hello there"
+    as_md = window.conversations.write_export(tmp_path / "notes", MARKDOWN_FILTER)
+    assert as_md.name == "notes.md" and "## User" in as_md.read_text()
     data = json.loads((tmp_path / "chat.json").read_text())
     assert data["messages"][0] == {"role": "system", "content": "Be kind."}
     assert "## User" in (tmp_path / "chat.md").read_text()
@@ -106,8 +169,8 @@ def test_escape_stops_a_reply(qtbot: QtBot, tiny_model: Path) -> None:
     with qtbot.waitSignal(window.engine.replyFinished, timeout=10_000) as done:
         qtbot.keyClick(window.chat.input, Qt.Key.Key_Escape)
     assert done.args[0].stop_reason == "stopped"
-    saved = ChatStore().load(window.conversations.conversation.id)
-    assert saved.messages[-1].complete and saved.messages[-1].content == done.args[0].text
+    on_disk = saved(window)
+    assert on_disk.messages[-1].complete and on_disk.messages[-1].content == done.args[0].text
     window.close()
 
 
@@ -145,12 +208,18 @@ def test_regenerate_keeps_versions_and_edit_resends(qtbot: QtBot, tiny_model: Pa
         qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # Ctrl+R
     second = window.chat.history[-1].content
     msgs = window.conversations.conversation.messages
-    assert [m.role for m in msgs] == ["user", "assistant"] and msgs[-1].alternatives == [first]
+    first_stats, second_stats = msgs[-1].alternatives[0].stats, msgs[-1].stats
+    assert first_stats is not None and second_stats is not None and first_stats != second_stats
+    assert [m.role for m in msgs] == ["user", "assistant"]
+    assert [v.content for v in msgs[-1].alternatives] == [first]
     assert second != first and window.chat.version_button.isVisibleTo(window.chat)
     window.conversations.next_version()
-    assert window.chat.history[-1].content == first and msgs[-1].alternatives == [second]
-    saved = ChatStore().load(window.conversations.conversation.id)
-    assert saved.messages[-1].content == first and saved.messages[-1].alternatives == [second]
+    # Each version shows with its own stats (not version 1's text with version 2's stats).
+    assert window.chat.history[-1].content == first and msgs[-1].stats == first_stats
+    assert msgs[-1].alternatives == [ReplyVersion(second, second_stats)]
+    on_disk = saved(window)
+    assert on_disk.messages[-1].content == first and on_disk.messages[-1].stats == first_stats
+    assert on_disk.messages[-1].alternatives == [ReplyVersion(second, second_stats)]
 
     window.conversations.edit_last()
     assert window.chat.input.toPlainText() == "name a fruit" and not window.chat.history
@@ -175,17 +244,16 @@ def test_continue_stats_context_meter_and_delete(qtbot: QtBot, tiny_model: Path)
         window.chat.continue_button.click()
     longer = window.chat.history[-1].content
     assert longer.startswith(first) and len(longer) > len(first)
-    saved = ChatStore().load(window.conversations.conversation.id)
-    assert [m.role for m in saved.messages] == ["user", "assistant"]
-    assert saved.messages[-1].content == longer and saved.messages[-1].complete
+    on_disk = saved(window)
+    assert [m.role for m in on_disk.messages] == ["user", "assistant"]
+    assert on_disk.messages[-1].content == longer and on_disk.messages[-1].complete
     window.close()
 
-    again = MainWindow(initial_model=tiny_model)
-    qtbot.addWidget(again)
+    again = reopened(qtbot, tiny_model)
     assert "tokens/s" in again.chat.transcript.toPlainText()  # stats restored with the chat
     again.conversations.delete_last_exchange()
     assert not again.chat.history and not again.chat.input.toPlainText()
-    assert ChatStore().load(again.conversations.conversation.id).messages == []
+    assert saved(again).messages == []
     again.close()
 
 
@@ -209,4 +277,171 @@ def test_new_chats_start_from_the_models_recommended_sampling(
     window.sampling_panel.temperature.setValue(1.5)
     window.sampling_panel.reset.click()  # back to the model's values, not the app's
     assert window.sampling.temperature == pytest.approx(0.3)
+    window.close()
+
+
+def test_export_dialog_names_formats_and_remembers_the_folder(
+    qtbot: QtBot, tiny_model: Path, tmp_path: Path
+) -> None:
+    window = ready_window(qtbot, tiny_model)
+    say(qtbot, window, "Why is the sky blue? Tell me… briefly / simply")
+    files = window.conversations.files
+    window.chat_list.export_button.click()
+    dialog = files.dialog
+    assert dialog is not None and dialog.isVisible()
+    name = Path(dialog.selectedFiles()[0]).name
+    assert "?" not in name and "…" not in name and "/" not in name and name.startswith("Why")
+    assert Path(dialog.directory().absolutePath()) != Path.cwd()  # documents or home
+    target = tmp_path / "exports"
+    target.mkdir()
+    dialog.setDirectory(str(target))
+    dialog.selectNameFilter(JSON_FILTER)
+    dialog.selectFile("sky")  # no extension typed
+    dialog.accept()
+    written = target / "sky.json"
+    assert json.loads(written.read_text())["messages"][0]["role"] in ("system", "user")
+    window.chat_list.export_button.click()  # the next dialog opens where the last one wrote
+    assert files.dialog is not None
+    assert Path(files.dialog.directory().absolutePath()) == target
+    files.dialog.reject()
+    window.close()
+
+
+def test_a_chat_cut_by_a_kill_continues_whole(qtbot: QtBot, tiny_model: Path) -> None:
+    """What a kill mid-reply leaves (the reply saved unfinished), reopened: the cut reply is
+    shown as cut, and a new message is a new turn that never overwrites it."""
+    store = ChatStore()
+    cut = Conversation(title="story")
+    from kobold_gui.core.chat_types import StoredMessage
+
+    cut.messages = [
+        StoredMessage("user", "Tell me a story"),
+        StoredMessage("assistant", "Once upon a time, in the Pacific", complete=False),
+    ]
+    store.save(cut)
+    window = reopened(qtbot, tiny_model)
+    assert window.conversations.conversation.id == cut.id
+    assert "Reply cut off" in window.chat.transcript.toPlainText()
+    qtbot.waitUntil(window.load_button.isEnabled, timeout=60_000)
+    with qtbot.waitSignal(window.engine.loaded, timeout=30_000):
+        window.load_model()
+    window.sampling = SamplingParams(max_tokens=6)
+    say(qtbot, window, "Now a short poem about the sea, please.")
+    on_disk = saved(window)
+    assert [m.role for m in on_disk.messages] == ["user", "assistant"] * 2
+    assert on_disk.messages[1].content == "Once upon a time, in the Pacific"
+    assert not on_disk.messages[1].complete  # still marked as cut
+    assert on_disk.messages[2].content == "Now a short poem about the sea, please."
+    assert on_disk.messages[3].complete and on_disk.messages[3].content
+    shown = window.chat.transcript.toPlainText()
+    assert shown.index("Pacific") < shown.index("poem about the sea")
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=20_000):  # finish the cut one?
+        window.conversations.continue_reply()  # continues the last reply (the poem)
+    assert saved(window).messages[1].content == "Once upon a time, in the Pacific"
+    window.close()
+
+
+def test_text_shown_during_a_stall_is_saved(qtbot: QtBot, tmp_path: Path) -> None:
+    """Streamed text is saved on a timer, not only when more text comes."""
+    controller = chat_parts(qtbot, tmp_path)
+    controller.chat.input.setPlainText("hello")
+    controller.chat.send()
+    controller.reply_text("Once upon a time")  # then the model stalls: no more text
+    conv_id = controller.conversation.id
+
+    def on_disk() -> str:
+        try:
+            return ChatStore(tmp_path).load(conv_id).messages[1].content
+        except (OSError, ValueError, IndexError):
+            return ""
+
+    qtbot.waitUntil(lambda: on_disk() == "Once upon a time", timeout=10_000)
+    assert controller.streaming  # saved while the reply still streams
+    controller.reply_finished(finished("Once upon a time"))
+    controller.writer.drain()
+    assert ChatStore(tmp_path).load(conv_id).messages[1].complete
+
+
+class UrlCatcher(QObject):
+    def __init__(self, into: list[QUrl]) -> None:
+        super().__init__()
+        self.into = into
+
+    @Slot(QUrl)
+    def open(self, url: QUrl) -> None:
+        self.into.append(url)
+
+
+def test_set_aside_files_are_reported_in_the_status_bar(qtbot: QtBot, tiny_model: Path) -> None:
+    store = ChatStore()
+    store.path_of("0" * 32).write_text("{broken")
+    store.path_of("1" * 32).write_text('{"version": 99, "messages": []}')
+    window = MainWindow(initial_model=tiny_model)
+    qtbot.addWidget(window)
+    window.resize(1366, 768)
+    window.show()
+    notice = window.conversations.notice
+    qtbot.waitUntil(notice.isVisible, timeout=60_000)
+    assert "2 chat files could not be opened" in notice.label.text()
+    assert "newer kobold-gui" in notice.toolTip() and "could not be read" in notice.toolTip()
+    assert notice.open_button.isVisible()
+    assert window.statusBar().isAncestorOf(notice)
+    opened: list[QUrl] = []
+    catcher = UrlCatcher(opened)  # Qt's own hook for "open this URL" (no file manager here)
+    QDesktopServices.setUrlHandler("file", catcher, "open")
+    try:
+        notice.open_button.click()
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    assert [u.toLocalFile() for u in opened] == [str(store.folder)]
+    window.tabs.setCurrentWidget(window.chats_tab)
+    problems = window.chat_list.problems
+    assert problems.isVisible() and problems.wordWrap()
+    assert problems.width() <= window.chat_list.width()  # wraps inside the panel
+    assert problems.height() < window.chat_list.list.height()  # the list keeps its room
+    assert "0" * 32 not in problems.text()  # long file names only in the tooltip
+    window.close()
+
+
+VERSION_1_FILE = {
+    "version": 1,
+    "id": "c" * 32,
+    "title": "",
+    "created": 1700000000.0,
+    "updated": 1700000100.0,
+    "model": "/models/x.gguf",
+    "system_prompt": "Be brief.",
+    "messages": [
+        {
+            "role": "user",
+            "content": "Name a fruit",
+            "created": 1700000000.0,
+            "stats": None,
+            "complete": True,
+            "alternatives": [],
+        },
+        {
+            "role": "assistant",
+            "content": "Apple",
+            "created": 1700000001.0,
+            "stats": {"generated_tokens": 2, "tokens_per_s": 10.0, "time_to_first_token_s": 0.1},
+            "complete": True,
+            "alternatives": ["Pear"],
+        },
+    ],
+    "sampling": {"temperature": 0.5},
+}
+
+
+def test_chats_saved_by_version_1_open_and_are_upgraded(qtbot: QtBot, tiny_model: Path) -> None:
+    path = ChatStore().path_of("c" * 32)
+    path.write_text(json.dumps(VERSION_1_FILE))
+    window = reopened(qtbot, tiny_model)
+    assert window.conversations.conversation.id == "c" * 32
+    assert [m.content for m in window.chat.history] == ["Name a fruit", "Apple"]
+    assert window.chat.version_button.isVisibleTo(window.chat)
+    assert window.sampling.temperature == 0.5
+    upgraded = json.loads(path.read_text())
+    assert upgraded["version"] == 2
+    assert upgraded["messages"][1]["alternatives"] == [{"content": "Pear", "stats": None}]
     window.close()
