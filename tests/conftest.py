@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# Waits end on a signal; this only stops a hang. Generous, so that a busy CI machine (a
+# 2-core runner building, swapping) cannot fail a test that is merely slow.
+HANG_GUARD_MS = 120_000
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 

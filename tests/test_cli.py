@@ -101,6 +101,10 @@ def test_bad_model_files_exit_non_zero_with_one_line(bad_files: dict[str, Path],
         (["--prompt", "hi", "--blasbatchsize", "big"], "whole number"),
         (["--prompt", "hi", "--flashattention", "maybe"], "not one of"),
         (["--no-such-flag"], "unrecognized arguments"),
+        (["--prompt", "hi", "--temperature", "-1"], "--temperature must be 0"),
+        (["--plan", "--assume-gpus", "0GiB"], "must be above zero"),
+        (["--benchmark", "--gen-tokens", "0"], "--gen-tokens must be at least 1"),
+        (["--benchmark", "--share", "150"], "1 to 100"),
     ],
 )
 def test_bad_options_exit_non_zero_with_one_line(
@@ -323,3 +327,28 @@ def test_bad_config_file_is_one_line(tmp_path: Path, content: str | None, words:
     if content is not None:
         path.write_text(content)
     assert_one_error_line(run("--config", str(path), "--show-config"), words)
+
+
+def test_allowed_but_doubtful_settings_are_said_on_stderr(tiny_model: Path) -> None:
+    result = run(
+        "--show-config",
+        "--model",
+        str(tiny_model),
+        "--contextsize",
+        "1000000",
+        "--threads",
+        "999",
+        "--ubatch",
+        "64",
+    )
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr
+    assert "above the" in warnings and "trained for" in warnings  # context
+    assert "--threads 999 is more than" in warnings
+    assert "--ubatch is used only by --batch-policy custom" in warnings
+
+
+def test_assumed_sizes_in_gb_are_read_as_gib_and_said(tiny_model: Path) -> None:
+    result = run("--plan", "--model", str(tiny_model), "--assume-gpus", "24GB")
+    assert result.returncode == 0, result.stderr
+    assert "reads GB as GiB" in result.stderr

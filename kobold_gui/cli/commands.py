@@ -50,6 +50,8 @@ def run_prompt(args: argparse.Namespace) -> int:
         raise CliError("the prompt is empty")
     if args.max_tokens < 1:
         raise CliError("--max-tokens must be at least 1")
+    if args.temperature < 0:
+        raise CliError("--temperature must be 0 (always the likeliest token) or more")
     path = model_path(args)
     info = read_gguf(path)
     resolved = resolve(args, path, info)

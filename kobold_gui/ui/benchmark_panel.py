@@ -175,6 +175,14 @@ class BenchmarkPanel(QWidget):
 
     def set_model_ready(self, ready: bool) -> None:
         self.run_button.setEnabled(ready)
+        if not self.rows:
+            self.status.setText(
+                "Run the sweep: each pair runs several times, interleaved, on fresh contexts "
+                "of the loaded model."
+                if ready
+                else "Load a model, then run the sweep: each pair runs on a fresh context of "
+                "the loaded model."
+            )
 
     # -- drawing ----------------------------------------------------------------------
     def share_value(self) -> float:

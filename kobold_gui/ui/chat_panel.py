@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -141,13 +142,16 @@ class ChatPanel(QWidget):
         self.status = QLabel()
         self.status.setObjectName("chatStatus")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A long stats line wraps in its own row: no label's text may widen the window.
+        self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         system_row = QHBoxLayout()
         system_row.addWidget(QLabel("System:"))
         system_row.addWidget(self.system_prompt, 1)
         system_row.addWidget(self.new_button)
         buttons = QHBoxLayout()
-        buttons.addWidget(self.status, 1)
+        buttons.addStretch(1)
         buttons.addWidget(self.version_button)
         buttons.addWidget(self.continue_button)
         buttons.addWidget(self.edit_button)
@@ -159,6 +163,7 @@ class ChatPanel(QWidget):
         layout.addLayout(system_row)
         layout.addWidget(self.transcript, 1)
         layout.addWidget(self.input)
+        layout.addWidget(self.status)
         layout.addLayout(buttons)
 
         self.input.submitted.connect(self.send)
@@ -217,7 +222,12 @@ class ChatPanel(QWidget):
 
     def set_model_ready(self, ready: bool) -> None:
         self.model_ready = ready
+        self.transcript.setPlaceholderText(
+            "Type a message below." if ready else "Load a model, then type a message below."
+        )
         self._update_buttons()
+        if ready:  # the first thing typed goes into the message, not the system prompt
+            self.input.setFocus()
 
     def put_back(self, text: str) -> None:
         """Text the user wrote goes back into the input (an edit, a failed reply)."""

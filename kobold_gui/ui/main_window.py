@@ -307,10 +307,8 @@ class MainWindow(QMainWindow):
 
     def _info_failed(self, message: str) -> None:
         self.launch_state.set_model(None, None)
-        if self.loaded is not None:
-            self.statusBar().showMessage(
-                f"{message}. {self.loaded.info.path.name} stays loaded.", 10000
-            )
+        state = f" {self.loaded.info.path.name} stays loaded." if self.loaded else ""
+        self.statusBar().showMessage(f"{message}.{state}", 15000)
 
     def _kcpps_imported(self, result: KcppsImport, path: Path) -> None:
         """A KoboldCPP settings file: its launch (and model); the panel lists what was left."""

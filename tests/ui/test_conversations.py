@@ -16,6 +16,7 @@ from kobold_gui.core.chat_types import Conversation, ReplyVersion
 from kobold_gui.core.engine_types import SamplingParams
 from kobold_gui.ui.chat_files import JSON_FILTER, MARKDOWN_FILTER
 from kobold_gui.ui.main_window import MainWindow
+from tests.conftest import HANG_GUARD_MS
 from tests.ui.chat_parts import chat_parts, finished
 
 
@@ -24,8 +25,8 @@ def ready_window(qtbot: QtBot, model: Path) -> MainWindow:
     qtbot.addWidget(window)
     window.show()
     window.activateWindow()  # shortcuts act in the active window
-    qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=10_000)
-    with qtbot.waitSignal(window.engine.loaded, timeout=30_000):
+    qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=HANG_GUARD_MS)
+    with qtbot.waitSignal(window.engine.loaded, timeout=HANG_GUARD_MS):
         window.load_model()
     window.sampling = SamplingParams(max_tokens=6)
     return window
@@ -35,7 +36,7 @@ def reopened(qtbot: QtBot, model: Path) -> MainWindow:
     """A new window; it lists the chats on a worker thread, then opens the latest."""
     window = MainWindow(initial_model=model)
     qtbot.addWidget(window)
-    qtbot.waitUntil(lambda: bool(window.chat.history), timeout=60_000)
+    qtbot.waitUntil(lambda: bool(window.chat.history), timeout=HANG_GUARD_MS)
     return window
 
 
@@ -46,7 +47,7 @@ def saved(window: MainWindow) -> Conversation:
 
 
 def say(qtbot: QtBot, window: MainWindow, text: str) -> None:
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=20_000):
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
         window.chat.input.setPlainText(text)
         window.chat.send()
 
@@ -80,7 +81,7 @@ def test_delete_undo_search_and_new_chat(qtbot: QtBot, tiny_model: Path) -> None
     say(qtbot, window, "about cats")
     chats = window.chat_list
     chats.search.setText("owls")  # searched on a worker thread
-    qtbot.waitUntil(lambda: chats.visible_count() == 1, timeout=60_000)
+    qtbot.waitUntil(lambda: chats.visible_count() == 1, timeout=HANG_GUARD_MS)
     chats.search.setText("")
     assert chats.visible_count() == 2
     window.conversations.open(owls)
@@ -108,7 +109,7 @@ def test_rename_by_button_f2_and_double_click(qtbot: QtBot, tiny_model: Path) ->
     def rename_with(trigger: object, title: str) -> None:
         chats.rename_dialog = None
         trigger()  # type: ignore[operator]
-        qtbot.waitUntil(lambda: chats.rename_dialog is not None, timeout=10_000)
+        qtbot.waitUntil(lambda: chats.rename_dialog is not None, timeout=HANG_GUARD_MS)
         dialog = chats.rename_dialog
         assert dialog is not None and dialog.isVisible()
         dialog.setTextValue(f"  {title} ")
@@ -120,7 +121,7 @@ def test_rename_by_button_f2_and_double_click(qtbot: QtBot, tiny_model: Path) ->
     chats.list.setCurrentItem(owl_item)
     chats.list.setFocus()
     rename_with(lambda: qtbot.keyClick(chats.list, Qt.Key.Key_F2), "Owl chat")  # another chat
-    qtbot.waitUntil(lambda: owl_item.text().startswith("Owl chat"), timeout=10_000)
+    qtbot.waitUntil(lambda: owl_item.text().startswith("Owl chat"), timeout=HANG_GUARD_MS)
     center = chats.list.visualItemRect(owl_item).center()
 
     def double_click() -> None:  # an item view wants the press before the double-click
@@ -128,7 +129,7 @@ def test_rename_by_button_f2_and_double_click(qtbot: QtBot, tiny_model: Path) ->
         qtbot.mouseDClick(chats.list.viewport(), Qt.MouseButton.LeftButton, pos=center)
 
     rename_with(double_click, "Owls, again")
-    qtbot.waitUntil(lambda: owl_item.text().startswith("Owls, again"), timeout=10_000)
+    qtbot.waitUntil(lambda: owl_item.text().startswith("Owls, again"), timeout=HANG_GUARD_MS)
     window.conversations.writer.drain()
     assert ChatStore().load(owls).title == "Owls, again"
     assert ChatStore().load(cats).title == "Cat chat"  # each chat kept its own title
@@ -163,10 +164,10 @@ def test_export_then_import_round_trips(qtbot: QtBot, tiny_model: Path, tmp_path
 def test_escape_stops_a_reply(qtbot: QtBot, tiny_model: Path) -> None:
     window = ready_window(qtbot, tiny_model)
     window.sampling = SamplingParams(max_tokens=100_000)
-    with qtbot.waitSignal(window.engine.text, timeout=10_000):
+    with qtbot.waitSignal(window.engine.text, timeout=HANG_GUARD_MS):
         window.chat.input.setPlainText("go on")
         window.chat.send()
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=10_000) as done:
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS) as done:
         qtbot.keyClick(window.chat.input, Qt.Key.Key_Escape)
     assert done.args[0].stop_reason == "stopped"
     on_disk = saved(window)
@@ -204,7 +205,7 @@ def test_regenerate_keeps_versions_and_edit_resends(qtbot: QtBot, tiny_model: Pa
     say(qtbot, window, "name a fruit")
     first = window.chat.history[-1].content
     window.sampling = SamplingParams(max_tokens=6, seed=2)
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=20_000):
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
         qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # Ctrl+R
     second = window.chat.history[-1].content
     msgs = window.conversations.conversation.messages
@@ -225,7 +226,7 @@ def test_regenerate_keeps_versions_and_edit_resends(qtbot: QtBot, tiny_model: Pa
     assert window.chat.input.toPlainText() == "name a fruit" and not window.chat.history
     assert window.conversations.conversation.messages == []
     window.chat.input.setPlainText("name a vegetable")
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=20_000):
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
         window.chat.send()
     assert window.conversations.conversation.messages[0].content == "name a vegetable"
     window.close()
@@ -240,7 +241,7 @@ def test_continue_stats_context_meter_and_delete(qtbot: QtBot, tiny_model: Path)
     assert "stopped at max tokens" in window.chat.status.text()
     assert f"/ {window.loaded.n_ctx} tokens" in window.chat.status.text()
     assert "5 tokens · " in window.chat.transcript.toPlainText()  # stats under the reply
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=20_000):
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
         window.chat.continue_button.click()
     longer = window.chat.history[-1].content
     assert longer.startswith(first) and len(longer) > len(first)
@@ -271,7 +272,7 @@ def test_new_chats_start_from_the_models_recommended_sampling(
     )
     window = MainWindow(initial_model=model)
     qtbot.addWidget(window)
-    qtbot.waitUntil(lambda: window.models.info is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: window.models.info is not None, timeout=HANG_GUARD_MS)
     assert window.sampling.temperature == pytest.approx(0.3)
     assert window.sampling_panel.top_p.value() == pytest.approx(0.8)
     window.sampling_panel.temperature.setValue(1.5)
@@ -322,8 +323,8 @@ def test_a_chat_cut_by_a_kill_continues_whole(qtbot: QtBot, tiny_model: Path) ->
     window = reopened(qtbot, tiny_model)
     assert window.conversations.conversation.id == cut.id
     assert "Reply cut off" in window.chat.transcript.toPlainText()
-    qtbot.waitUntil(window.load_button.isEnabled, timeout=60_000)
-    with qtbot.waitSignal(window.engine.loaded, timeout=30_000):
+    qtbot.waitUntil(window.load_button.isEnabled, timeout=HANG_GUARD_MS)
+    with qtbot.waitSignal(window.engine.loaded, timeout=HANG_GUARD_MS):
         window.load_model()
     window.sampling = SamplingParams(max_tokens=6)
     say(qtbot, window, "Now a short poem about the sea, please.")
@@ -335,7 +336,9 @@ def test_a_chat_cut_by_a_kill_continues_whole(qtbot: QtBot, tiny_model: Path) ->
     assert on_disk.messages[3].complete and on_disk.messages[3].content
     shown = window.chat.transcript.toPlainText()
     assert shown.index("Pacific") < shown.index("poem about the sea")
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=20_000):  # finish the cut one?
+    with qtbot.waitSignal(
+        window.engine.replyFinished, timeout=HANG_GUARD_MS
+    ):  # finish the cut one?
         window.conversations.continue_reply()  # continues the last reply (the poem)
     assert saved(window).messages[1].content == "Once upon a time, in the Pacific"
     window.close()
@@ -355,7 +358,7 @@ def test_text_shown_during_a_stall_is_saved(qtbot: QtBot, tmp_path: Path) -> Non
         except (OSError, ValueError, IndexError):
             return ""
 
-    qtbot.waitUntil(lambda: on_disk() == "Once upon a time", timeout=10_000)
+    qtbot.waitUntil(lambda: on_disk() == "Once upon a time", timeout=HANG_GUARD_MS)
     assert controller.streaming  # saved while the reply still streams
     controller.reply_finished(finished("Once upon a time"))
     controller.writer.drain()
@@ -381,7 +384,7 @@ def test_set_aside_files_are_reported_in_the_status_bar(qtbot: QtBot, tiny_model
     window.resize(1366, 768)
     window.show()
     notice = window.conversations.notice
-    qtbot.waitUntil(notice.isVisible, timeout=60_000)
+    qtbot.waitUntil(notice.isVisible, timeout=HANG_GUARD_MS)
     assert "2 chat files could not be opened" in notice.label.text()
     assert "newer kobold-gui" in notice.toolTip() and "could not be read" in notice.toolTip()
     assert notice.open_button.isVisible()

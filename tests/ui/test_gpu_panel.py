@@ -12,6 +12,7 @@ from pytestqt.qtbot import QtBot
 from kobold_gui.core.gpus import GpuInventory
 from kobold_gui.ui.gpu_panel import GpuPanel
 from kobold_gui.ui.gpu_poller import GpuMonitor
+from tests.conftest import HANG_GUARD_MS
 from tests.fakes.nvml import FakeGpu, FakeNvml, GiB
 
 
@@ -94,7 +95,7 @@ def test_poller_works_off_the_gui_thread_even_when_nvml_stalls(qtbot: QtBot) -> 
     timer = QTimer()
     timer.timeout.connect(beat)
     timer.start(5)
-    qtbot.waitUntil(lambda: len(seen) >= 3, timeout=10_000)
+    qtbot.waitUntil(lambda: len(seen) >= 3, timeout=HANG_GUARD_MS)
     timer.stop()
     monitor.stop()
     assert threading.get_ident() not in nvml.calls_by_thread
@@ -111,7 +112,7 @@ def test_window_shows_the_no_driver_message_from_real_nvml(qtbot: QtBot) -> None
         pytest.skip("this machine has an NVIDIA driver")
     window = MainWindow()
     qtbot.addWidget(window)
-    qtbot.waitUntil(lambda: "No NVIDIA driver" in window.gpus.header.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "No NVIDIA driver" in window.gpus.header.text(), timeout=HANG_GUARD_MS)
     window.close()
 
 
@@ -122,7 +123,7 @@ def test_window_with_fake_gpus_passes_the_choice_into_the_launch(qtbot: QtBot) -
     window = MainWindow(inventory=GpuInventory(nvml))
     qtbot.addWidget(window)
     qtbot.waitUntil(
-        lambda: len(window.gpus.cards) == 2 and window.backend is not None, timeout=5_000
+        lambda: len(window.gpus.cards) == 2 and window.backend is not None, timeout=HANG_GUARD_MS
     )
     window.gpus.cards[0].use.setChecked(False)
     assert window.launch_config().gpus == "1"

@@ -13,6 +13,7 @@ from kobold_gui.core.batching import BLAS_STOPS
 from kobold_gui.core.engine_types import SamplingParams
 from kobold_gui.core.settings import SettingsStore
 from kobold_gui.ui.main_window import MainWindow
+from tests.conftest import HANG_GUARD_MS
 
 LOAD_TIMEOUT = 30_000
 
@@ -21,7 +22,7 @@ def open_window(qtbot: QtBot, model: Path | None = None) -> MainWindow:
     window = MainWindow(initial_model=model)
     qtbot.addWidget(window)
     window.show()
-    qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=HANG_GUARD_MS)
     return window
 
 
@@ -70,9 +71,9 @@ def test_pick_slide_load_chat_stop(qtbot: QtBot, tiny_model: Path) -> None:
     type_and_send(qtbot, window, "Tell me a long story")
     assert window.chat.input.toPlainText() == ""
     assert window.chat.stop_button.isEnabled() and not window.chat.send_button.isEnabled()
-    qtbot.waitUntil(lambda: len(chunks) >= 3, timeout=10_000)
+    qtbot.waitUntil(lambda: len(chunks) >= 3, timeout=HANG_GUARD_MS)
     assert "Tell me a long story" in window.chat.transcript.toPlainText()
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=5_000) as finished:
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS) as finished:
         qtbot.mouseClick(window.chat.stop_button, Qt.MouseButton.LeftButton)
     result = finished.args[0]
     assert result.stop_reason == "stopped"
@@ -92,7 +93,7 @@ def test_a_full_reply_shows_speed_and_first_token_time(qtbot: QtBot, default_mod
     window = open_window(qtbot, default_model)
     load(qtbot, window)
     window.sampling = SamplingParams(max_tokens=30, temperature=0)
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=30_000):
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
         type_and_send(qtbot, window, "What is the capital of France?")
     assert "Paris" in window.chat.history[-1].content
     status = window.chat.status.text()
@@ -104,7 +105,7 @@ def test_closing_mid_reply_stops_cleanly(qtbot: QtBot, tiny_model: Path) -> None
     window = open_window(qtbot, tiny_model)
     load(qtbot, window)
     window.sampling = SamplingParams(max_tokens=100_000)
-    with qtbot.waitSignal(window.engine.text, timeout=10_000):
+    with qtbot.waitSignal(window.engine.text, timeout=HANG_GUARD_MS):
         type_and_send(qtbot, window, "go on forever")
     assert window.chat.streaming
     close(qtbot, window)  # qt_log_level_fail turns "QThread: Destroyed..." into a failure
@@ -116,13 +117,13 @@ def test_bad_file_leaves_the_loaded_model_working(
 ) -> None:
     window = open_window(qtbot, tiny_model)
     load(qtbot, window)
-    with qtbot.waitSignal(window.models.infoFailed, timeout=10_000):
+    with qtbot.waitSignal(window.models.infoFailed, timeout=HANG_GUARD_MS):
         window.choose_model(bad_files["zip"])
     assert "zip archive" in window.models.notice.text() and window.models.notice.isVisible()
     assert not window.load_button.isEnabled()
     assert window.loaded is not None and window.chat.model_ready
     window.sampling = SamplingParams(max_tokens=5)
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=10_000):
+    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
         type_and_send(qtbot, window, "still there?")
     assert window.chat.history[-1].role == "assistant"
     close(qtbot, window)
@@ -132,7 +133,7 @@ def test_unknown_architecture_is_refused_with_a_message(
     qtbot: QtBot, bad_files: dict[str, Path]
 ) -> None:
     window = open_window(qtbot)
-    with qtbot.waitSignal(window.models.infoFailed, timeout=10_000):
+    with qtbot.waitSignal(window.models.infoFailed, timeout=HANG_GUARD_MS):
         window.choose_model(bad_files["unknown_arch"])
     assert "alienformer" in window.models.notice.text()
     close(qtbot, window)
@@ -170,7 +171,7 @@ def test_dropping_a_file_selects_it(qtbot: QtBot, tiny_model: Path, default_mode
         Qt.MouseButton.NoButton,
         Qt.KeyboardModifier.NoModifier,
     )
-    with qtbot.waitSignal(window.models.infoReady, timeout=10_000):
+    with qtbot.waitSignal(window.models.infoReady, timeout=HANG_GUARD_MS):
         window.dropEvent(event)
     assert window.models.current == tiny_model
     assert window.models.meta_labels["layers"].text() == "2"
@@ -216,7 +217,9 @@ def test_models_folder_is_listed(qtbot: QtBot, tiny_model: Path, tmp_path: Path)
     (tmp_path / "notes.txt").write_text("x")
     window.models.set_folder(str(tmp_path))
     lst = window.models.folder_list
-    qtbot.waitUntil(lambda: lst.count() == 2 and lst.item(0).text() == "a.gguf", timeout=5_000)
+    qtbot.waitUntil(
+        lambda: lst.count() == 2 and lst.item(0).text() == "a.gguf", timeout=HANG_GUARD_MS
+    )
     assert lst.item(1).text() == "b.gguf"
     close(qtbot, window)
 

@@ -16,6 +16,7 @@ from kobold_gui.core.model_roots import Places, default_roots
 from kobold_gui.core.options import LaunchConfig
 from kobold_gui.ui.main_window import MainWindow
 from kobold_gui.ui.model_panel import ModelPanel
+from tests.conftest import HANG_GUARD_MS
 from tests.core.test_kcpps import DATA
 from tests.core.test_model_scan import build_apps
 
@@ -37,7 +38,7 @@ def open_window(qtbot: QtBot, model: Path | None = None) -> MainWindow:
     window = MainWindow(initial_model=model)
     qtbot.addWidget(window)
     window.show()
-    qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=HANG_GUARD_MS)
     return window
 
 
@@ -51,7 +52,7 @@ def test_found_models_join_the_picker_with_their_source(
     panel = ModelPanel(scan_other_apps=False)
     qtbot.addWidget(panel)
     panel.set_recent([], default_model)
-    with qtbot.waitSignal(panel.modelsFound, timeout=60_000):
+    with qtbot.waitSignal(panel.modelsFound, timeout=HANG_GUARD_MS):
         panel.scan_other_apps(default_roots(Places(apps_home, "linux", {})))
     texts = picker_texts(panel)
     assert texts[0] == f"Built-in: {default_model.name}" and texts[1] == ""  # a separator
@@ -59,7 +60,7 @@ def test_found_models_join_the_picker_with_their_source(
     assert sources == ["LM Studio", "GPT4All", "Jan", "Hugging Face", "Ollama"]
     assert "5 model(s) of other apps in the list" in panel.found_label.text()
     index = texts.index("smollm2:135m, smollm2:latest — Ollama")
-    with qtbot.waitSignal(panel.modelChosen, timeout=10_000) as chosen:
+    with qtbot.waitSignal(panel.modelChosen, timeout=HANG_GUARD_MS) as chosen:
         panel.recent.activated.emit(index)
     assert chosen.args[0] == apps_home / ".ollama" / "models" / "blobs" / f"sha256-{'d' * 64}"
 
@@ -68,15 +69,15 @@ def test_window_loads_a_model_another_app_keeps(
     qtbot: QtBot, apps_home: Path, default_model: Path
 ) -> None:
     window = open_window(qtbot, default_model)
-    qtbot.waitUntil(lambda: len(window.models.found) == 5, timeout=60_000)
+    qtbot.waitUntil(lambda: len(window.models.found) == 5, timeout=HANG_GUARD_MS)
     combo = window.models.recent
     index = next(i for i in range(combo.count()) if combo.itemText(i).endswith("— LM Studio"))
-    with qtbot.waitSignal(window.models.infoReady, timeout=10_000):
+    with qtbot.waitSignal(window.models.infoReady, timeout=HANG_GUARD_MS):
         combo.setCurrentIndex(index)
         combo.activated.emit(index)
     where = window.models.current
     assert where is not None and where.is_relative_to(apps_home / ".lmstudio" / "models")
-    with qtbot.waitSignal(window.engine.loaded, timeout=30_000):
+    with qtbot.waitSignal(window.engine.loaded, timeout=HANG_GUARD_MS):
         qtbot.mouseClick(window.load_button, Qt.MouseButton.LeftButton)
     assert window.loaded is not None and window.loaded.info.path == where  # loaded in place
     window.close()
@@ -94,7 +95,7 @@ def test_import_applies_the_launch_and_shows_what_was_not_applied(
     qtbot: QtBot, apps_home: Path, tiny_model: Path, kcpps_file: Path
 ) -> None:
     window = open_window(qtbot, tiny_model)
-    with qtbot.waitSignal(window.models.infoReady, timeout=10_000):
+    with qtbot.waitSignal(window.models.infoReady, timeout=HANG_GUARD_MS):
         window.models.kcpps.import_file(kcpps_file)
     config = window.launch_config()
     assert (config.contextsize, config.blasbatchsize, config.kvtype) == (16384, 1024, "q8_0")
@@ -114,7 +115,7 @@ def test_a_broken_settings_file_is_a_message_and_the_app_goes_on(
     window = open_window(qtbot, tiny_model)
     bad = tmp_path / "bad.kcpps"
     bad.write_text("{ not json")
-    with qtbot.waitSignal(window.models.kcpps.failed, timeout=10_000):
+    with qtbot.waitSignal(window.models.kcpps.failed, timeout=HANG_GUARD_MS):
         window.models.kcpps.import_file(bad)
     assert "not a KoboldCPP settings file" in window.models.notice.text()
     assert window.models.current == tiny_model and window.load_button.isEnabled()
@@ -126,7 +127,7 @@ def test_save_as_kcpps_writes_the_current_launch(
 ) -> None:
     window = open_window(qtbot, tiny_model)
     window.choose_model(tiny_model, LaunchConfig(contextsize=2048, kvtype="q4_0", threads=3))
-    with qtbot.waitSignal(window.models.kcpps.saved, timeout=10_000):
+    with qtbot.waitSignal(window.models.kcpps.saved, timeout=HANG_GUARD_MS):
         window.models.kcpps.save_file(tmp_path / "mine")
     data = json.loads((tmp_path / "mine.kcpps").read_text())
     assert (data["contextsize"], data["quantkv"], data["threads"]) == (2048, 2, 3)
@@ -148,7 +149,7 @@ def test_dropping_a_kcpps_on_the_window_imports_it(
         Qt.MouseButton.NoButton,
         Qt.KeyboardModifier.NoModifier,
     )
-    with qtbot.waitSignal(window.models.kcppsImported, timeout=10_000):
+    with qtbot.waitSignal(window.models.kcppsImported, timeout=HANG_GUARD_MS):
         window.dropEvent(event)
     assert window.launch_config().contextsize == 16384
     window.close()
@@ -161,7 +162,7 @@ def test_a_recent_ollama_model_keeps_its_name(
     panel = ModelPanel(scan_other_apps=False)
     qtbot.addWidget(panel)
     panel.set_recent([blob], default_model)
-    with qtbot.waitSignal(panel.modelsFound, timeout=60_000):
+    with qtbot.waitSignal(panel.modelsFound, timeout=HANG_GUARD_MS):
         panel.scan_other_apps(default_roots(Places(apps_home, "linux", {})))
     texts = picker_texts(panel)
     assert texts[1] == "smollm2:135m, smollm2:latest — Ollama"  # recent, not "sha256-ddd…"

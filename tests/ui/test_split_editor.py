@@ -11,6 +11,7 @@ from kobold_gui.core.launch import resolve_launch
 from kobold_gui.core.memory_plan import GiB, GpuBudget
 from kobold_gui.core.options import LaunchConfig
 from kobold_gui.ui.split_editor import SplitEditor
+from tests.conftest import HANG_GUARD_MS
 
 
 def plan_for(model: Path, gpus: list[GpuBudget], **options: object) -> object:
@@ -56,7 +57,7 @@ def test_window_shows_the_cpu_plan_and_updates_it_live(qtbot: QtBot, tiny_model:
 
     window = MainWindow(initial_model=tiny_model)
     qtbot.addWidget(window)
-    qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=HANG_GUARD_MS)
     before = window.split_editor.summary.text()
     assert "No GPU: everything in RAM" in before
     window.launch.context.setValue(32768)
