@@ -115,6 +115,17 @@ class BenchmarkPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        # The key sits above the plots, not on them: inside a plot it covered the points.
+        self.legend = QLabel(
+            "<small>"
+            + " &nbsp; ".join(
+                f"<span style='color:{color}'>● {name}</span>"
+                for color, _s, name in STYLES.values()
+            )
+            + " &nbsp; ★ the measured policy's pick</small>"
+        )
+        self.legend.setWordWrap(True)
+        layout.addWidget(self.legend)
         self.plots: dict[str, pg.PlotWidget] = {}
         for key, title in PLOTS:
             plot = pg.PlotWidget(title=title)
@@ -126,8 +137,6 @@ class BenchmarkPanel(QWidget):
             # Ticks at the slider's stops (the log axis would label 2·10², 3·10², ...).
             ticks = [(math.log10(b), str(b)) for b in BLAS_STOPS if b >= 64]
             plot.getPlotItem().getAxis("bottom").setTicks([ticks, []])
-            if key == "prompt_tps":
-                plot.addLegend(offset=(-5, -5), labelTextSize="7pt")
             self.plots[key] = plot
             layout.addWidget(plot)
         layout.addLayout(exports)
