@@ -17,10 +17,16 @@ class ModelWindow(Protocol):
     """What open_find_model needs of the main window."""
 
     settings: Any
-    backend: Any
-    inventory: Any
-    devices: Any
     models: Any
+
+    @property
+    def backend(self) -> Any: ...
+
+    @property
+    def inventory(self) -> Any: ...
+
+    @property
+    def devices(self) -> Any: ...
 
     def choose_model(self, path: Path, config: LaunchConfig | None = None) -> None: ...
 

@@ -7,45 +7,34 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import (
     QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
-    QGuiApplication,
     QKeySequence,
     QShortcut,
 )
 from PySide6.QtWidgets import (
-    QGroupBox,
-    QLabel,
     QMainWindow,
-    QScrollArea,
-    QSplitter,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
 )
 
 from kobold_gui import __version__
-from kobold_gui.core.backend import backend_info
 from kobold_gui.core.chat_store import ChatStore
 from kobold_gui.core.engine_types import BackendInfo, GenerationResult, SamplingParams
-from kobold_gui.core.ggml_devices import BackendDevice, backend_devices
+from kobold_gui.core.ggml_devices import BackendDevice
 from kobold_gui.core.gguf_info import GGUFInfo, human_bytes
 from kobold_gui.core.gpus import GpuInventory, Inventory
-from kobold_gui.core.hardware import hardware_report
 from kobold_gui.core.kcpps import SUFFIXES as KCPPS_SUFFIXES
 from kobold_gui.core.kcpps import KcppsImport
 from kobold_gui.core.launch import ResolvedLaunch
 from kobold_gui.core.launch_state import LaunchState
 from kobold_gui.core.llama_buffers import device_totals, parse_buffer_sizes
 from kobold_gui.core.loaded_model import LoadedModel
-from kobold_gui.core.memory_plan import GpuBudget
 from kobold_gui.core.model_files import default_model_path
 from kobold_gui.core.options import LaunchConfig
+from kobold_gui.core.plan_summary import plan_summary
 from kobold_gui.core.settings import SettingsStore
-from kobold_gui.ui.background import LatestJob, wait_for_background_jobs
+from kobold_gui.ui.background import wait_for_background_jobs
 from kobold_gui.ui.benchmark_panel import BenchmarkPanel
 from kobold_gui.ui.chat_panel import ChatPanel
 from kobold_gui.ui.conversation_controller import ConversationController
@@ -54,12 +43,14 @@ from kobold_gui.ui.engine_thread import EngineController
 from kobold_gui.ui.find_model_hook import open_find_model
 from kobold_gui.ui.gpu_panel import GpuPanel
 from kobold_gui.ui.gpu_poller import GpuMonitor
+from kobold_gui.ui.hardware_feed import HardwareFeed
 from kobold_gui.ui.launch_panel import LaunchPanel
 from kobold_gui.ui.load_bar import LoadBar
 from kobold_gui.ui.model_panel import ModelPanel
 from kobold_gui.ui.sampling_panel import SamplingPanel
 from kobold_gui.ui.split_editor import SplitEditor
 from kobold_gui.ui.sweep_controller import SweepController
+from kobold_gui.ui.window_layout import build_layout, remember_geometry, restore_geometry
 
 CUDA_HINT = (
     "NVIDIA GPUs need a CUDA build of kobold-gui (from a source checkout: "
@@ -71,31 +62,6 @@ def _measured_text(loaded: LoadedModel) -> str:
     """llama.cpp's own buffer sizes per device, from its load log."""
     totals = device_totals(parse_buffer_sizes(loaded.log))
     return ", ".join(f"{name} {human_bytes(size)}" for name, size in totals.items()) or "—"
-
-
-def what_if_gpus(inventory: Inventory) -> tuple[GpuBudget, ...] | None:
-    """NVIDIA GPUs this build cannot use (simulated ones, or a CPU-only llama.cpp): planned
-    for all the same, as what-if, with their free memory."""
-    gpus = [g for g in inventory.gpus if not g.lost]
-    return tuple(GpuBudget(g.name, g.memory_total, g.memory_free) for g in gpus) or None
-
-
-def _detect_backend() -> tuple[BackendInfo, list[BackendDevice]]:
-    return backend_info(), backend_devices()
-
-
-def _scrolled(widget: QWidget) -> QScrollArea:
-    scroll = QScrollArea()
-    scroll.setWidget(widget)
-    scroll.setWidgetResizable(True)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    return scroll
-
-
-def _boxed(title: str, widget: QWidget) -> QGroupBox:
-    box = QGroupBox(title)
-    QVBoxLayout(box).addWidget(widget)
-    return box
 
 
 class MainWindow(QMainWindow):
@@ -112,9 +78,6 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.store = store or SettingsStore()
         self.settings, settings_warning = self.store.load()
-        self.backend: BackendInfo | None = None
-        self.devices: list[BackendDevice] = []
-        self.inventory = Inventory()
         self.loaded: LoadedModel | None = None
         self.loading = False
         self._closing = False
@@ -151,22 +114,34 @@ class MainWindow(QMainWindow):
             self.engine,
             self.launch_state,
             self.launch.batch,
-            machine=lambda: (self.inventory, self.backend),
+            machine=lambda: (self.hardware.inventory, self.hardware.backend),
             parent=self,
         )
         self.chat.system_prompt.setText(self.settings.system_prompt)
-        self._build_layout()
-        self._restore_geometry()
+        layout = build_layout(
+            self,
+            side=[
+                ("Model", self.models),
+                ("Launch settings", self.launch),
+                ("Memory plan (before loading)", self.split_editor),
+            ],
+            chats=(self.chat_list, self.sampling_panel),
+            tabs=[("GPUs", self.gpus), ("Benchmark", self.benchmark)],
+            load_bar=self.load_bar,
+            chat=self.chat,
+        )
+        self.tabs, self.chats_tab = layout.tabs, layout.chats_tab
+        self.splitter, self.backend_label = layout.splitter, layout.backend_label
+        restore_geometry(self, self.splitter, self.settings)
         self._connect()
         self.launch_state.subscribe(self._launch_changed)
+        self.hardware = HardwareFeed(
+            self.launch_state, self.gpus, self.launch, paused=lambda: self.loading, parent=self
+        )
+        self.hardware.backendReady.connect(self._backend_ready)
+        self.hardware.backendFailed.connect(lambda e: self.backend_label.setText(f"Backend: {e}"))
         self.models.kcpps.launch_source = lambda: (self.launch_config(), self.models.current)
 
-        self._backend_job = LatestJob(self)
-        self._backend_job.run(
-            _detect_backend,
-            done=self._backend_ready,
-            failed=lambda e: self.backend_label.setText(f"Backend: {e}"),
-        )
         self.default_model = default_model_path()
         self._refresh_recent()
         if self.settings.models_folder:
@@ -184,64 +159,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.conversations.notice)
         self.conversations.open_last()
         self.gpu_monitor = GpuMonitor(inventory or GpuInventory(), parent=self)
-        self.gpu_monitor.snapshot.connect(self._inventory_updated)
+        self.gpu_monitor.snapshot.connect(self.hardware.inventory_updated)
 
     # -- layout -----------------------------------------------------------------------
-    def _build_layout(self) -> None:
-        self.backend_label = QLabel("Backend: detecting…")
-        self.backend_label.setObjectName("backendLabel")
-        self.backend_label.setWordWrap(True)
-        self.backend_label.setStyleSheet("color: palette(mid);")
-        side = QWidget()
-        side_layout = QVBoxLayout(side)
-        side_layout.addWidget(_boxed("Model", self.models))
-        side_layout.addWidget(_boxed("Launch settings", self.launch))
-        side_layout.addWidget(_boxed("Memory plan (before loading)", self.split_editor))
-        side_layout.addStretch(1)
-        side_layout.addWidget(self.backend_label)
-
-        self.chats_tab = QWidget()
-        chats_layout = QVBoxLayout(self.chats_tab)
-        chats_layout.setContentsMargins(0, 0, 0, 0)
-        chats_layout.addWidget(self.chat_list, 1)
-        chats_layout.addWidget(_boxed("Sampling (this chat)", self.sampling_panel))
-        self.tabs = QTabWidget()
-        self.tabs.addTab(_scrolled(side), "Model")
-        self.tabs.addTab(self.chats_tab, "Chats")
-        self.tabs.addTab(_scrolled(self.gpus), "GPUs")
-        self.tabs.addTab(_scrolled(self.benchmark), "Benchmark")
-        self.tabs.setMinimumWidth(420)
-        # Load, its progress and status stay in view whatever tab or scroll position.
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 4, 4)
-        left_layout.addWidget(self.tabs, 1)
-        left_layout.addWidget(self.load_bar)
-
-        splitter = QSplitter()
-        splitter.addWidget(left)
-        splitter.addWidget(_boxed("Chat", self.chat))
-        splitter.setStretchFactor(0, 0)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([440, 740])
-        self.splitter = splitter
-        self.setCentralWidget(splitter)
-
-    def _restore_geometry(self) -> None:
-        """As the user left it; the first time, a size that fits the screen it opens on
-        (a 1366 x 768 laptop included, its taskbar and title bar left room)."""
-        settings = self.settings
-        if settings.window_geometry:
-            self.restoreGeometry(QByteArray.fromHex(settings.window_geometry.encode()))
-        else:
-            screen = QGuiApplication.primaryScreen()
-            room = screen.availableGeometry() if screen else None
-            width = min(1180, room.width() - 40) if room else 1180
-            height = min(760, room.height() - 60) if room else 760
-            self.resize(width, height)
-        if len(settings.splitter_sizes) == 2:
-            self.splitter.setSizes(settings.splitter_sizes)
-
     def _connect(self) -> None:
         self.models.modelChosen.connect(self.choose_model)
         self.models.infoReady.connect(self._info_ready)
@@ -333,56 +253,33 @@ class MainWindow(QMainWindow):
         launch = state.resolved
         self.split_editor.set_plan(
             launch.plan if launch else None,
-            self._plan_note(launch) if launch else state.error or "",
+            plan_summary(launch, bool(state.assumed_gpus)) if launch else state.error or "",
         )
         plan = launch.plan if launch else None
         over = list(plan.messages) if plan is not None and not plan.fits else None
         self.load_bar.show_loadable(launch is not None and not self._busy(), over)
 
     def _busy(self) -> bool:
-        return self.loading or self.chat.streaming or self.sweeps.running or self.backend is None
+        busy = self.loading or self.chat.streaming or self.sweeps.running
+        return busy or self.hardware.backend is None
 
     def _update_launch_preview(self) -> None:
         self._launch_changed(self.launch_state)
 
-    def _plan_note(self, launch: ResolvedLaunch) -> str:
-        plan = launch.plan
-        if plan is None:
-            return ""
-        if not any(d.is_gpu for d in plan.devices):
-            return (
-                f"No GPU: everything in RAM, about {human_bytes(plan.devices[-1].total)} "
-                f"for context {launch.n_ctx_effective}."
-            )
-        state = "fits" if plan.fits else "does NOT fit"
-        note = (
-            f"GPU layers {launch.n_gpu_layers} ({launch.gpu_layers_note}): {state}, "
-            f"keeping {human_bytes(plan.request.margin)} free per GPU."
-        )
-        if self.launch_state.assumed_gpus:
-            note = (
-                "What-if: this llama.cpp build cannot use these GPUs (simulated, or a CPU-only "
-                "build), so Load runs on the CPU; the plan shows what a GPU build would do. " + note
-            )
-        return note
+    # The machine, as the hardware feed knows it (other windows and tests read it here).
+    @property
+    def backend(self) -> BackendInfo | None:
+        return self.hardware.backend
 
-    def _inventory_updated(self, inventory: Inventory) -> None:
-        self.inventory = inventory
-        self.gpus.update_inventory(inventory)
-        if self.backend is None:
-            return
-        report = hardware_report(inventory, self.backend, self.devices)
-        self.gpus.set_build_note(" ".join(report.warnings))
-        if self.loading:  # a load's own allocations are not a reason to re-plan
-            return
-        what_if = what_if_gpus(inventory) if not self.backend.gpu_offload else None
-        self.launch.set_gpu_offload(self.backend.gpu_offload or bool(what_if))
-        self.launch_state.set_backend(self.backend.gpu_offload, report, what_if)
+    @property
+    def devices(self) -> list[BackendDevice]:
+        return self.hardware.devices
 
-    def _backend_ready(self, found: tuple[BackendInfo, list[BackendDevice]]) -> None:
-        backend, self.devices = found
-        self.backend = backend
-        self._inventory_updated(self.inventory)
+    @property
+    def inventory(self) -> Inventory:
+        return self.hardware.inventory
+
+    def _backend_ready(self, backend: BackendInfo) -> None:
         text = f"llama.cpp backend: {backend.name} (llama-cpp-python {backend.llama_cpp_python})"
         if not backend.gpu_offload:
             text += f". This build cannot offload to a GPU. {CUDA_HINT}"
@@ -506,8 +403,7 @@ class MainWindow(QMainWindow):
     # -- settings and closing ---------------------------------------------------------------
     def _save_settings(self) -> None:
         self.settings.system_prompt = self.chat.system_prompt.text()
-        self.settings.window_geometry = bytes(self.saveGeometry().toHex().data()).decode()
-        self.settings.splitter_sizes = list(self.splitter.sizes())
+        remember_geometry(self, self.splitter, self.settings)
         try:
             self.store.save(self.settings)
         except OSError as e:
