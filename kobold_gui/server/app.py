@@ -1,0 +1,33 @@
+"""The ASGI app: both APIs, the API key, errors in each protocol's shape, and CORS as
+KoboldCPP answers it (any origin, any method, the headers front-ends send), because
+front-ends such as KoboldAI Lite and SillyTavern's browser side call it from web pages."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from kobold_gui import __version__
+from kobold_gui.server import kobold_routes, openai_routes
+from kobold_gui.server.errors import install_error_handlers
+from kobold_gui.server.state import ServerState
+
+
+def create_app(state: ServerState) -> FastAPI:
+    app = FastAPI(
+        title="kobold-gui local API",
+        version=__version__,
+        description="KoboldAI- and OpenAI-compatible endpoints on the model loaded in kobold-gui.",
+    )
+    app.state.server = state
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["*"],
+        allow_headers=["*"],
+        max_age=600,
+    )
+    install_error_handlers(app)
+    app.include_router(kobold_routes.router)
+    app.include_router(openai_routes.router)
+    return app
