@@ -96,6 +96,7 @@ def test_stream_sends_kobold_events_and_a_final_reason(client: httpx.Client) -> 
 
 def test_abort_by_genkey_ends_that_stream(client: httpx.Client, server: ApiServer) -> None:
     body = {**SILLYTAVERN, "prompt": "List every number:", "max_length": 400, "genkey": "KCPP42"}
+    body["ban_eos_token"] = True
     body["stop_sequence"] = []
     tokens: list[str] = []
     with client.stream("POST", "/api/extra/generate/stream", json=body) as r:
@@ -123,6 +124,7 @@ def test_client_that_disconnects_mid_stream_frees_the_engine(
     client: httpx.Client, server: ApiServer
 ) -> None:
     body = {**SILLYTAVERN, "prompt": "Write a long story.", "max_length": 400, "stop_sequence": []}
+    body["ban_eos_token"] = True
     with client.stream("POST", "/api/extra/generate/stream", json=body) as r:
         for n, _e in enumerate(events(r)):
             if n == 2:
@@ -168,7 +170,9 @@ def test_prompt_longer_than_the_context_keeps_its_end(client: httpx.Client) -> N
         (b'{"prompt": "x", "logit_bias": {"abc": 1}}', "token ids"),
     ],
 )
-def test_bad_bodies_get_422_with_a_message(client: httpx.Client, content: bytes, words: str) -> None:
+def test_bad_bodies_get_422_with_a_message(
+    client: httpx.Client, content: bytes, words: str
+) -> None:
     r = client.post(
         "/api/v1/generate", content=content, headers={"content-type": "application/json"}
     )

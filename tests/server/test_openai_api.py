@@ -42,9 +42,7 @@ def test_chat_stream_equals_the_whole_reply(client: openai.OpenAI) -> None:
     args = {"model": "m", "messages": HELLO, "max_tokens": 12, "temperature": 0}
     whole = client.chat.completions.create(**args).choices[0].message.content  # type: ignore[call-overload]
     chunks = list(
-        client.chat.completions.create(
-            **args, stream=True, stream_options={"include_usage": True}
-        )  # type: ignore[call-overload]
+        client.chat.completions.create(**args, stream=True, stream_options={"include_usage": True})  # type: ignore[call-overload]
     )
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -113,7 +111,9 @@ def test_prompt_longer_than_the_context_is_a_400(client: openai.OpenAI) -> None:
         ({"messages": HELLO, "logit_bias": {"x": 1}}, "token ids"),
     ],
 )
-def test_bad_bodies_get_openai_errors(server: ApiServer, body: dict[str, object], words: str) -> None:
+def test_bad_bodies_get_openai_errors(
+    server: ApiServer, body: dict[str, object], words: str
+) -> None:
     r = httpx.post(server.base_url() + "/v1/chat/completions", json=body, timeout=60)
     assert r.status_code == 400
     error = r.json()["error"]

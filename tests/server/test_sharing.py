@@ -44,7 +44,12 @@ def test_eight_concurrent_streams_are_complete_and_intact(server: ApiServer) -> 
 
 
 def _generate(url: str, max_length: int, key: str = "") -> httpx.Response:
-    body = {"prompt": "Tell a long story.", "max_length": max_length, "genkey": key}
+    body = {
+        "prompt": "Tell a story.",
+        "max_length": max_length,
+        "genkey": key,
+        "ban_eos_token": True,
+    }
     return httpx.post(url + "/api/v1/generate", json=body, timeout=300)
 
 
@@ -83,7 +88,7 @@ def test_unload_answers_waiting_clients_with_503(default_model: Path) -> None:
         events: list[dict[str, object]] = []
 
         def stream() -> None:
-            body = {"prompt": "A long story:", "max_length": 300}
+            body = {"prompt": "A long story:", "max_length": 300, "ban_eos_token": True}
             with httpx.stream("POST", url + "/api/extra/generate/stream", json=body) as r:
                 events.extend(json.loads(x[6:]) for x in r.iter_lines() if x.startswith("data:"))
 
