@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=float, default=0.7, metavar="T")
     gen.add_argument("--seed", type=int, default=-1, metavar="N")
     gen.add_argument("--system", metavar="TEXT", default=None, help="system prompt")
+    from kobold_gui.server.cli import add_server_args  # the local API's flags (issue 16)
+
+    add_server_args(p)
     return p
 
 
@@ -136,6 +139,7 @@ def is_headless(args: argparse.Namespace) -> bool:
         or args.self_test
         or args.plan
         or args.benchmark
+        or args.headless
     )
 
 
@@ -514,6 +518,13 @@ def benchmark(args: argparse.Namespace) -> int:
 
 
 def run_headless(args: argparse.Namespace) -> int:
+    if args.headless:  # serve the API without a window (issue 16)
+        from kobold_gui.core.gguf_info import read_gguf
+        from kobold_gui.server.cli import run_headless_server
+
+        path = _model_path(args)
+        info = read_gguf(path)
+        return run_headless_server(args, _resolve(args, path, info), info)
     if args.benchmark:
         return benchmark(args)
     if args.plan:

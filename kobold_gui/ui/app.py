@@ -112,6 +112,7 @@ def _open_window(app: QApplication, args: argparse.Namespace) -> int:
         inventory=inventory_for_environment(),
     )
     window.show()
+    window.server_panel.serve_from_args(args)  # --port, --host, --password, --multiuser
     _report_when_shown(app)
     return int(app.exec())
 

@@ -48,6 +48,7 @@ from kobold_gui.ui.gpu_poller import GpuMonitor
 from kobold_gui.ui.launch_panel import LaunchPanel
 from kobold_gui.ui.model_panel import ModelPanel
 from kobold_gui.ui.sampling_panel import SamplingPanel
+from kobold_gui.ui.server_panel import ServerPanel
 from kobold_gui.ui.split_editor import SplitEditor
 
 CUDA_HINT = "For NVIDIA GPUs: KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup (see README)."
@@ -192,6 +193,8 @@ class MainWindow(QMainWindow):
         bench_scroll.setWidgetResizable(True)
         bench_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.tabs.addTab(bench_scroll, "Benchmark")
+        self.server_panel = ServerPanel(self.engine.worker)  # the local API (issue 16)
+        self.tabs.addTab(self.server_panel, "Server")
         chats_tab = QWidget()
         chats_layout = QVBoxLayout(chats_tab)
         chats_layout.setContentsMargins(0, 0, 0, 0)
@@ -561,6 +564,7 @@ class MainWindow(QMainWindow):
             self._closing = True
             self._save_settings()
             self.gpu_monitor.stop()
+            self.server_panel.shutdown()
             self.engine.shutdown()
             wait_for_background_jobs()
         event.accept()
