@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import threading
 import time
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -58,6 +59,7 @@ class ServerPanel(QWidget):
 
     servingChanged = Signal(bool)
     _activity = Signal()
+    _stoppedSignal = Signal()
 
     def __init__(self, worker: EngineWorker, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -65,6 +67,7 @@ class ServerPanel(QWidget):
         self.server: ApiServer | None = None
         self._pending = False
         self._activity.connect(self._redraw, Qt.ConnectionType.QueuedConnection)
+        self._stoppedSignal.connect(self._stopped, Qt.ConnectionType.QueuedConnection)
         self._build()
         self._host_changed()
 
@@ -202,13 +205,29 @@ class ServerPanel(QWidget):
         self._redraw()
         return True
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = False) -> None:
+        """Stop serving: the requests in flight end, then the server. Off the GUI thread
+        unless `wait` (closing the app); `servingChanged(False)` says when it is done."""
         server, self.server = self.server, None
         if server is None:
             return
         server.state.activity.remove_listener(self._activity_listener)
-        server.stop()
+        self.start_button.setEnabled(False)
+        self.status.setText("Stopping…")
+        if wait:
+            server.stop()
+            self._stopped()
+        else:
+            threading.Thread(
+                target=lambda: (server.stop(), self._stoppedSignal.emit()),
+                name="api-server-stop",
+                daemon=True,
+            ).start()
+
+    @Slot()
+    def _stopped(self) -> None:
         self._set_editable(True)
+        self.start_button.setEnabled(True)
         self.start_button.setText("Start server")
         self.status.setText("Not serving.")
         self._show_urls()
@@ -234,7 +253,7 @@ class ServerPanel(QWidget):
         self.start(settings)
 
     def shutdown(self) -> None:
-        self.stop()
+        self.stop(wait=True)
 
     # -- activity ---------------------------------------------------------------------
     def _activity_listener(self) -> None:  # any thread

@@ -149,3 +149,20 @@ def test_a_failing_job_does_not_stop_the_worker(worker: EngineWorker) -> None:
     good = worker.submit(Job("call", lambda engine, _c: engine.loaded is not None))
     assert good.wait(60) and good.result is True
     assert not isinstance(good.error, ModelUnavailable)
+
+
+def test_a_hundred_requests_at_once_get_answers_or_the_busy_error(server: ApiServer) -> None:
+    url = server.base_url()
+    body = {"prompt": "Hi", "max_length": 1, "temperature": 0}
+    with ThreadPoolExecutor(100) as pool:
+        answers = list(
+            pool.map(
+                lambda _i: httpx.post(url + "/api/v1/generate", json=body, timeout=300), range(100)
+            )
+        )
+    codes = [a.status_code for a in answers]
+    assert set(codes) <= {200, 503} and codes.count(200) >= 1
+    busy = [a.json()["detail"]["msg"] for a in answers if a.status_code == 503]
+    assert all(m == "Server is busy; please try again later." for m in busy)
+    assert server.state.waiting() == 0 and not server.state.busy()
+    assert httpx.post(url + "/api/v1/generate", json=body, timeout=300).status_code == 200

@@ -63,7 +63,9 @@ def test_panel_shows_urls_and_live_activity(qtbot: QtBot, panel: ServerPanel) ->
 
 
 def test_lan_address_warns_and_stop_frees_the_port(qtbot: QtBot, panel: ServerPanel) -> None:
-    panel.stop()
+    with qtbot.waitSignal(panel.servingChanged, timeout=60000) as stopped:
+        panel.stop()
+    assert stopped.args == [False]
     assert panel.port.isEnabled() and panel.status.text() == "Not serving."
     panel.host.setEditText("0.0.0.0")
     assert panel.warning.isVisibleTo(panel) and "anyone" in panel.warning.text()
