@@ -79,6 +79,12 @@ class ActivityLog:
         self._notify()
         return record
 
+    def refused(self, endpoint: str, client: str, status: int, message: str) -> None:
+        """A request answered with an error before it became a generation (a bad body,
+        a wrong API key, an unknown path)."""
+        record = self.begin(endpoint, client, stream=False)
+        self.finished(record, "error", error=f"{status}: {message}")
+
     def started(self, record: RequestRecord) -> None:
         with self._lock:
             record.started_at = time.perf_counter()

@@ -23,6 +23,7 @@ class ApiError(Exception):
     ):
         super().__init__(message)
         self.status, self.message, self.kind, self.code = status, message, kind, code
+        self.recorded = False
 
 
 def is_openai(path: str) -> bool:
@@ -39,6 +40,12 @@ def as_api_error(e: BaseException) -> ApiError:
     """A generation's failure as the HTTP error a client gets."""
     if isinstance(e, ApiError):
         return e
+    recorded = _as_api_error(e)
+    recorded.recorded = True  # the generation's own record has it already
+    return recorded
+
+
+def _as_api_error(e: BaseException) -> ApiError:
     if isinstance(e, PromptTooLong):
         return ApiError(400, str(e), code="context_length_exceeded")
     if isinstance(e, TemplateError):
@@ -51,6 +58,11 @@ def as_api_error(e: BaseException) -> ApiError:
 
 
 def _respond(request: Request, e: ApiError) -> JSONResponse:
+    """The error response; refusals also show in the Server panel's activity (generations
+    that fail are recorded by their own job)."""
+    if not getattr(e, "recorded", False):
+        client = f"{request.client.host}:{request.client.port}" if request.client else "?"
+        request.app.state.server.activity.refused(request.url.path, client, e.status, e.message)
     return JSONResponse(error_body(request.url.path, e.status, e.message, e.kind, e.code), e.status)
 
 

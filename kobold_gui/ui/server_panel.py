@@ -34,6 +34,12 @@ from kobold_gui.server.state import DEFAULT_HOST, DEFAULT_PORT, ServerSettings
 
 COLUMNS = ("When", "Endpoint", "Status", "Tokens", "Tokens/s", "TTFT")
 ALL_INTERFACES = "0.0.0.0"
+ENDPOINT_NAMES = {
+    "/v1/chat/completions": "OpenAI chat",
+    "/v1/completions": "OpenAI text",
+    "/api/v1/generate": "Kobold",
+    "/api/extra/generate/stream": "Kobold",
+}
 
 
 def lan_addresses() -> list[str]:
@@ -123,6 +129,7 @@ class ServerPanel(QWidget):
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         header = self.table.horizontalHeader()
@@ -188,6 +195,7 @@ class ServerPanel(QWidget):
         if self.server is not None:
             return True
         settings = settings or self.settings()
+        self._show_settings(settings)
         server = ApiServer(self.worker, settings)
         try:
             server.start()
@@ -195,6 +203,7 @@ class ServerPanel(QWidget):
             self.status.setText(f"Could not start: {e}")
             return False
         self.server = server
+        self.port.setValue(server.port)  # the free port chosen for port 0
         server.state.activity.add_listener(self._activity_listener)
         self._set_editable(False)
         self.start_button.setText("Stop server")
@@ -233,6 +242,16 @@ class ServerPanel(QWidget):
         self._show_urls()
         self.servingChanged.emit(False)
 
+    def _show_settings(self, settings: ServerSettings) -> None:
+        index = self.host.findData(settings.host)
+        if index >= 0:
+            self.host.setCurrentIndex(index)
+        else:
+            self.host.setEditText(settings.host)
+        if settings.port:
+            self.port.setValue(settings.port)
+        self.api_key.setText(settings.api_key)
+
     def _set_editable(self, editable: bool) -> None:
         for w in (self.host, self.port, self.api_key):
             w.setEnabled(editable)
@@ -247,9 +266,6 @@ class ServerPanel(QWidget):
             api_key=args.password or "",
             multiuser=1 if args.multiuser is None else args.multiuser,
         )
-        self.host.setEditText(settings.host)
-        self.port.setValue(settings.port or DEFAULT_PORT)
-        self.api_key.setText(settings.api_key)
         self.start(settings)
 
     def shutdown(self) -> None:
@@ -276,7 +292,7 @@ class ServerPanel(QWidget):
                 if col == 2 and record.error:
                     item.setToolTip(record.error)
                 if col == 1:
-                    item.setToolTip(f"from {record.client}")
+                    item.setToolTip(f"{record.endpoint} from {record.client}")
                 self.table.setItem(row, col, item)
 
 
@@ -290,7 +306,7 @@ def _counts_text(snap: ActivitySnapshot) -> str:
 
 def _row(r: RequestRecord, now: float) -> tuple[str, ...]:
     when = time.strftime("%H:%M:%S", time.localtime(time.time() - (now - r.queued_at)))
-    endpoint = r.endpoint + (" (stream)" if r.stream else "")
+    endpoint = ENDPOINT_NAMES.get(r.endpoint, r.endpoint) + (" · stream" if r.stream else "")
     status = f"error: {r.error}" if r.status == "error" else r.status
     ttft = f"{r.ttft_s * 1000:.0f} ms" if r.ttft_s is not None else "—"
     speed_now = r.tokens_per_s

@@ -49,6 +49,7 @@ def test_panel_shows_urls_and_live_activity(qtbot: QtBot, panel: ServerPanel) ->
     assert panel.server is not None
     url = panel.server.base_url()
     assert panel.kobold_url.text() == url and panel.openai_url.text() == url + "/v1"
+    assert panel.port.value() == panel.server.port
     assert "Serving on" in panel.status.text() and not panel.port.isEnabled()
     with ThreadPoolExecutor(1) as pool:
         reply = pool.submit(_generate, url, 6)
@@ -59,7 +60,11 @@ def test_panel_shows_urls_and_live_activity(qtbot: QtBot, panel: ServerPanel) ->
     assert panel.table.item(0, 5).text().endswith("ms")
     assert "1 request" in panel.counts.text() and "Running 0" in panel.counts.text()
     bad = httpx.post(url + "/v1/chat/completions", json={"messages": []}, timeout=60)
-    assert bad.status_code == 400  # refused before it became a request: no activity row
+    assert bad.status_code == 400
+    qtbot.waitUntil(lambda: "1 error" in panel.counts.text(), timeout=60000)
+    status = panel.table.item(0, 2)
+    assert status.text().startswith("error: 400") and "messages" in status.toolTip()
+    assert panel.table.item(0, 1).text() == "OpenAI chat"
 
 
 def test_lan_address_warns_and_stop_frees_the_port(qtbot: QtBot, panel: ServerPanel) -> None:
