@@ -135,8 +135,14 @@ class ServerPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.last_error = QLabel()
+        self.last_error.setObjectName("serverLastError")
+        self.last_error.setWordWrap(True)
+        self.last_error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.last_error.hide()
         activity_layout.addWidget(self.counts)
         activity_layout.addWidget(self.table, 1)
+        activity_layout.addWidget(self.last_error)
 
         layout = QVBoxLayout(self)
         layout.addWidget(setup)
@@ -227,11 +233,12 @@ class ServerPanel(QWidget):
             server.stop()
             self._stopped()
         else:
-            threading.Thread(
-                target=lambda: (server.stop(), self._stoppedSignal.emit()),
-                name="api-server-stop",
-                daemon=True,
-            ).start()
+
+            def stop_then_say() -> None:
+                server.stop()
+                self._stoppedSignal.emit()
+
+            threading.Thread(target=stop_then_say, name="api-server-stop", daemon=True).start()
 
     @Slot()
     def _stopped(self) -> None:
@@ -284,6 +291,11 @@ class ServerPanel(QWidget):
             return
         snap = self.server.state.activity.snapshot()
         self.counts.setText(_counts_text(snap))
+        failed = next((r for r in snap.records if r.status == "error"), None)
+        self.last_error.setVisible(failed is not None)
+        if failed is not None:
+            where = ENDPOINT_NAMES.get(failed.endpoint, failed.endpoint)
+            self.last_error.setText(f"Last error ({where}): {failed.error}")
         self.table.setRowCount(len(snap.records))
         now = time.perf_counter()
         for row, record in enumerate(snap.records):
@@ -307,7 +319,10 @@ def _counts_text(snap: ActivitySnapshot) -> str:
 def _row(r: RequestRecord, now: float) -> tuple[str, ...]:
     when = time.strftime("%H:%M:%S", time.localtime(time.time() - (now - r.queued_at)))
     endpoint = ENDPOINT_NAMES.get(r.endpoint, r.endpoint) + (" · stream" if r.stream else "")
-    status = f"error: {r.error}" if r.status == "error" else r.status
+    status = r.status
+    if r.status == "error":
+        code = r.error.split(":", 1)[0]
+        status = f"error {code}" if code.isdigit() else "error"
     ttft = f"{r.ttft_s * 1000:.0f} ms" if r.ttft_s is not None else "—"
     speed_now = r.tokens_per_s
     if r.status == "running" and r.first_text_at and now > r.first_text_at:

@@ -63,7 +63,8 @@ def test_panel_shows_urls_and_live_activity(qtbot: QtBot, panel: ServerPanel) ->
     assert bad.status_code == 400
     qtbot.waitUntil(lambda: "1 error" in panel.counts.text(), timeout=60000)
     status = panel.table.item(0, 2)
-    assert status.text().startswith("error: 400") and "messages" in status.toolTip()
+    assert status.text() == "error 400" and "messages" in status.toolTip()
+    assert "messages" in panel.last_error.text() and panel.last_error.isVisibleTo(panel)
     assert panel.table.item(0, 1).text() == "OpenAI chat"
 
 
