@@ -4,6 +4,8 @@ front-ends such as KoboldAI Lite and SillyTavern's browser side call it from web
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -11,6 +13,20 @@ from kobold_gui import __version__
 from kobold_gui.server import kobold_routes, openai_routes
 from kobold_gui.server.errors import install_error_handlers
 from kobold_gui.server.state import ServerState
+
+
+class JsonBodies:
+    """KoboldCPP reads every POST body as JSON whatever its Content-Type (`curl -d` sends
+    form encoding, some scripts send none): so does this server."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -27,6 +43,7 @@ def create_app(state: ServerState) -> FastAPI:
         allow_headers=["*"],
         max_age=600,
     )
+    app.add_middleware(JsonBodies)
     install_error_handlers(app)
     app.include_router(kobold_routes.router)
     app.include_router(openai_routes.router)

@@ -78,7 +78,7 @@ def validation_message(exc: RequestValidationError) -> str:
         if err.get("type") == "json_invalid":
             lines.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', '')})")
         elif loc == ("body",):
-            lines.append("the body must be a JSON object (send Content-Type: application/json)")
+            lines.append("the body must be a JSON object")
         else:
             lines.append(f"{_field(loc)}: {err.get('msg')}")
     return "; ".join(lines) or "the request body is not valid"

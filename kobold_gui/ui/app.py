@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import cast
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -112,7 +112,12 @@ def _open_window(app: QApplication, args: argparse.Namespace) -> int:
         inventory=inventory_for_environment(),
     )
     window.show()
-    window.server_panel.serve_from_args(args)  # --port, --host, --password, --multiuser
+    if window.server_panel.serve_from_args(args):  # --port, --host, ...: serve and load
+        if window.models.info is not None:
+            window.load_model()
+        else:
+            once = Qt.ConnectionType.SingleShotConnection
+            window.models.infoReady.connect(lambda _info: window.load_model(), once)
     _report_when_shown(app)
     return int(app.exec())
 

@@ -263,10 +263,11 @@ class ServerPanel(QWidget):
         for w in (self.host, self.port, self.api_key):
             w.setEnabled(editable)
 
-    def serve_from_args(self, args: argparse.Namespace) -> None:
-        """`kobold-gui --port N` (or --host, --password, --multiuser): serve at start."""
+    def serve_from_args(self, args: argparse.Namespace) -> bool:
+        """`kobold-gui --port N` (or --host, --password, --multiuser): serve at start.
+        True when asked to serve (the window then loads the model, as KoboldCPP does)."""
         if all(getattr(args, k, None) is None for k in ("port", "host", "password", "multiuser")):
-            return
+            return False
         settings = ServerSettings(
             host=args.host or DEFAULT_HOST,
             port=DEFAULT_PORT if args.port is None else args.port,
@@ -274,6 +275,7 @@ class ServerPanel(QWidget):
             multiuser=1 if args.multiuser is None else args.multiuser,
         )
         self.start(settings)
+        return True
 
     def shutdown(self) -> None:
         self.stop(wait=True)

@@ -180,6 +180,13 @@ def test_bad_bodies_get_422_with_a_message(
     assert words in r.json()["detail"]["msg"]
 
 
+def test_json_is_read_whatever_the_content_type(client: httpx.Client) -> None:
+    """As KoboldCPP: `curl -d '{...}'` sends form encoding."""
+    body = b'{"prompt": "Hi", "max_length": 2, "temperature": 0}'
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    assert client.post("/api/v1/generate", content=body, headers=form).status_code == 200
+
+
 def test_unknown_fields_are_ignored(client: httpx.Client) -> None:
     body = {"prompt": "Hi", "max_length": 2, "temperature": 0, "frobnicate": True, "images": []}
     assert client.post("/api/v1/generate", json=body).status_code == 200

@@ -166,3 +166,30 @@ def test_a_hundred_requests_at_once_get_answers_or_the_busy_error(server: ApiSer
     assert all(m == "Server is busy; please try again later." for m in busy)
     assert server.state.waiting() == 0 and not server.state.busy()
     assert httpx.post(url + "/api/v1/generate", json=body, timeout=300).status_code == 200
+
+
+def test_reload_stops_the_reply_and_answers_waiting_clients(default_model: Path) -> None:
+    from kobold_gui.core.launch import resolve_launch
+    from kobold_gui.core.options import LaunchConfig
+
+    worker = EngineWorker()
+    load_default(worker, default_model)
+    server = start_server(worker)
+    url = server.base_url()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            running = pool.submit(_generate, url, 300)
+            _wait_until(lambda: server.state.running() is not None, "the first to run")
+            waiting = pool.submit(_generate, url, 5)
+            _wait_until(lambda: server.state.waiting() == 1, "the second to wait")
+            launch = resolve_launch(LaunchConfig(contextsize=512), default_model, None, False)
+            reload = worker.submit(Job("load", lambda e, c: e.load(launch, None, c)))
+            for answer in (running.result(60), waiting.result(60)):
+                assert answer.status_code == 503
+                assert "replaced" in answer.json()["detail"]["msg"]
+        assert reload.wait(120) and reload.error is None
+        assert httpx.get(url + "/api/v1/config/max_context_length").json() == {"value": 512}
+        assert _generate(url, 3).status_code == 200
+    finally:
+        server.stop()
+        assert worker.close(30)
