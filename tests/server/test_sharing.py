@@ -193,3 +193,24 @@ def test_reload_stops_the_reply_and_answers_waiting_clients(default_model: Path)
     finally:
         server.stop()
         assert worker.close(30)
+
+
+def test_a_waiting_client_that_leaves_frees_its_place_at_once(server: ApiServer) -> None:
+    url, state = server.base_url(), server.state
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(_generate, url, 200, "long-one")
+        _wait_until(lambda: state.running() is not None, "the first to run")
+        body = {"prompt": "x", "max_length": 5}
+        try:  # gives up while waiting for its first token: the connection closes
+            with httpx.stream(
+                "POST", url + "/api/extra/generate/stream", json=body, timeout=1.0
+            ) as r:
+                r.read()
+        except httpx.ReadTimeout:
+            pass
+        _wait_until(lambda: state.waiting() == 0, "the place to be freed")
+        records = state.activity.snapshot().records
+        assert any(r.status == "disconnected" and r.tokens == 0 for r in records)
+        assert state.running() is not None  # the first goes on
+        httpx.post(url + "/api/extra/abort", json={"genkey": "long-one"})
+        assert first.result(60).status_code == 200
