@@ -59,6 +59,44 @@ def test_version(bundle: Path, tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stdout.strip() == f"kobold-gui {__version__}"
 
 
+def test_bundle_serves_the_api_headless(bundle: Path, tmp_path: Path) -> None:
+    """uvicorn, FastAPI and sse-starlette made it into the bundle: a streamed generation
+    and an OpenAI chat answer, then SIGTERM ends it cleanly."""
+    import re
+    import signal
+
+    import httpx
+
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    proc = subprocess.Popen(
+        [str(bundle), "--headless", "--port", "0", "--contextsize", "512"],
+        env=env,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        url = ""
+        for line in proc.stderr:  # ends when the process does
+            if m := re.search(r"KoboldAI API: (http://\S+)", line):
+                url = m.group(1)
+                break
+        assert url, "the bundle did not serve"
+        body = {"prompt": "Hi", "max_length": 3}
+        with httpx.stream("POST", url + "/api/extra/generate/stream", json=body, timeout=120) as r:
+            assert r.status_code == 200 and any(x.startswith("data:") for x in r.iter_lines())
+        chat = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3}
+        answer = httpx.post(url + "/v1/chat/completions", json=chat, timeout=120).json()
+        assert answer["usage"]["completion_tokens"] > 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_self_test_chats_with_the_bundled_model(bundle: Path, tmp_path: Path) -> None:
     result = run_bundle(bundle, tmp_path, "--self-test")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 from kobold_gui import __version__
 from kobold_gui.core.options import OPTIONS
+from kobold_gui.server.cli import add_server_args
 
 
 class CliError(Exception):
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=float, default=0.7, metavar="T")
     gen.add_argument("--seed", type=int, default=-1, metavar="N")
     gen.add_argument("--system", metavar="TEXT", default=None, help="system prompt")
+    add_server_args(p)  # the local API's flags: --port, --host, --password, --multiuser, ...
     return p
 
 
@@ -133,4 +135,5 @@ def is_headless(args: argparse.Namespace) -> bool:
         or args.self_test
         or args.plan
         or args.benchmark
+        or args.headless
     )

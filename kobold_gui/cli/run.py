@@ -6,10 +6,17 @@ import argparse
 
 from kobold_gui.cli.benchmark import benchmark
 from kobold_gui.cli.commands import list_gpus, run_prompt, show_config, show_plan
+from kobold_gui.cli.common import model_path, resolve
 from kobold_gui.cli.self_test import self_test
+from kobold_gui.core.gguf_info import read_gguf
+from kobold_gui.server.cli import run_headless_server
 
 
 def run_command(args: argparse.Namespace) -> int:
+    if args.headless:  # serve the API without a window
+        path = model_path(args)
+        info = read_gguf(path)
+        return run_headless_server(args, resolve(args, path, info), info)
     if args.benchmark:
         return benchmark(args)
     if args.plan:

@@ -299,6 +299,13 @@ class Engine:
                     n_vocab, params.repeat_last_n, params.repeat_penalty, 0.0, 0.0
                 ),
             )
+        bias = self._logit_bias(params)
+        if bias:  # (the API's logit_bias, ban_eos_token)
+            arr = (llama_cpp.llama_logit_bias * len(bias))(
+                *(llama_cpp.llama_logit_bias(t, b) for t, b in bias)
+            )
+            n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+            add(chain, llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(bias), arr))
         if params.temperature <= 0:
             add(chain, llama_cpp.llama_sampler_init_greedy())
             return chain
@@ -310,6 +317,14 @@ class Engine:
         add(chain, llama_cpp.llama_sampler_init_temp(params.temperature))
         add(chain, llama_cpp.llama_sampler_init_dist(seed))
         return chain
+
+    def _logit_bias(self, params: SamplingParams) -> list[tuple[int, float]]:
+        n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        bias = [(t, b) for t, b in params.logit_bias if 0 <= t < n_vocab]
+        if params.ban_eos:
+            eos = (llama_cpp.llama_vocab_eos(self._vocab), llama_cpp.llama_vocab_eot(self._vocab))
+            bias += [(t, float("-inf")) for t in eos if 0 <= t < n_vocab]
+        return bias
 
     def generate(
         self,

@@ -34,6 +34,8 @@ class SamplingParams:
     repeat_last_n: int = 64
     seed: int = -1  # -1: a new random seed each reply
     stop: tuple[str, ...] = ()
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit)
+    ban_eos: bool = False  # never end the reply with the end-of-generation token
 
 
 @dataclass(frozen=True)

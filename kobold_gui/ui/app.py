@@ -103,6 +103,8 @@ def _open_window(app: QApplication, args: argparse.Namespace) -> int:
         inventory=inventory_for_environment(),
     )
     window.show()
+    if window.server_panel.serve_from_args(args):  # --port, --host, ...: serve and load
+        window.load_when_ready()
     _report_when_shown(app)
     return int(app.exec())
 

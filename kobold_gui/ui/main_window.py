@@ -48,6 +48,7 @@ from kobold_gui.ui.launch_panel import LaunchPanel
 from kobold_gui.ui.load_bar import LoadBar
 from kobold_gui.ui.model_panel import ModelPanel
 from kobold_gui.ui.sampling_panel import SamplingPanel
+from kobold_gui.ui.server_panel import ServerPanel
 from kobold_gui.ui.split_editor import SplitEditor
 from kobold_gui.ui.sweep_controller import SweepController
 from kobold_gui.ui.window_layout import build_layout, remember_geometry, restore_geometry
@@ -80,6 +81,7 @@ class MainWindow(QMainWindow):
         self.settings, settings_warning = self.store.load()
         self.loaded: LoadedModel | None = None
         self.loading = False
+        self._pending_load = False
         self._closing = False
         self._initial_options = dict(initial_options or {})
         self.engine = EngineController(self)
@@ -100,6 +102,7 @@ class MainWindow(QMainWindow):
         self.chats = ChatStore()
         self.chat_list = ConversationList()
         self.sampling_panel = SamplingPanel()
+        self.server_panel = ServerPanel(self.engine.worker)  # the local API, on the same engine
         self.conversations = ConversationController(
             self.chat,
             self.chat_list,
@@ -127,6 +130,7 @@ class MainWindow(QMainWindow):
             ],
             chats=(self.chat_list, self.sampling_panel),
             tabs=[("GPUs", self.gpus), ("Benchmark", self.benchmark)],
+            plain_tabs=[("Server", self.server_panel)],
             load_bar=self.load_bar,
             chat=self.chat,
         )
@@ -311,6 +315,19 @@ class MainWindow(QMainWindow):
         self.load_bar.loading(launch.model_path.name if launch.model_path else "")
         self.engine.load(launch, self.models.info)
 
+    def load_when_ready(self) -> None:
+        """Load as soon as the model's header is read and the backend known (serving from
+        the command line, as KoboldCPP does)."""
+
+        def attempt(state: LaunchState) -> None:
+            if self._pending_load and state.resolved is not None and not self._busy():
+                self._pending_load = False
+                self.load_model()
+
+        self._pending_load = True
+        self.launch_state.subscribe(attempt)
+        attempt(self.launch_state)
+
     def _loaded(self, loaded: LoadedModel) -> None:
         self.loading = False
         self.loaded = loaded
@@ -414,6 +431,7 @@ class MainWindow(QMainWindow):
             self._closing = True
             self._save_settings()
             self.gpu_monitor.stop()
+            self.server_panel.shutdown()
             self.engine.shutdown()
             self.conversations.shutdown()
             wait_for_background_jobs()

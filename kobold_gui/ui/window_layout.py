@@ -4,6 +4,7 @@ time one that fits the screen it opens on, later as the user left it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import QByteArray, Qt
@@ -51,6 +52,7 @@ def build_layout(
     tabs: list[tuple[str, QWidget]],
     load_bar: QWidget,
     chat: QWidget,
+    plain_tabs: Sequence[tuple[str, QWidget]] = (),
 ) -> WindowLayout:
     """`side`: the Model tab's boxes; `chats`: the chat list and its sampling panel;
     `tabs`: more tabs (scrolled); `load_bar` below the tabs; `chat` on the right."""
@@ -75,6 +77,8 @@ def build_layout(
     tab_widget.addTab(chats_tab, "Chats")
     for title, widget in tabs:
         tab_widget.addTab(scrolled(widget), title)
+    for title, widget in plain_tabs:  # panels that lay out their own scrolling
+        tab_widget.addTab(widget, title)
     tab_widget.setMinimumWidth(420)
     left = QWidget()
     left_layout = QVBoxLayout(left)

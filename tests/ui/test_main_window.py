@@ -39,7 +39,7 @@ def type_and_send(qtbot: QtBot, window: MainWindow, text: str) -> None:
 
 def close(qtbot: QtBot, window: MainWindow) -> None:
     window.close()
-    assert window.engine.engine_thread.isFinished()
+    assert window.engine.is_finished()
 
 
 def test_opens_with_the_default_model_and_its_metadata(qtbot: QtBot, default_model: Path) -> None:

@@ -1,0 +1,109 @@
+"""What the API's routes share: the engine worker, the settings, the activity log, the
+generations in flight by genkey, and KoboldCPP's counters for /api/extra/perf."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Protocol
+
+from kobold_gui.core.engine_types import GenerationResult
+from kobold_gui.core.engine_worker import EngineWorker
+from kobold_gui.server.activity import ActivityLog, RequestRecord
+
+
+class Generation(Protocol):
+    """What the shared state knows of a request in flight (server/generation.py's
+    Generation); a protocol, so that state and generation do not import each other."""
+
+    record: RequestRecord
+    genkey: str
+    started: bool
+    seed: int
+
+    @property
+    def text(self) -> str: ...
+
+    def cancel(self, outcome: str = "aborted") -> None: ...
+
+
+DEFAULT_PORT = 5001
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_WAITING = 16  # requests that may wait behind the running one (--multiuser 1)
+KEPT_TEXTS = 64  # finished generations whose text /api/extra/generate/check still returns
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    api_key: str = ""
+    multiuser: int = 1  # KoboldCPP's: 0 = busy answers 503, 1 = default queue, N = N at once
+
+    @property
+    def max_waiting(self) -> int:
+        if self.multiuser <= 0:
+            return 0
+        return self.multiuser - 1 if self.multiuser > 1 else DEFAULT_WAITING
+
+
+class ServerState:
+    def __init__(self, worker: EngineWorker, settings: ServerSettings) -> None:
+        self.worker = worker
+        self.settings = settings
+        self.activity = ActivityLog()
+        self.started = time.time()
+        self.last_request = time.time()
+        self._lock = threading.Lock()
+        self.active: dict[int, Generation] = {}  # by record id, in order of arrival
+        self.by_genkey: dict[str, Generation] = {}
+        self.finished_texts: OrderedDict[str, str] = OrderedDict()
+        self.total_gens = 0
+        self.last: GenerationResult | None = None
+        self.last_seed = -1
+
+    def model_name(self) -> str:
+        loaded = self.worker.loaded
+        return f"koboldcpp/{loaded.info.path.stem}" if loaded else "koboldcpp/no-model-loaded"
+
+    def waiting(self) -> int:
+        with self._lock:
+            return sum(not g.started for g in self.active.values())
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self.active)
+
+    def add(self, gen: Generation) -> None:
+        with self._lock:
+            self.active[gen.record.id] = gen
+            if gen.genkey:
+                self.by_genkey[gen.genkey] = gen
+        self.last_request = time.time()
+
+    def remove(self, gen: Generation, result: GenerationResult | None) -> None:
+        with self._lock:
+            self.active.pop(gen.record.id, None)
+            if gen.genkey and self.by_genkey.get(gen.genkey) is gen:
+                del self.by_genkey[gen.genkey]
+                self.finished_texts[gen.genkey] = gen.text
+                while len(self.finished_texts) > KEPT_TEXTS:
+                    self.finished_texts.popitem(last=False)
+            if result is not None:
+                self.total_gens += 1
+                self.last = result
+                self.last_seed = gen.seed
+
+    def running(self) -> Generation | None:
+        with self._lock:
+            return next((g for g in self.active.values() if g.started), None)
+
+    def find(self, genkey: str) -> Generation | None:
+        with self._lock:
+            return self.by_genkey.get(genkey)
+
+    def all_active(self) -> list[Generation]:
+        with self._lock:
+            return list(self.active.values())
