@@ -36,16 +36,24 @@ def child_engine(model: str | None, tokens: int, ctx: int, threads: int) -> None
     """Runs in a fresh process: load, warm up, one timed generation; prints JSON."""
     from pathlib import Path
 
+    from kobold_gui.core.backend import backend_info
     from kobold_gui.core.engine import Engine
     from kobold_gui.core.engine_types import SamplingParams
+    from kobold_gui.core.gguf_info import read_gguf
+    from kobold_gui.core.gpus import GpuInventory
+    from kobold_gui.core.hardware_probe import probe_hardware
     from kobold_gui.core.launch import resolve_launch
     from kobold_gui.core.model_files import default_model_path
     from kobold_gui.core.options import LaunchConfig
 
     path = Path(model) if model else default_model_path()
+    assert path is not None
     engine = Engine()
     config = LaunchConfig(contextsize=ctx, threads=threads)
-    engine.load(resolve_launch(config, path, None, False))
+    # Launched as the server launches it (GPU layers, devices): the same work on both sides.
+    offload = backend_info().gpu_offload
+    report = probe_hardware(GpuInventory().snapshot()) if offload else None
+    engine.load(resolve_launch(config, path, read_gguf(path), offload, report))
     warm = SamplingParams(max_tokens=4, temperature=0, repeat_penalty=1.0, ban_eos=True)
     engine.generate(engine.tokenize("Hi"), warm, lambda _t: None)
     params = SamplingParams(max_tokens=tokens, temperature=0, repeat_penalty=1.0, ban_eos=True)
