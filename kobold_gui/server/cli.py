@@ -70,7 +70,8 @@ def _load(worker: Any, launch: ResolvedLaunch, info: GGUFInfo) -> Any:
 
 def run_headless_server(args: argparse.Namespace, launch: ResolvedLaunch, info: GGUFInfo) -> int:
     from kobold_gui.core.engine_worker import EngineWorker
-    from kobold_gui.server.runner import ApiServer, ServerStartError, exposure_warning
+    from kobold_gui.server.exposure import exposure_warning
+    from kobold_gui.server.runner import ApiServer, ServerStartError
 
     settings = _settings(args)
     worker = EngineWorker()

@@ -123,6 +123,18 @@ class Generation:
         while (item := await self._queue.get()) is not _END:
             yield item
 
+    async def first_piece(self, watcher: asyncio.Future[Any]) -> str | None:
+        """The first piece of a stream; a generation that failed before any text raises its
+        error here (an HTTP error for the client, not a stream that ends at once). The
+        watcher of the client's connection is done with afterwards."""
+        try:
+            first = await self.next_piece(watcher)
+        finally:
+            watcher.cancel()
+        if first is None:
+            self.result()  # raises the failure, if it was one
+        return first
+
     async def next_piece(self, watcher: asyncio.Future[Any] | None = None) -> str | None:
         """The next piece of text, None at the end; when `watcher` completes first (the
         client left), the job is cancelled and its end is still awaited."""

@@ -152,14 +152,9 @@ async def generate_stream(request: Request, body: KoboldGenerate) -> EventSource
     gen = _start(request, body, stream=True)
     watcher = _watch(request)
     try:
-        first = await gen.next_piece(watcher)
-    finally:
-        watcher.cancel()
-    if first is None:  # ended before any text: a failure is an HTTP error, not a stream
-        try:
-            gen.result()
-        except Exception as e:
-            raise as_api_error(e) from None
+        first = await gen.first_piece(watcher)
+    except Exception as e:
+        raise as_api_error(e) from None
 
     async def events() -> AsyncIterator[dict[str, str]]:
         try:

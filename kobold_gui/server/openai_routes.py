@@ -128,21 +128,18 @@ async def _run(
         raise as_api_error(e) from None
     cid = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
     watcher = asyncio.ensure_future(client_gone(request.receive))
-    try:
-        if not body.stream:
-            try:
-                result = await gen.wait(watcher)
-            except Exception as e:
-                raise as_api_error(e) from None
-            return reply(cid, state.model_name(), result)
-        first = await gen.next_piece(watcher)
-    finally:
-        watcher.cancel()
-    if first is None:  # ended before any text: a failure is an HTTP error, not a stream
+    if not body.stream:
         try:
-            gen.result()
+            result = await gen.wait(watcher)
         except Exception as e:
             raise as_api_error(e) from None
+        finally:
+            watcher.cancel()
+        return reply(cid, state.model_name(), result)
+    try:
+        first = await gen.first_piece(watcher)
+    except Exception as e:
+        raise as_api_error(e) from None
     model = state.model_name()
 
     async def events() -> AsyncIterator[dict[str, str]]:

@@ -5,7 +5,6 @@ the caller gets at once, with a message for the user."""
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import socket
 import threading
@@ -22,26 +21,6 @@ log = logging.getLogger(__name__)
 
 class ServerStartError(Exception):
     """The server could not start (the message says why and what to do)."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def exposure_warning(host: str) -> str:
-    """What a user should know before serving beyond this computer ("" on loopback)."""
-    if is_loopback(host):
-        return ""
-    who = "every network this computer is on" if host in ("0.0.0.0", "::") else host
-    return (
-        f"The API is reachable from {who}: anyone there can use the model"
-        " (set an API key), and the traffic is not encrypted."
-    )
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -5,12 +5,14 @@ download the window's chosen model."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kobold_gui.core.hardware import HardwareReport, hardware_report
 from kobold_gui.core.model_files import default_download_dir
 from kobold_gui.core.options import LaunchConfig
-from kobold_gui.ui.find_model_dialog import FindModelDialog
+
+if TYPE_CHECKING:
+    from kobold_gui.ui.find_model_dialog import FindModelDialog
 
 
 class ModelWindow(Protocol):
@@ -44,6 +46,8 @@ def open_find_model(window: ModelWindow) -> FindModelDialog:
     """Show the window's Find a model dialog (made once, so downloads live on while it is
     closed). A finished download becomes the window's chosen model, with the launch
     settings its plan suggested, and its folder the models folder when there was none."""
+    from kobold_gui.ui.find_model_dialog import FindModelDialog  # the hub's client, when used
+
     dialog: FindModelDialog | None = getattr(window, "_find_model_dialog", None)
     if dialog is None:
         folder = window.settings.models_folder

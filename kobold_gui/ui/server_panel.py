@@ -7,6 +7,7 @@ import argparse
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QGuiApplication
@@ -29,8 +30,11 @@ from PySide6.QtWidgets import (
 
 from kobold_gui.core.engine_worker import EngineWorker
 from kobold_gui.server.activity import ActivitySnapshot, RequestRecord
-from kobold_gui.server.runner import ApiServer, ServerStartError, exposure_warning
+from kobold_gui.server.exposure import exposure_warning
 from kobold_gui.server.state import DEFAULT_HOST, DEFAULT_PORT, ServerSettings
+
+if TYPE_CHECKING:
+    from kobold_gui.server.runner import ApiServer
 
 COLUMNS = ("When", "Endpoint", "Status", "Tokens", "Tokens/s", "TTFT")
 ALL_INTERFACES = "0.0.0.0"
@@ -202,6 +206,8 @@ class ServerPanel(QWidget):
             return True
         settings = settings or self.settings()
         self._show_settings(settings)
+        from kobold_gui.server.runner import ApiServer, ServerStartError  # the web stack
+
         server = ApiServer(self.worker, settings)
         try:
             server.start()

@@ -1,0 +1,26 @@
+"""Who can reach the API at an address: said before the server starts (no web stack needed
+to say it, so the window's Server tab imports FastAPI and uvicorn only when it serves)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str) -> str:
+    """What a user should know before serving beyond this computer ("" on loopback)."""
+    if is_loopback(host):
+        return ""
+    who = "every network this computer is on" if host in ("0.0.0.0", "::") else host
+    return (
+        f"The API is reachable from {who}: anyone there can use the model"
+        " (set an API key), and the traffic is not encrypted."
+    )
