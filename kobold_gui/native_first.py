@@ -5,8 +5,10 @@ gguf or pyqtgraph) before llama-cpp-python loads libllama crashes with a segment
 in llama_model_load_from_file, before llama.cpp logs a line; the other order works. It is
 numpy's own native libraries (its bundled OpenBLAS 0.3.34, libgfortran, libquadmath), not
 their threads (OPENBLAS_NUM_THREADS=1 still crashed), and it happens on one GPU as on two.
-The window imports pyqtgraph long before a model is loaded, and the CLI read GGUF headers
-(gguf, numpy) first: kobold_gui's package import loads libllama first, for every process.
+A QApplication created before libllama is loaded did the same on the 2-GPU machine (the
+window's own start imports kobold_gui first, so it never does). The window imports pyqtgraph
+long before a model is loaded, and the CLI read GGUF headers (gguf, numpy) first:
+kobold_gui's package import loads libllama first, for every process.
 Only the shared library is loaded here (no Python of llama_cpp, which would import numpy)."""
 
 from __future__ import annotations
