@@ -37,6 +37,7 @@ from kobold_gui.core.gguf_info import GGUFInfo, read_gguf
 from kobold_gui.core.launch import ResolvedLaunch
 from kobold_gui.core.llama_log import first_error_since, llama_log_count, llama_log_since
 from kobold_gui.core.loaded_model import LoadedModel
+from kobold_gui.core.sampler import make_sampler
 from kobold_gui.core.stop_strings import StopStringFilter
 
 log = logging.getLogger(__name__)
@@ -288,44 +289,6 @@ class Engine:
             self._cached.extend(chunk)
             start += len(chunk)
 
-    def _make_sampler(self, params: SamplingParams) -> Any:
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        add = llama_cpp.llama_sampler_chain_add
-        if params.repeat_penalty != 1.0:
-            n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-            add(
-                chain,
-                llama_cpp.llama_sampler_init_penalties(
-                    n_vocab, params.repeat_last_n, params.repeat_penalty, 0.0, 0.0
-                ),
-            )
-        bias = self._logit_bias(params)
-        if bias:  # (the API's logit_bias, ban_eos_token)
-            arr = (llama_cpp.llama_logit_bias * len(bias))(
-                *(llama_cpp.llama_logit_bias(t, b) for t, b in bias)
-            )
-            n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-            add(chain, llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(bias), arr))
-        if params.temperature <= 0:
-            add(chain, llama_cpp.llama_sampler_init_greedy())
-            return chain
-        seed = params.seed if params.seed >= 0 else llama_cpp.LLAMA_DEFAULT_SEED
-        if params.top_k > 0:
-            add(chain, llama_cpp.llama_sampler_init_top_k(params.top_k))
-        add(chain, llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
-        add(chain, llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
-        add(chain, llama_cpp.llama_sampler_init_temp(params.temperature))
-        add(chain, llama_cpp.llama_sampler_init_dist(seed))
-        return chain
-
-    def _logit_bias(self, params: SamplingParams) -> list[tuple[int, float]]:
-        n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-        bias = [(t, b) for t, b in params.logit_bias if 0 <= t < n_vocab]
-        if params.ban_eos:
-            eos = (llama_cpp.llama_vocab_eos(self._vocab), llama_cpp.llama_vocab_eot(self._vocab))
-            bias += [(t, float("-inf")) for t in eos if 0 <= t < n_vocab]
-        return bias
-
     def generate(
         self,
         prompt_tokens: list[int],
@@ -354,7 +317,7 @@ class Engine:
         del self._cached[keep:]
         todo = prompt_tokens[keep:]
 
-        sampler = self._make_sampler(params)
+        sampler = make_sampler(self._vocab, params)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stream = StopStringFilter(params.stop, on_text)
         generated = 0

@@ -22,117 +22,48 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
+from kobold_gui.core.compute_buffers import (
+    compute_bytes,
+    cpu_boundary_bytes,
+    cuda_pool_bytes,
+    hidden_bytes,
+    host_compute_bytes,
+    mask_bytes,
+    pipelines,
+)
 from kobold_gui.core.gguf_info import GGUFInfo, human_bytes
+from kobold_gui.core.plan_types import (
+    CUDA_CONTEXT_BYTES,
+    DEFAULT_MARGIN_BYTES,
+    KV_BYTES_PER_ELEMENT,
+    SPLIT_MODES,
+    DevicePlan,
+    GiB,
+    GpuBudget,
+    MemoryPlan,
+    MiB,
+    PlanError,
+    PlanRequest,
+    layer_of,
+)
 
-MiB = 1 << 20
-GiB = 1 << 30
-# The CUDA context, cuBLAS handles and pools that a process adds on each GPU it uses:
-# measured 597-600 MiB on an H100 with driver 580 / CUDA 13 (bench/results/gpu_check-*).
-CUDA_CONTEXT_BYTES = 600 * MiB
-DEFAULT_MARGIN_BYTES = 512 * MiB
-KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "f32": 4.0}
-SPLIT_MODES = ("layer", "row", "none")
-_LAYER = re.compile(r"^blk\.(\d+)\.")
-
-
-@dataclass(frozen=True)
-class GpuBudget:
-    """A GPU as the plan sees it: real (from NVML) or assumed (--assume-gpus 24GiB)."""
-
-    name: str
-    total: int
-    free: int
-
-
-@dataclass(frozen=True)
-class PlanRequest:
-    n_gpu_layers: int  # as llama.cpp gets it (n_layer + 1 = everything)
-    n_ctx: int  # as llama.cpp pads it
-    n_ubatch: int
-    flash_attn: bool = True  # "auto" is on wherever the backend supports it
-    split_mode: str = "layer"
-    main_gpu: int = 0
-    tensor_split: tuple[float, ...] | None = None
-    kv_type: str = "f16"
-    offload_kqv: bool = True
-    margin: int = DEFAULT_MARGIN_BYTES
-    use_mmap: bool = True
-
-
-@dataclass(frozen=True)
-class DevicePlan:
-    name: str
-    is_gpu: bool
-    weights: int
-    kv: int
-    compute: int
-    overhead: int  # CUDA context for a GPU in use
-    free: int | None  # what the device has free now (None: the CPU, not checked)
-    layers: tuple[int, ...]  # repeating layers here; n_layer means the output layer
-    margin: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.weights + self.kv + self.compute + self.overhead
-
-    @property
-    def fits(self) -> bool:
-        return self.free is None or self.total == 0 or self.total + self.margin <= self.free
-
-    def describe(self) -> str:
-        parts = (
-            f"weights {human_bytes(self.weights)}, KV {human_bytes(self.kv)}, "
-            f"compute {human_bytes(self.compute)}"
-        )
-        if self.overhead:
-            parts += f", CUDA context {human_bytes(self.overhead)}"
-        budget = f" of {human_bytes(self.free)} free" if self.free is not None else ""
-        return f"{self.name}: {human_bytes(self.total)}{budget} ({parts})"
-
-
-@dataclass(frozen=True)
-class MemoryPlan:
-    request: PlanRequest
-    devices: tuple[DevicePlan, ...]  # GPUs in order, then the CPU
-    n_layer: int = 0
-    messages: tuple[str, ...] = field(default=())
-    pipeline: bool = False  # llama.cpp will pipeline ubatches across the GPUs
-
-    @property
-    def fits(self) -> bool:
-        return all(d.fits for d in self.devices)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "n_gpu_layers": self.request.n_gpu_layers,
-            "tensor_split": list(self.request.tensor_split or ()) or None,
-            "split_mode": self.request.split_mode,
-            "margin": self.request.margin,
-            "fits": self.fits,
-            "messages": list(self.messages),
-            "pipeline_parallel": self.pipeline,
-            "devices": [
-                {
-                    "name": d.name,
-                    "weights": d.weights,
-                    "kv": d.kv,
-                    "compute": d.compute,
-                    "cuda_context": d.overhead,
-                    "total": d.total,
-                    "free": d.free,
-                    "fits": d.fits,
-                    "repeating_layers": len([i for i in d.layers if i < self.n_layer]),
-                    "output_layer": self.n_layer in d.layers,
-                }
-                for d in self.devices
-            ],
-        }
-
-
-class PlanError(ValueError):
-    """The request cannot be planned (a bad split, a main GPU that does not exist)."""
+__all__ = [
+    "CUDA_CONTEXT_BYTES",
+    "DEFAULT_MARGIN_BYTES",
+    "DevicePlan",
+    "GiB",
+    "GpuBudget",
+    "MemoryPlan",
+    "MiB",
+    "PlanError",
+    "PlanRequest",
+    "assign_layers",
+    "auto_gpu_layers",
+    "parse_size",
+    "pipelines",
+    "plan_memory",
+]
 
 
 def _f32(x: float) -> float:
@@ -168,11 +99,6 @@ def assign_layers(n_layer: int, n_gpu_layers: int, shares: Sequence[float]) -> l
             gpu = bisect.bisect_right(points, _f32((il - start) / active))
             out.append(min(gpu, len(points) - 1))
     return out
-
-
-def _layer_of(tensor_name: str) -> int | None:
-    m = _LAYER.match(tensor_name)
-    return int(m.group(1)) if m else None
 
 
 def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> MemoryPlan:
@@ -214,7 +140,7 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
     # The CPU's weights are mmapped: llama.cpp maps one range per file (split models).
     cpu_spans: dict[int, tuple[int, int]] = {}
     for t in info.tensors:
-        layer = _layer_of(t.name)
+        layer = layer_of(t.name)
         if layer is not None:
             dev = where[layer] if layer < len(where) else -1
         elif t.name.startswith(("output", "cls")):
@@ -256,16 +182,16 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
         if layers_here or where[n_layer] == dev:
             boundary = 0
             if partial and req.flash_attn and dev == first_gpu:
-                boundary = _cpu_boundary_bytes(info, req, where)
-            compute[dev] = _compute_bytes(
+                boundary = cpu_boundary_bytes(info, req, where)
+            compute[dev] = compute_bytes(
                 info, req, layers_here, where[n_layer] == dev, pipeline, boundary
             )
             if partial and not req.flash_attn:  # hidden states and a mask from the CPU
-                compute[dev] += _hidden_bytes(info, req) + _mask_bytes(req)
+                compute[dev] += hidden_bytes(info, req) + mask_bytes(req)
     if gpu_used:
-        compute[n_dev] = _host_compute_bytes(info, req, pipeline)
+        compute[n_dev] = host_compute_bytes(info, req, pipeline)
     else:
-        compute[n_dev] = _compute_bytes(info, req, True, True) + 4 * info.n_vocab
+        compute[n_dev] = compute_bytes(info, req, True, True) + 4 * info.n_vocab
 
     devices = []
     for g, gpu in enumerate(gpus):
@@ -277,7 +203,7 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
                 weights=weights[g],
                 kv=kv[g],
                 compute=compute[g],
-                overhead=CUDA_CONTEXT_BYTES + _cuda_pool_bytes(info, req) if used else 0,
+                overhead=CUDA_CONTEXT_BYTES + cuda_pool_bytes(info, req) if used else 0,
                 free=gpu.free,
                 layers=tuple(i for i in range(n_layer + 1) if where[i] == g),
                 margin=req.margin,
@@ -299,18 +225,6 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
     return MemoryPlan(req, plan.devices, n_layer, tuple(_messages(plan, info)), pipeline)
 
 
-def pipelines(req: PlanRequest, n_gpus: int, n_layer: int) -> bool:
-    """Whether llama.cpp turns on pipeline parallelism (llama-context.cpp): more than one
-    device, every layer and the output offloaded, split by layer, the KV cache with its
-    layers (and no tensor overrides, which the app never sets; CUDA devices support the
-    async compute and events it also needs). The scheduler then keeps 4 copies of every
-    graph input (GGML_SCHED_MAX_COPIES) so that ubatches can overlap across the GPUs, and
-    the compute buffers grow accordingly."""
-    return (
-        n_gpus > 1 and req.n_gpu_layers > n_layer and req.split_mode == "layer" and req.offload_kqv
-    )
-
-
 def _kv_bytes_per_layer(info: GGUFInfo, req: PlanRequest) -> int:
     heads = info.head_count or 1
     kv_heads = info.head_count_kv or heads
@@ -318,90 +232,6 @@ def _kv_bytes_per_layer(info: GGUFInfo, req: PlanRequest) -> int:
     head_v = info.value_length or (info.embedding_length or 0) // heads
     per_el = KV_BYTES_PER_ELEMENT[req.kv_type]
     return round(req.n_ctx * kv_heads * (head_k + head_v) * per_el)
-
-
-def _compute_bytes(
-    info: GGUFInfo,
-    req: PlanRequest,
-    has_layers: bool,
-    has_output: bool,
-    pipeline: bool = False,
-    boundary: int = 0,
-) -> int:
-    """Peak of ggml's graph allocator on a device that runs layers and/or the output layer.
-
-    Tensors are freed after their last use, so the peak is the larger of two phases:
-    - layers: the attention mask (n_ctx x n_ubatch, f16 with flash attention, f32 without)
-      lives through them, plus the FFN activations (3 x n_ff x n_ubatch f32) or, without
-      flash attention, the KQ matrix (n_ctx x n_ubatch x n_head f32) and 4.5 hidden states;
-    - output: the logits (n_vocab x n_ubatch f32) and one hidden state; the mask is gone.
-    With pipeline parallelism, the graph inputs' copies are allocated first and kept through
-    the graph (ggml-backend.cpp marks them as outputs): three more masks and seven hidden
-    states in the layers' phase (five and a half without flash attention), four masks and
-    four hidden states more beside the logits. `boundary` is what the GPU that takes over
-    from the CPU's layers adds to its layers' phase.
-    Measured on H100s (8B and 1B shapes, one GPU: 32 settings, two GPUs: 40) and on CPUs."""
-    ub, ctx = req.n_ubatch, req.n_ctx
-    embd = info.embedding_length or 0
-    hidden, mask = _hidden_bytes(info, req), _mask_bytes(req)
-    phases = [0]
-    if has_layers or has_output:  # with op offload the GPU also runs the CPU layers' matmuls
-        n_ff = info.feed_forward_length or 4 * embd
-        if info.expert_count:
-            n_ff *= info.expert_used_count or 2
-        layer = 3 * n_ff * ub * 4
-        if not req.flash_attn:
-            layer = max(layer, ctx * ub * (info.head_count or 1) * 4 + int(4.5 * ub * embd * 4))
-        copies = 3 * mask + (7 * hidden if req.flash_attn else 11 * hidden // 2)
-        phases.append(mask + layer + boundary + (copies if pipeline else 0))
-    if has_output:
-        copies = 4 * mask + 4 * hidden
-        phases.append(ub * info.n_vocab * 4 + hidden + (copies if pipeline else 0))
-    return max(phases)
-
-
-def _cuda_pool_bytes(info: GGUFInfo, req: PlanRequest) -> int:
-    """What ggml-cuda's memory pool keeps after the first prompt, outside the buffers that
-    llama.cpp logs (temporary conversions for its matrix products): without flash attention
-    about the FFN activations of a ubatch, with it little. Measured on two H100s (8B shape,
-    n_ubatch 512 and 2048, n_ctx 8192 and 32768): NVML's rise minus the buffers."""
-    if req.flash_attn:
-        return 2 * MiB + req.n_ubatch * (info.embedding_length or 0) * 13 // 4
-    n_ff = info.feed_forward_length or 4 * (info.embedding_length or 0)
-    return 34 * MiB + 3 * n_ff * req.n_ubatch * 4
-
-
-def _hidden_bytes(info: GGUFInfo, req: PlanRequest) -> int:
-    """One hidden state of a ubatch, f32: what passes from one device to the next."""
-    return req.n_ubatch * (info.embedding_length or 0) * 4
-
-
-def _cpu_boundary_bytes(info: GGUFInfo, req: PlanRequest, where: Sequence[int]) -> int:
-    """The first GPU after the CPU's layers (flash attention): their hidden state, and the
-    largest weight of a CPU layer, which op offload copies in to run its matmul there."""
-    largest = max(
-        (
-            t.n_bytes
-            for t in info.tensors
-            if (layer := _layer_of(t.name)) is not None and layer < len(where) and where[layer] < 0
-        ),
-        default=0,
-    )
-    return _hidden_bytes(info, req) + (largest if req.n_ubatch >= 32 else 0)
-
-
-def _mask_bytes(req: PlanRequest) -> int:
-    return req.n_ctx * req.n_ubatch * (2 if req.flash_attn else 4)
-
-
-def _host_compute_bytes(info: GGUFInfo, req: PlanRequest, pipeline: bool = False) -> int:
-    """The CPU's (pinned) buffer when the GPUs run the graph: the graph inputs (a mask, the
-    input embeddings of one ubatch) and one row of logits; with pipeline parallelism four
-    copies of the inputs."""
-    hidden, mask = _hidden_bytes(info, req), _mask_bytes(req)
-    if pipeline:
-        return 4 * mask + (5 if req.flash_attn else 7) * hidden + 4 * info.n_vocab
-    return mask + 2 * hidden + 4 * info.n_vocab
 
 
 def _messages(plan: MemoryPlan, info: GGUFInfo) -> list[str]:
