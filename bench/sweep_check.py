@@ -70,16 +70,17 @@ def main() -> None:
             f"  {r['n_batch']:5d} {r['n_ubatch']:5d} {r['kind']:9s} prompt {r['prompt_tps']:8.0f}"
             f"  gen {r['gen_tps']:5.0f}  compute {r['compute_bytes'] / 2**20:7.1f} MiB{cmp}"
         )
-    pick = sweep["measured_policy"]
+    # The measured policy's pair; "no measurable difference" keeps the seed rule's 512:512.
+    pick = tuple(sweep["measured_policy"] or (512, 512))
     best = max(sweep["rows"], key=lambda r: r["prompt_tps"])
     print(f"measured policy: {sweep['why']}")
     again = bench(
         model,
         "--pairs",
-        f"{pick['n_batch']}:{pick['n_ubatch']},{best['n_batch']}:{best['n_ubatch']}",
+        f"{pick[0]}:{pick[1]},{best['n_batch']}:{best['n_ubatch']}",
     )
     rows = {(r["n_batch"], r["n_ubatch"]): r for r in again["rows"]}
-    p = rows[(pick["n_batch"], pick["n_ubatch"])]
+    p = rows[pick]
     b = rows[(best["n_batch"], best["n_ubatch"])]
     seed = next(r for r in sweep["rows"] if r["kind"] == "koboldcpp" and r["n_batch"] == 512)
     print(
