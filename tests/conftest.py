@@ -3,7 +3,9 @@ written with the gguf package), and an isolated home for settings."""
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,16 @@ import pytest
 HANG_GUARD_MS = 120_000
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def gc_on_the_gui_thread() -> Iterator[None]:
+    """As the app does (ui/app.py: gui_thread_gc): no automatic collection, which could
+    run on a worker thread and destroy a finished test's widgets there (a Qt deadlock was
+    seen); collected here, on the main thread, after each test."""
+    gc.disable()
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)

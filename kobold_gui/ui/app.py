@@ -55,6 +55,16 @@ def install_excepthook(log_path: Path) -> None:
     sys.excepthook = hook
 
 
+def gui_thread_gc(app: QApplication) -> None:
+    """Python's garbage collector runs on whatever thread allocates when it triggers: on a
+    worker thread it destroyed widgets of a closed window there, and Qt deadlocked (the
+    worker held Qt's signal lock waiting for the GIL, the GUI thread held the GIL waiting
+    for that lock; seen in the test suite). Collect on the GUI thread only, on a timer."""
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    app.gui_gc = GarbageCollector(interval=1.0)  # type: ignore[attr-defined]  # kept alive
+
+
 def _no_display() -> bool:
     """Qt aborts the process when it finds no display; say so instead."""
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
@@ -77,6 +87,7 @@ def run_app(args: argparse.Namespace) -> int:
     app.setDesktopFileName("kobold-gui")
     app.setWindowIcon(QIcon(str(resource_path("kobold-gui.svg"))))
     install_excepthook(log_path)
+    gui_thread_gc(app)
     try:
         return _open_window(app, args)
     except Exception:  # before the event loop runs: still a dialog, not a vanished window

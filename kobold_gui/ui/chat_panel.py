@@ -76,15 +76,20 @@ def status_line(result: GenerationResult, n_ctx: int) -> str:
 
 
 class ChatInput(QPlainTextEdit):
-    """Enter sends, Shift+Enter adds a line."""
+    """Enter sends, Shift+Enter adds a line, Esc stops the reply. (Esc is also the window's
+    shortcut; handled here as well, it works whether or not the window has been activated.)"""
 
     submitted = Signal()
+    escaped = Signal()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
             event.modifiers() & Qt.KeyboardModifier.ShiftModifier
         ):
             self.submitted.emit()
+            return
+        if event.key() == Qt.Key.Key_Escape:
+            self.escaped.emit()
             return
         super().keyPressEvent(event)
 
@@ -167,6 +172,7 @@ class ChatPanel(QWidget):
         layout.addLayout(buttons)
 
         self.input.submitted.connect(self.send)
+        self.input.escaped.connect(self.stop)
         self.send_button.clicked.connect(self.send)
         self.stop_button.clicked.connect(self.stop)
         self.new_button.clicked.connect(self.new_chat)
