@@ -236,3 +236,16 @@ def test_broken_or_newer_settings_are_kept_aside(
     kept = list(store.path.parent.glob("settings.*-*.json"))
     assert len(kept) == 1 and kept[0].read_text() == content
     close(qtbot, window)
+
+
+def test_the_app_collects_garbage_on_the_gui_thread_only(qapp: object) -> None:
+    """Automatic collection could run on a worker thread and destroy widgets there."""
+    import gc
+
+    from kobold_gui.ui.app import gui_thread_gc
+
+    gc.enable()
+    gui_thread_gc(qapp)  # type: ignore[arg-type]
+    assert not gc.isenabled()
+    assert qapp.gui_gc.timer.isActive()  # type: ignore[attr-defined]
+    qapp.gui_gc.timer.stop()  # type: ignore[attr-defined]
