@@ -76,10 +76,11 @@ class LaunchState:
 
     # -- the one result --------------------------------------------------------------------
     def _update(self) -> None:
-        self.batch = resolve_batch(self.config, self.measured)
         self.resolved, self.error = self._resolve()
-        if self.resolved is not None:
-            self.batch = self.resolved.batch  # after a measured pair's step-down
+        # The launch's batch (after a measured pair's step-down); without a launch, the
+        # slider's value through the policy all the same.
+        resolved = self.resolved
+        self.batch = resolved.batch if resolved else resolve_batch(self.config, self.measured)
         self._notify()
 
     def _resolve(self) -> tuple[ResolvedLaunch | None, str | None]:

@@ -12,13 +12,16 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 
-class _Relay(QObject):
+class Relay(QObject):
+    """Lives on the GUI thread; a job's result, error or progress reaches it queued."""
+
     done = Signal(object)
     failed = Signal(object)
+    progress = Signal(object)
 
 
-class _Job(QRunnable):
-    def __init__(self, func: Callable[..., Any], args: tuple[Any, ...], relay: _Relay) -> None:
+class Job(QRunnable):
+    def __init__(self, func: Callable[..., Any], args: tuple[Any, ...], relay: Relay) -> None:
         super().__init__()
         self.func, self.args, self.relay = func, args, relay
 
@@ -47,7 +50,7 @@ class LatestJob(QObject):
     ) -> None:
         self._generation += 1
         mine = self._generation
-        relay = _Relay(self)
+        relay = Relay(self)
 
         def finish(callback: Callable[[Any], None], value: Any) -> None:
             relay.deleteLater()
@@ -56,7 +59,7 @@ class LatestJob(QObject):
 
         relay.done.connect(lambda value: finish(done, value))
         relay.failed.connect(lambda error: finish(failed, error))
-        QThreadPool.globalInstance().start(_Job(func, args, relay))
+        QThreadPool.globalInstance().start(Job(func, args, relay))
 
 
 def wait_for_background_jobs(timeout_ms: int = 5000) -> None:

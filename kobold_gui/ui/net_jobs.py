@@ -8,27 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThreadPool
 
-
-class _Relay(QObject):
-    done = Signal(object)
-    failed = Signal(object)
-    progress = Signal(object)
-
-
-class _Job(QRunnable):
-    def __init__(self, func: Callable[..., Any], args: tuple[Any, ...], relay: _Relay) -> None:
-        super().__init__()
-        self.func, self.args, self.relay = func, args, relay
-
-    def run(self) -> None:
-        try:
-            result = self.func(*self.args)
-        except BaseException as e:  # delivered to the GUI thread as a value
-            self.relay.failed.emit(e)
-        else:
-            self.relay.done.emit(result)
+from kobold_gui.ui.background import Job, Relay
 
 
 class NetJobs(QObject):
@@ -47,7 +29,7 @@ class NetJobs(QObject):
     ) -> None:
         """Run func(*args) on the pool; with `progress`, func gets a last argument: a
         callback that carries a value to `progress` on the GUI thread."""
-        relay = _Relay(self)
+        relay = Relay(self)
 
         def finish(callback: Callable[[Any], None], value: Any) -> None:
             relay.deleteLater()
@@ -58,7 +40,7 @@ class NetJobs(QObject):
         if progress is not None:
             relay.progress.connect(progress)
             args = (*args, relay.progress.emit)
-        self.pool.start(_Job(func, args, relay))
+        self.pool.start(Job(func, args, relay))
 
     def shutdown(self, timeout_ms: int = 15000) -> None:
         self.pool.waitForDone(timeout_ms)
