@@ -9,6 +9,10 @@ def main(argv: list[str] | None = None) -> int:
     from kobold_gui.cli import main_cli, parse_args
 
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--engine-child"]:  # the engine of a load over other machines
+        from kobold_gui.core.engine_child import main as engine_child
+
+        return engine_child(int(argv[1]))
     if getattr(sys, "frozen", False) and not _cpu_is_supported(argv):
         return 1
     code = main_cli(argv)

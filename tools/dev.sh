@@ -13,6 +13,8 @@ cd "$root"
 
 LLAMA_VERSION=0.3.36
 PORTABLE="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+# llama.cpp's RPC backend: GPUs of other machines (client) and sharing this one (server).
+RPC="-DGGML_RPC=ON"
 venv="$root/.venv"
 py="$venv/bin/python"
 
@@ -21,8 +23,8 @@ log() { printf '\033[1m[kobold-gui]\033[0m %s\n' "$*" >&2; }
 llama_cmake_args() {
   if [ -n "${CMAKE_ARGS:-}" ]; then echo "$CMAKE_ARGS"; return; fi
   case "${KOBOLD_GUI_BACKEND:-cpu}" in
-    cpu) echo "$PORTABLE" ;;
-    cuda) echo "-DGGML_CUDA=on $PORTABLE" ;;
+    cpu) echo "$PORTABLE $RPC" ;;
+    cuda) echo "-DGGML_CUDA=on $PORTABLE $RPC" ;;
     *) log "KOBOLD_GUI_BACKEND must be cpu or cuda"; exit 2 ;;
   esac
 }

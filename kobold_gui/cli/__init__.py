@@ -29,6 +29,10 @@ def main_cli(argv: Sequence[str]) -> int | None:
     from kobold_gui.core.engine_types import EngineError
     from kobold_gui.core.gguf_info import ModelFileError
 
+    if list(argv[:1]) == ["--rpc-server"]:  # llama.cpp's rpc-server, with its own flags
+        from kobold_gui.cli.rpc_server import run_rpc_server
+
+        return run_rpc_server(argv[1:])
     try:
         args = parse_args(argv)
         given_options(vars(args))  # validate even when the window opens

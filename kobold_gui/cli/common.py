@@ -19,7 +19,8 @@ from kobold_gui.core.kcpps import apply_config_file
 from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
 from kobold_gui.core.memory_plan import GpuBudget, PlanError, parse_size
 from kobold_gui.core.model_files import default_model_path
-from kobold_gui.core.options import LaunchConfig, given_options
+from kobold_gui.core.options import LaunchConfig, given_options, rpc_endpoints
+from kobold_gui.core.rpc_probe import RemoteDevice, RpcError, parse_endpoint, probe
 from kobold_gui.core.sweep_results import load_sweep, measured_choice, sweep_identity
 from kobold_gui.dev.fake_nvml import inventory_for_environment
 
@@ -69,17 +70,39 @@ def assumed_gpus(args: argparse.Namespace) -> list[GpuBudget] | None:
     if not args.assume_gpus:
         return None
     parts = [s.strip() for s in args.assume_gpus.split(",") if s.strip()]
+    # host:port=16GiB is a remote machine's GPU (what llama.cpp would name RPC<n>).
+    hosts = [p.rpartition("=")[0] for p in parts]
     try:
-        sizes = [parse_size(s) for s in parts]
-    except PlanError as e:
+        sizes = [parse_size(p.rpartition("=")[2]) for p in parts]
+        for host in filter(None, hosts):
+            parse_endpoint(host)
+    except (PlanError, RpcError) as e:
         raise CliError(f"--assume-gpus: {e}") from None
     if not sizes:
-        raise CliError("--assume-gpus: give sizes like 24GiB,12GiB")
+        raise CliError("--assume-gpus: give sizes like 24GiB,12GiB (or host:port=16GiB)")
     if any(s <= 0 for s in sizes):
         raise CliError("--assume-gpus: a GPU's memory must be above zero")
     if any(p.upper().endswith("GB") and not p.upper().endswith("GIB") for p in parts):
         warn("--assume-gpus reads GB as GiB (a '24GB' card has 24 GiB, as GPU makers count)")
-    return [GpuBudget(f"assumed {s / 2**30:g} GiB", s, s) for s in sizes]
+    budgets = [
+        GpuBudget(f"{host} (assumed {s / 2**30:g} GiB)", s, s, remote=True)
+        if host
+        else GpuBudget(f"assumed {s / 2**30:g} GiB", s, s)
+        for host, s in zip(hosts, sizes, strict=True)
+    ]
+    # llama.cpp puts remote devices first: so does the plan.
+    return [b for b in budgets if b.remote] + [b for b in budgets if not b.remote]
+
+
+def remote_devices(config: LaunchConfig) -> list[RemoteDevice]:
+    """Check every machine of --rpc before anything else (ggml would abort on a bad one)."""
+    devices: list[RemoteDevice] = []
+    for endpoint in rpc_endpoints(config.rpc):
+        try:
+            devices.extend(probe(endpoint).devices)
+        except RpcError as e:
+            raise CliError(f"--rpc: {e}") from None
+    return devices
 
 
 def resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLaunch:
@@ -92,6 +115,7 @@ def resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLau
     inventory.close()
     report = probe_hardware(snapshot) if backend.gpu_offload else None
     assumed = assumed_gpus(args)
+    remote = remote_devices(config)
     measured: MeasuredChoice | None = None
     if config.batchpolicy == "measured":
         seed = resolve_launch(
@@ -101,10 +125,13 @@ def resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLau
             backend.gpu_offload,
             report,
             assumed,
+            remote=remote,
         )
         rows = load_sweep(sweep_identity(snapshot, backend, seed))
         measured = measured_choice(rows) if rows else None
-    launch = resolve_launch(config, path, info, backend.gpu_offload, report, assumed, measured)
+    launch = resolve_launch(
+        config, path, info, backend.gpu_offload, report, assumed, measured, remote
+    )
     for text in launch_warnings(args, launch, info):
         warn(text)
     return launch

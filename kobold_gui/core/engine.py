@@ -8,6 +8,13 @@ across turns (only the new suffix of a prompt is processed), and time only finis
 
 One Engine is used from one thread at a time; the `cancel` event a call is given may be set
 from any thread, and ends the work within one graph node.
+
+A load that uses other machines' devices (llama.cpp's RPC backend) runs in a child process
+(core/engine_process.py): ggml aborts the process whose connection to a machine fails.
+This Engine then keeps only the vocabulary (tokenizing, chat templates, fitting a
+conversation) and relays load, generation and measurements to the child; when the child
+dies, the error names the machine that stopped answering and the model counts as unloaded.
+`isolate=True` runs every load there (bench/engine_process.py measures what it costs).
 """
 
 from __future__ import annotations
@@ -19,17 +26,19 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import llama_cpp
 
 from kobold_gui.core.backend import init_backend
 from kobold_gui.core.chat_format import ChatFormatter, Message
+from kobold_gui.core.engine_process import ChildDied, EngineProcess
 from kobold_gui.core.engine_types import (
     BatchMeasurement,
     EngineError,
     GenerationResult,
     LoadCancelled,
+    ModelLost,
     SamplingParams,
     Stopped,
 )
@@ -44,7 +53,10 @@ log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(self) -> None:
+    def __init__(self, isolate: bool = False, in_child: bool = False) -> None:
+        self.isolate = isolate  # every load in a child process, not only remote ones
+        self._in_child = in_child  # this is the child: load here, whatever the devices
+        self._child: EngineProcess | None = None
         self._model: Any = None
         self._ctx: Any = None
         self._vocab: Any = None
@@ -69,6 +81,8 @@ class Engine:
         self.close()
         init_backend()
         cancel = cancel or threading.Event()
+        if (launch.rpc_servers or self.isolate) and not self._in_child:
+            return self._load_in_child(launch, on_progress, cancel, info)
         log_start = llama_log_count()
         started = time.perf_counter()
 
@@ -124,6 +138,90 @@ class Engine:
         )
         return self.loaded
 
+    def _load_in_child(
+        self,
+        launch: ResolvedLaunch,
+        on_progress: Callable[[float], None] | None,
+        cancel: threading.Event,
+        info: GGUFInfo,
+    ) -> LoadedModel:
+        """Check every machine from Python (ggml would abort on one that fails), load in a
+        child process, and keep the vocabulary here."""
+        from kobold_gui.core.rpc_probe import RpcError, probe
+
+        for endpoint in launch.rpc_servers:
+            try:
+                probe(endpoint)
+            except RpcError as e:
+                raise EngineError(f"cannot load over {endpoint}: {e}") from None
+        child = EngineProcess()
+        self._child = child
+
+        def event(kind: str, value: Any) -> None:
+            if kind == "progress" and on_progress is not None:
+                on_progress(value)
+
+        try:
+            loaded: LoadedModel = child.call("load", launch, info, on_event=event, cancel=cancel)
+            self._load_vocab(launch, info)
+        except BaseException as e:
+            self.close()
+            if isinstance(e, ChildDied):
+                raise self._lost(e, launch, child, loading=True) from None
+            raise
+        self.loaded = loaded
+        return loaded
+
+    def _load_vocab(self, launch: ResolvedLaunch, info: GGUFInfo) -> None:
+        assert launch.model_path is not None
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.vocab_only = True
+        no_devices = (ctypes.c_void_p * 1)(None)  # no device: no GPU context for a vocab
+        mparams.devices = ctypes.cast(no_devices, ctypes.c_void_p)
+        model = llama_cpp.llama_model_load_from_file(str(launch.model_path).encode(), mparams)
+        if not model:
+            raise EngineError(f"could not read the vocabulary of {launch.model_path.name}")
+        self._model = model
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self._formatter = ChatFormatter(info.chat_template, info.bos_token, info.eos_token)
+
+    def _lost(
+        self, e: ChildDied, launch: ResolvedLaunch, child: EngineProcess, loading: bool
+    ) -> ModelLost:
+        """Say which machine stopped answering (each is asked again from Python)."""
+        from kobold_gui.core.rpc_probe import RpcError, probe
+
+        down = []
+        for endpoint in launch.rpc_servers:
+            try:
+                probe(endpoint, timeout=1.0)
+            except RpcError as err:
+                down.append(str(err))
+        when = "while loading" if loading else "during the reply"
+        if down:
+            what = f"lost the connection to a remote machine {when}: {'; '.join(down)}"
+        else:
+            tail = [line for line in child.output_tail() if "error" in line.lower()]
+            what = f"{e} {when}" + (f" ({tail[-1].strip()})" if tail else "")
+        suffix = "" if loading else "; the model was unloaded, the chat is kept"
+        return ModelLost(f"{what}{suffix}")
+
+    def _call_child(
+        self,
+        name: str,
+        *args: Any,
+        on_event: Callable[[str, Any], Any] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Any:
+        assert self._child is not None and self.loaded is not None
+        child, launch = self._child, self.loaded.launch
+        try:
+            return child.call(name, *args, on_event=on_event, cancel=cancel)
+        except ChildDied as e:
+            lost = self._lost(e, launch, child, loading=False)
+            self.close()
+            raise lost from None
+
     def _context_params(self, launch: ResolvedLaunch, n_batch: int, n_ubatch: int) -> Any:
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = launch.n_ctx
@@ -152,6 +250,17 @@ class Engine:
         steps. Every clock reading follows llama_synchronize: llama_decode returns before the
         GPU has finished. Raises Stopped when cancelled, EngineError when the context fails."""
         loaded = self._require()
+        if self._child is not None:
+            measured = self._call_child(
+                "measure_batch",
+                n_batch,
+                n_ubatch,
+                prompt_tokens,
+                gen_tokens,
+                on_event=lambda _kind, _v: tuple(gpu_used()) if gpu_used else (),
+                cancel=cancel,
+            )
+            return cast(BatchMeasurement, measured)
         if prompt_tokens + gen_tokens + 2 > loaded.n_ctx:
             raise EngineError(
                 f"{prompt_tokens} prompt + {gen_tokens} generated tokens exceed the context "
@@ -212,6 +321,9 @@ class Engine:
             raise EngineError(f"llama_decode failed with code {rc} (context full?)")
 
     def close(self) -> None:
+        if self._child is not None:
+            self._child.close()
+            self._child = None
         if self._ctx:
             llama_cpp.llama_free(self._ctx)
         if self._model:
@@ -308,6 +420,15 @@ class Engine:
                 f"the prompt has {len(prompt_tokens)} tokens, more than the context of {n_ctx}: "
                 "start a new chat or load the model with a larger context size"
             )
+        if self._child is not None:
+
+            def relay(_kind: str, text: Any) -> None:
+                on_text(text)
+
+            result = self._call_child(
+                "generate", prompt_tokens, params, on_event=relay, cancel=cancel
+            )
+            return cast(GenerationResult, result)
         self._cancel = cancel or threading.Event()
         t0 = time.perf_counter()
         keep = _common_prefix(self._cached, prompt_tokens)

@@ -15,6 +15,11 @@ class LoadCancelled(EngineError):
     pass
 
 
+class ModelLost(EngineError):
+    """The model is gone (its engine process ended, e.g. a remote machine dropped): it
+    counts as unloaded; the message says why."""
+
+
 @dataclass(frozen=True)
 class BackendInfo:
     name: str  # CPU, CUDA, Metal, Vulkan, ...

@@ -33,7 +33,14 @@ from kobold_gui.core.memory_plan import (
     auto_gpu_layers,
     plan_memory,
 )
-from kobold_gui.core.options import ConfigError, LaunchConfig, gpu_indices, tensor_split_values
+from kobold_gui.core.options import (
+    ConfigError,
+    LaunchConfig,
+    gpu_indices,
+    rpc_endpoints,
+    tensor_split_values,
+)
+from kobold_gui.core.rpc_probe import RemoteDevice
 
 CTX_PAD = 256  # llama_context pads n_ctx to a multiple of 256 (llama-context.cpp)
 FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # LLAMA_FLASH_ATTN_TYPE_*
@@ -53,6 +60,9 @@ class ResolvedLaunch:
     n_threads: int
     flash_attn_type: int
     device_handles: tuple[int, ...] | None = None  # None: every device llama.cpp has
+    # The same list by llama.cpp's names, for the engine's child process (loads over RPC).
+    device_names: tuple[str, ...] | None = None
+    rpc_servers: tuple[str, ...] = ()  # remote machines, their devices first in the list
     main_gpu: int = 0
     split_mode: int = 1  # LLAMA_SPLIT_MODE_LAYER
     tensor_split: tuple[float, ...] | None = None
@@ -132,6 +142,62 @@ class _Devices:
     main_gpu: int  # the plan's main GPU: the device list's, or an assumed one
     budgets: list[GpuBudget]
     can_offload: bool
+    names: tuple[str, ...] | None = None  # the device list by name (loads over RPC)
+    assumed: bool = False  # what-if GPUs: planned, not loaded on
+
+
+def remote_budget(device: RemoteDevice, number: int) -> GpuBudget:
+    """A remote device as the plan sees it, named as llama.cpp will name it (RPC<n>)."""
+    name = f"RPC{number} {device.endpoint}"
+    if device.index or device.kind == "CPU":
+        name += f" #{device.index} ({device.kind})" if device.index else f" ({device.kind})"
+    return GpuBudget(name, device.memory_total, device.memory_free, remote=True, cpu=device.is_cpu)
+
+
+def _with_remote(
+    devices: _Devices,
+    config: LaunchConfig,
+    remote: Sequence[RemoteDevice],
+    hardware: HardwareReport | None,
+) -> _Devices:
+    """Put the remote machines' devices before the local GPUs, in config.rpc's order."""
+    endpoints = rpc_endpoints(config.rpc)
+    if not endpoints:  # the local list by name too, for an engine in a child process
+        local = _local_names(devices.choice, hardware) if devices.choice.handles else None
+        return replace(devices, names=tuple(local) if local else None)
+    ordered: list[RemoteDevice] = []
+    for endpoint in endpoints:
+        found = [d for d in remote if d.endpoint == endpoint]
+        if not found:
+            raise ConfigError(f"{endpoint} has not answered yet: check it (Machines) first")
+        ordered.extend(sorted(found, key=lambda d: d.index))
+    budgets = [remote_budget(d, i) for i, d in enumerate(ordered)]
+    names = [f"RPC{i}" for i in range(len(ordered))]
+    if devices.budgets and not devices.assumed:  # local GPUs: by name, in the list's order
+        local = _local_names(devices.choice, hardware)
+        if local is None:
+            raise ConfigError("the local GPUs cannot be listed by name beside remote devices")
+        names += local
+    # The main GPU (split mode none or row) stays a local one when there is one.
+    main = devices.main_gpu + len(ordered) if devices.budgets else 0
+    return _Devices(
+        devices.choice,
+        main,
+        budgets + devices.budgets,
+        True,
+        tuple(names),
+        devices.assumed,
+    )
+
+
+def _local_names(choice: DeviceChoice, hardware: HardwareReport | None) -> list[str] | None:
+    if hardware is None:
+        return None
+    if choice.handles is None:
+        return [d.name for d in hardware.devices if d.kind in ("GPU", "iGPU")]
+    by_handle = {d.handle: d.name for d in hardware.devices}
+    names = [by_handle.get(h) for h in choice.handles]
+    return None if None in names else [n for n in names if n]
 
 
 def resolve_launch(
@@ -142,8 +208,13 @@ def resolve_launch(
     hardware: HardwareReport | None = None,
     assumed_gpus: Sequence[GpuBudget] | None = None,
     measured: MeasuredChoice | None = None,
+    remote: Sequence[RemoteDevice] = (),
 ) -> ResolvedLaunch:
     """Everything llama.cpp will be given, and the memory plan behind it.
+
+    `remote` holds the devices of the machines in `config.rpc`, as checked by
+    core/rpc_probe.py: they come first in the device list (as llama.cpp puts RPC devices)
+    and in the plan. A machine in config.rpc without its check is an error.
 
     GPU layers -1 means automatic: the most layers that fit the GPUs (real ones from
     `hardware`, or `assumed_gpus` for what-if questions) with the margin. Raises ConfigError
@@ -156,7 +227,9 @@ def resolve_launch(
     _check_config(config, hardware)
     n_ctx_effective = -(-config.contextsize // CTX_PAD) * CTX_PAD
     batch = resolve_batch(config, measured)
-    devices = _resolve_devices(config, hardware, assumed_gpus, gpu_offload)
+    devices = _with_remote(
+        _resolve_devices(config, hardware, assumed_gpus, gpu_offload), config, remote, hardware
+    )
     n_gpu_layers, note = resolve_gpu_layers(
         config.gpulayers, info.n_layers if info else None, devices.can_offload
     )
@@ -184,6 +257,8 @@ def resolve_launch(
         n_threads=config.resolved_threads(),
         flash_attn_type=FLASH_ATTN[config.flashattention],
         device_handles=devices.choice.handles,
+        device_names=devices.names,
+        rpc_servers=rpc_endpoints(config.rpc),
         main_gpu=devices.main_gpu,
         split_mode=SPLIT_MODE[config.splitmode],
         tensor_split=split,
@@ -240,7 +315,7 @@ def _resolve_devices(
     if config.maingpu >= 0 and config.maingpu not in indices:
         raise ConfigError(f"the main GPU {config.maingpu} is not among the GPUs chosen")
     main_gpu = indices.index(config.maingpu) if config.maingpu >= 0 else 0
-    return _Devices(choice, main_gpu, [assumed_gpus[i] for i in indices], True)
+    return _Devices(choice, main_gpu, [assumed_gpus[i] for i in indices], True, assumed=True)
 
 
 def _plan_request(

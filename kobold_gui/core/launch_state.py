@@ -16,6 +16,7 @@ from kobold_gui.core.hardware import HardwareReport
 from kobold_gui.core.launch import ResolvedLaunch, resolve_batch, resolve_launch
 from kobold_gui.core.memory_plan import GpuBudget
 from kobold_gui.core.options import ConfigError, LaunchConfig
+from kobold_gui.core.rpc_probe import RemoteDevice
 
 Listener = Callable[["LaunchState"], None]
 
@@ -29,6 +30,7 @@ class LaunchState:
         self.hardware: HardwareReport | None = None
         self.assumed_gpus: tuple[GpuBudget, ...] | None = None  # what-if GPUs
         self.measured: MeasuredChoice | None = None
+        self.remote: tuple[RemoteDevice, ...] = ()  # devices of the machines that answered
         self.resolved: ResolvedLaunch | None = None
         self.error: str | None = None  # why there is no launch (a setting, or no model)
         self.batch: BatchPlan = resolve_batch(self.config)
@@ -70,6 +72,13 @@ class LaunchState:
         self.assumed_gpus = assumed_gpus
         self._update()
 
+    def set_remote(self, devices: tuple[RemoteDevice, ...], endpoints: tuple[str, ...]) -> None:
+        """The machines in use (config.rpc, in order) and the devices of those that answered
+        their check (core/rpc_probe.py): one change, one resolve."""
+        self.remote = devices
+        self.config = self.config.with_values(rpc=",".join(endpoints))
+        self._update()
+
     def set_measured(self, measured: MeasuredChoice | None) -> None:
         self.measured = measured
         self._update()
@@ -97,6 +106,7 @@ class LaunchState:
                 self.hardware,
                 self.assumed_gpus,
                 self.measured,
+                self.remote,
             )
         except ValueError as e:  # ConfigError, and a plan the model cannot make
             return None, str(e)

@@ -177,12 +177,19 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
     partial = any(d < 0 for d in where)
     pipeline = pipelines(req, n_dev, n_layer)
     first_gpu = next((d for d in where if d >= 0), None)  # gets the CPU layers' output
+    # Op offload (the CPU layers' matmuls run on a GPU) needs a local GPU backend: the RPC
+    # backend offers none, so over remote devices only the CPU runs its layers.
+    op_offload = any(not gpus[d].remote for d in set(where) if d >= 0)
     for dev in range(n_dev):
         layers_here = any(where[i] == dev for i in range(n_layer))
         if layers_here or where[n_layer] == dev:
             boundary = 0
             if partial and req.flash_attn and dev == first_gpu:
-                boundary = cpu_boundary_bytes(info, req, where)
+                boundary = (
+                    cpu_boundary_bytes(info, req, where)
+                    if op_offload
+                    else 2 * hidden_bytes(info, req)  # measured over two CPU RPC servers
+                )
             compute[dev] = compute_bytes(
                 info, req, layers_here, where[n_layer] == dev, pipeline, boundary
             )
@@ -190,25 +197,31 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
                 compute[dev] += hidden_bytes(info, req) + mask_bytes(req)
     if gpu_used:
         compute[n_dev] = host_compute_bytes(info, req, pipeline)
+        if partial and not op_offload:
+            compute[n_dev] += compute_bytes(info, req, True, False)
     else:
         compute[n_dev] = compute_bytes(info, req, True, True) + 4 * info.n_vocab
 
     devices = []
+    local = 0
     for g, gpu in enumerate(gpus):
         used = weights[g] or kv[g] or compute[g]
+        pool = 0 if gpu.cpu else cuda_pool_bytes(info, req)
         devices.append(
             DevicePlan(
-                name=f"GPU {g} ({gpu.name})",
+                name=gpu.name if gpu.remote else f"GPU {local} ({gpu.name})",
                 is_gpu=True,
                 weights=weights[g],
                 kv=kv[g],
                 compute=compute[g],
-                overhead=CUDA_CONTEXT_BYTES + cuda_pool_bytes(info, req) if used else 0,
+                overhead=gpu.context_bytes + pool if used else 0,
                 free=gpu.free,
                 layers=tuple(i for i in range(n_layer + 1) if where[i] == g),
                 margin=req.margin,
+                remote=gpu.remote,
             )
         )
+        local += not gpu.remote
     devices.append(
         DevicePlan(
             name="CPU (RAM)",
@@ -263,7 +276,7 @@ def auto_gpu_layers(
     if split is None or not any(split):
         # By free memory, as llama.cpp does, but without the GPUs that cannot even hold a
         # CUDA context and the margin: a layer sent there could never fit.
-        usable = [max(0, g.free - CUDA_CONTEXT_BYTES - base.margin) for g in gpus]
+        usable = [max(0, g.free - g.context_bytes - base.margin) for g in gpus]
         total_free = sum(usable)
         if total_free == 0:
             plan = plan_memory(info, _with(base, 0, None), gpus)

@@ -47,6 +47,20 @@ def parse_tensor_split(text: str) -> str:
     return ",".join(f"{s:g}" for s in shares)
 
 
+def parse_rpc(text: str) -> str:
+    """'a:1, b:2' -> 'a:1,b:2': remote machines as llama-server's --rpc takes them."""
+    from kobold_gui.core.rpc_probe import RpcError, parse_endpoints
+
+    try:
+        return ",".join(parse_endpoints(text))
+    except RpcError as e:
+        raise ConfigError(f"--rpc: {e}") from None
+
+
+def rpc_endpoints(value: str) -> tuple[str, ...]:
+    return tuple(p for p in value.split(",") if p)
+
+
 def tensor_split_values(value: str) -> tuple[float, ...] | None:
     return tuple(float(p) for p in value.split(",")) if value else None
 
@@ -94,6 +108,8 @@ class Option:
             return parse_gpu_list(text)
         if self.name == "tensor_split":
             return parse_tensor_split(text)
+        if self.name == "rpc":
+            return parse_rpc(text)
         if self.choices is not None and text not in self.choices:
             raise ConfigError(f"{self.flag}: {text!r} is not one of {', '.join(self.choices)}")
         return text
@@ -128,9 +144,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("maingpu", int, -1, "--maingpu",
            "The main GPU (NVML index) for small tensors and results; -1 = the first one used.",
            kobold_flag="--maingpu", minimum=-1, maximum=63),
+    Option("rpc", str, "", "--rpc",
+           "Other machines' devices, through llama.cpp's RPC servers: host:port,host:port "
+           "(llama-server's flag). They come first in the device list, before this machine's "
+           "GPUs. Start a server with kobold-gui --rpc-server."),
     Option("tensor_split", str, "", "--tensor_split",
-           "How the offloaded layers are shared between the GPUs used, e.g. 3,1 (or 3 1); "
-           "empty = in proportion to free memory.",
+           "How the offloaded layers are shared between the devices used (remote ones first), "
+           "e.g. 3,1 (or 3 1); empty = in proportion to free memory.",
            kobold_flag="--tensor_split"),
     Option("splitmode", str, "layer", "--splitmode",
            "layer: whole layers per GPU; row: each matrix split by rows; none: main GPU only.",
@@ -173,6 +193,7 @@ class LaunchConfig:
     gpulayers: int = -1
     gpus: str = "all"
     maingpu: int = -1
+    rpc: str = ""
     tensor_split: str = ""
     splitmode: str = "layer"
     kvtype: str = "f16"

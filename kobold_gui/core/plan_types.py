@@ -22,11 +22,20 @@ _LAYER = re.compile(r"^blk\.(\d+)\.")
 
 @dataclass(frozen=True)
 class GpuBudget:
-    """A GPU as the plan sees it: real (from NVML) or assumed (--assume-gpus 24GiB)."""
+    """A GPU as the plan sees it: real (from NVML) or assumed (--assume-gpus 24GiB); or a
+    remote machine's device (llama.cpp's RPC backend), whose server process already holds
+    its CUDA context, so its free memory has it subtracted."""
 
     name: str
     total: int
     free: int
+    remote: bool = False
+    cpu: bool = False  # computes on a CPU backend (a remote server without a GPU)
+
+    @property
+    def context_bytes(self) -> int:
+        """What using it adds before any buffer: a local GPU's CUDA context."""
+        return 0 if self.remote or self.cpu else CUDA_CONTEXT_BYTES
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class DevicePlan:
     free: int | None  # what the device has free now (None: the CPU, not checked)
     layers: tuple[int, ...]  # repeating layers here; n_layer means the output layer
     margin: int = 0
+    remote: bool = False  # a device of another machine (RPC)
 
     @property
     def total(self) -> int:
@@ -70,7 +80,8 @@ class DevicePlan:
             f"compute {human_bytes(self.compute)}"
         )
         if self.overhead:
-            parts += f", CUDA context {human_bytes(self.overhead)}"
+            what = "GPU pool" if self.remote else "CUDA context"
+            parts += f", {what} {human_bytes(self.overhead)}"
         budget = f" of {human_bytes(self.free)} free" if self.free is not None else ""
         return f"{self.name}: {human_bytes(self.total)}{budget} ({parts})"
 
@@ -103,6 +114,7 @@ class MemoryPlan:
                     "kv": d.kv,
                     "compute": d.compute,
                     "cuda_context": d.overhead,
+                    "remote": d.remote,
                     "total": d.total,
                     "free": d.free,
                     "fits": d.fits,

@@ -13,6 +13,8 @@ def _other_value(option: Option) -> str:
         return "0,1"
     if option.name == "tensor_split":
         return "3,1"
+    if option.name == "rpc":
+        return "192.168.1.20:50052,192.168.1.21:50052"
     if option.choices:
         return next(c for c in option.choices if c != option.default)
     return str(option.default + 1)

@@ -1,0 +1,203 @@
+"""Loads over other machines: two real llama.cpp RPC servers on localhost ports (each serving
+this machine's CPU), the default model split over RPC0, RPC1 and the CPU, in the engine's
+child process."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kobold_gui.core.chat_format import Message
+from kobold_gui.core.engine import Engine
+from kobold_gui.core.engine_types import EngineError, ModelLost, SamplingParams
+from kobold_gui.core.gguf_info import read_gguf
+from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
+from kobold_gui.core.llama_buffers import parse_buffer_sizes, rpc_buffer_device
+from kobold_gui.core.options import ConfigError, LaunchConfig
+from kobold_gui.core.plan_types import MiB
+from kobold_gui.core.rpc_probe import RPC_PROTO, RpcError, parse_endpoints, probe
+from tests.rpc_servers import RpcServer, free_port, rpc_servers
+
+GREEDY = SamplingParams(max_tokens=16, temperature=0.0, seed=1)
+QUESTION = [Message("user", "Name three colors.")]
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RpcServer]]:
+    with rpc_servers(tmp_path_factory.mktemp("rpc")) as running:
+        yield running
+
+
+def split_launch(model: Path, servers: list[RpcServer], split: str = "1,1") -> ResolvedLaunch:
+    """Layers 11-29 and the output over RPC0 and RPC1, the first 11 layers on the CPU."""
+    config = LaunchConfig().with_values(
+        rpc=",".join(s.endpoint for s in servers),
+        gpulayers=20,
+        tensor_split=split,
+        contextsize=1024,
+    )
+    remote = [d for s in servers for d in probe(s.endpoint).devices]
+    return resolve_launch(config, model, read_gguf(model), False, None, None, None, remote)
+
+
+def test_probe_reads_version_devices_and_round_trip(servers: list[RpcServer]) -> None:
+    machine = probe(servers[0].endpoint)
+    assert machine.version[:2] == RPC_PROTO[:2]
+    assert len(machine.devices) == 1
+    device = machine.devices[0]
+    assert device.kind == "CPU" and device.memory_total >= device.memory_free > 0
+    assert 0 < machine.rtt_ms < 1000
+
+
+def test_addresses_are_checked_and_normalized() -> None:
+    assert parse_endpoints(" a:1, b:2,a:1 ") == ("a:1", "b:2")
+    for bad in ("nohost", "host:", ":50052", "host:70000", "host:port"):
+        with pytest.raises(RpcError, match="host:port"):
+            parse_endpoints(bad)
+    with pytest.raises(ConfigError, match="--rpc"):
+        LaunchConfig().with_values(rpc="just-a-name")
+
+
+def test_unreachable_refusing_and_silent_machines_are_told_apart() -> None:
+    closed = f"127.0.0.1:{free_port()}"
+    with pytest.raises(RpcError, match="refused"):
+        probe(closed)
+    with socket.socket() as silent:  # accepts, never answers: busy or not an RPC server
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        with pytest.raises(RpcError, match="did not answer the RPC hello"):
+            probe(f"127.0.0.1:{silent.getsockname()[1]}", timeout=0.5)
+
+
+def test_another_protocol_version_is_refused() -> None:
+    """A server that answers the hello with version 6.1.0."""
+    with socket.socket() as old:
+        old.bind(("127.0.0.1", 0))
+        old.listen()
+
+        def answer() -> None:
+            conn, _ = old.accept()
+            with conn:
+                conn.recv(1 + 8 + 24)
+                conn.sendall((28).to_bytes(8, "little") + bytes([6, 1, 0, 0]) + bytes(24))
+                time.sleep(0.5)
+
+        threading.Thread(target=answer, daemon=True).start()
+        with pytest.raises(RpcError, match=r"protocol 6\.1\.0"):
+            probe(f"127.0.0.1:{old.getsockname()[1]}")
+
+
+def test_plan_puts_remote_devices_first(default_model: Path, servers: list[RpcServer]) -> None:
+    launch = split_launch(default_model, servers)
+    assert launch.plan is not None
+    names = [d.name for d in launch.plan.devices]
+    assert names[0].startswith(f"RPC0 {servers[0].endpoint}")
+    assert names[1].startswith(f"RPC1 {servers[1].endpoint}")
+    assert names[2] == "CPU (RAM)"
+    assert launch.device_names == ("RPC0", "RPC1")
+    assert launch.rpc_servers == (servers[0].endpoint, servers[1].endpoint)
+    rpc0, rpc1, cpu = launch.plan.devices
+    assert rpc0.layers == tuple(range(11, 21)) and rpc1.layers == tuple(range(21, 31))
+    assert len(cpu.layers) == 11 and rpc0.overhead == 0  # a remote CPU: no CUDA context
+
+
+def test_a_machine_not_checked_is_a_config_error(default_model: Path) -> None:
+    config = LaunchConfig().with_values(rpc="127.0.0.1:1")
+    with pytest.raises(ConfigError, match="has not answered"):
+        resolve_launch(config, default_model, read_gguf(default_model), False)
+
+
+def test_unreachable_address_is_refused_before_loading(default_model: Path) -> None:
+    launch = resolve_launch(LaunchConfig(contextsize=1024), default_model, None, False)
+    from dataclasses import replace
+
+    closed = f"127.0.0.1:{free_port()}"
+    engine = Engine()
+    with pytest.raises(EngineError, match=f"{closed}.*refused"):
+        engine.load(replace(launch, rpc_servers=(closed,)))
+    assert engine.loaded is None and engine._child is None  # no child was started
+
+
+@pytest.fixture(scope="module")
+def over_rpc(default_model: Path, servers: list[RpcServer]) -> Iterator[Engine]:
+    engine = Engine()
+    engine.load(split_launch(default_model, servers))
+    yield engine
+    engine.close()
+
+
+def test_load_over_two_machines_and_the_cpu_chats_like_a_local_load(
+    default_model: Path, over_rpc: Engine
+) -> None:
+    local = Engine()
+    local.load(resolve_launch(LaunchConfig(contextsize=1024), default_model, None, False))
+    try:
+        expected = local.chat(QUESTION, GREEDY, lambda _t: None).text
+    finally:
+        local.close()
+    pieces: list[str] = []
+    result = over_rpc.chat(QUESTION, GREEDY, pieces.append)
+    assert result.generated_tokens > 0 and len(pieces) > 1  # streamed from the child
+    assert result.text == "".join(pieces) == expected  # the same numbers, computed remotely
+
+
+def test_plan_per_remote_device_matches_llama_cpp_buffers(over_rpc: Engine) -> None:
+    loaded = over_rpc.loaded
+    assert loaded is not None and loaded.launch.plan is not None
+    sizes = parse_buffer_sizes(loaded.log)
+    endpoints = loaded.launch.rpc_servers
+    measured = {
+        f"RPC{endpoints.index(where[0])}": sum(kinds.values())
+        for name, kinds in sizes.items()
+        if (where := rpc_buffer_device(name))
+    }
+    assert set(measured) == {"RPC0", "RPC1"}
+    for device in loaded.launch.plan.devices[:2]:
+        real = measured[device.name.split()[0]]
+        planned = device.weights + device.kv + device.compute
+        assert abs(planned - real) <= max(0.05 * real, 64 * MiB), (device.name, planned, real)
+        assert real > 10 * MiB  # the layers really went there
+
+
+def test_stop_reaches_the_child_at_once(over_rpc: Engine) -> None:
+    cancel = threading.Event()
+    long = SamplingParams(max_tokens=400, temperature=1.0, seed=3, ban_eos=True)
+
+    def on_text(_piece: str) -> None:
+        cancel.set()  # Stop as soon as the first text arrives
+
+    result = over_rpc.chat(QUESTION, long, on_text, cancel)
+    assert result.stop_reason == "stopped" and result.generated_tokens < 400
+    assert over_rpc.loaded is not None  # stopping leaves the model loaded
+
+
+def test_machine_killed_mid_generation_gives_a_clear_error(
+    default_model: Path, tmp_path: Path
+) -> None:
+    with rpc_servers(tmp_path, 2) as pair:
+        engine = Engine()
+        engine.load(split_launch(default_model, pair))
+        victim = pair[1]
+        started = threading.Event()
+
+        def on_text(_piece: str) -> None:
+            if not started.is_set():
+                started.set()
+                victim.kill()
+
+        long = SamplingParams(max_tokens=2000, temperature=1.0, seed=3, ban_eos=True)
+        with pytest.raises(ModelLost) as lost:
+            engine.chat(QUESTION, long, on_text)
+        message = str(lost.value)
+        assert victim.endpoint in message and pair[0].endpoint not in message
+        assert "chat is kept" in message
+        assert engine.loaded is None  # the model counts as unloaded
+        # The engine is still usable: a load over the machine that is left works.
+        engine.load(split_launch(default_model, pair[:1], split=""))
+        assert engine.chat(QUESTION, GREEDY, lambda _t: None).generated_tokens > 0
+        engine.close()
