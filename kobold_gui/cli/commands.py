@@ -127,7 +127,8 @@ def show_plan(args: argparse.Namespace) -> int:
     resolved = resolve(args, path, info)
     plan = resolved.plan
     # On this machine's own devices llama.cpp can say what it would allocate (no-alloc).
-    estimate = None if args.assume_gpus else _compute_estimate(resolved)
+    # No estimate over remote devices: it would register them in this process.
+    estimate = None if args.assume_gpus or resolved.rpc_servers else _compute_estimate(resolved)
     if args.json:
         data = resolved.to_json()
         data["llama_cpp_compute_estimate"] = estimate

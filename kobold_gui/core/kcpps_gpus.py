@@ -58,6 +58,8 @@ def gpus_to_kobold(config: LaunchConfig, out: dict[str, Any]) -> list[KcppsNote]
     notes: list[KcppsNote] = []
     words = ["lowvram" if config.kvoffload == "off" else "normal"]
     wanted = gpu_indices(config.gpus)
+    if wanted == ():  # no GPU: KoboldCPP runs on the CPU when usecuda is absent
+        return notes
     shares = tensor_split_values(config.tensor_split)
     split: list[float] | None = list(shares) if shares else None
     if wanted is not None and len(wanted) == 1 and wanted[0] <= MAX_CUDA_DIGIT:

@@ -163,8 +163,9 @@ def _with_remote(
     """Put the remote machines' devices before the local GPUs, in config.rpc's order."""
     endpoints = rpc_endpoints(config.rpc)
     if not endpoints:  # the local list by name too, for an engine in a child process
-        local = _local_names(devices.choice, hardware) if devices.choice.handles else None
-        return replace(devices, names=tuple(local) if local else None)
+        explicit = devices.choice.handles is not None
+        local = _local_names(devices.choice, hardware) if explicit else None
+        return replace(devices, names=tuple(local) if local is not None else None)
     ordered: list[RemoteDevice] = []
     for endpoint in endpoints:
         found = [d for d in remote if d.endpoint == endpoint]
@@ -301,7 +302,8 @@ def _resolve_devices(
 ) -> _Devices:
     choice = select_devices(config.gpus, config.maingpu, hardware)
     if assumed_gpus is None:
-        return _Devices(choice, choice.main_gpu, _budgets(hardware, config), gpu_offload)
+        offload = gpu_offload and config.gpus != "none"
+        return _Devices(choice, choice.main_gpu, _budgets(hardware, config), offload)
     # What-if GPUs (--assume-gpus, simulated ones, or a build that cannot use the real ones):
     # the GPU choice picks among them by index, as it would among real ones.
     wanted = gpu_indices(config.gpus)

@@ -19,9 +19,12 @@ class ConfigError(ValueError):
 
 
 def parse_gpu_list(text: str) -> str:
-    """'all' or a comma list of distinct GPU indices, normalized ('2, 0' -> '0,2')."""
+    """'all', 'none' (no local GPU: the CPU, and remote devices with --rpc) or a comma list
+    of distinct GPU indices, normalized ('2, 0' -> '0,2')."""
     if text.lower() in ("", "all"):
         return "all"
+    if text.lower() == "none":
+        return "none"
     try:
         indices = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
@@ -66,7 +69,9 @@ def tensor_split_values(value: str) -> tuple[float, ...] | None:
 
 
 def gpu_indices(value: str) -> tuple[int, ...] | None:
-    """None for all GPUs, else the chosen indices."""
+    """None for all GPUs, else the chosen indices (none: an empty tuple)."""
+    if value == "none":
+        return ()
     return None if value == "all" else tuple(int(p) for p in value.split(","))
 
 
@@ -140,7 +145,8 @@ OPTIONS: tuple[Option, ...] = (
            kobold_flag="--gpulayers", minimum=-1, maximum=999, label="GPU layers",
            special="auto", gpu_only=True),
     Option("gpus", str, "all", "--gpus",
-           "Which GPUs the model may use: all, or NVML indices like 0,2 (see --list-gpus)."),
+           "Which GPUs of this machine the model may use: all, none, or NVML indices like "
+           "0,2 (see --list-gpus)."),
     Option("maingpu", int, -1, "--maingpu",
            "The main GPU (NVML index) for small tensors and results; -1 = the first one used.",
            kobold_flag="--maingpu", minimum=-1, maximum=63),
