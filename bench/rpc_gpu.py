@@ -191,7 +191,7 @@ def main() -> None:
             loads.append(time.perf_counter() - t0)
             engine.close()
         results["cache_loads_s"] = loads
-        print("tensor cache: first load %.1f s, second %.1f s" % tuple(loads), flush=True)
+        print(f"tensor cache: first load {loads[0]:.1f} s, second {loads[1]:.1f} s", flush=True)
     finally:
         stop(procs)
     args.out.mkdir(parents=True, exist_ok=True)
