@@ -128,3 +128,42 @@ def test_a_crash_is_reported_with_the_log_place(bundle: Path, tmp_path: Path) ->
 def test_list_gpus_without_a_driver(bundle: Path, tmp_path: Path) -> None:
     result = run_bundle(bundle, tmp_path, "--list-gpus", "--json")
     assert result.returncode == 0 and json.loads(result.stdout)["nvml"]["gpus"] == []
+
+
+def test_the_bundle_shares_a_machine_and_chats_over_it(bundle: Path, tmp_path: Path) -> None:
+    """Double-click sharing: the bundle is llama.cpp's RPC server (--rpc-server), and a load
+    over it runs the bundle's engine in a child process (--engine-child)."""
+    from tests.rpc_servers import free_port
+
+    port = free_port()
+    clean = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    server = subprocess.Popen(
+        [str(bundle), "--rpc-server", "-p", str(port), "-d", "CPU"],
+        env=clean,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert "Starting RPC server v7" in server.stdout.readline()  # not held in a buffer
+        result = run_bundle(
+            bundle,
+            tmp_path,
+            "--prompt",
+            "Say hi.",
+            "--rpc",
+            f"127.0.0.1:{port}",
+            "--gpulayers",
+            "20",
+            "--max-tokens",
+            "8",
+            "--temperature",
+            "0",
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.strip()
+    finally:
+        server.kill()
+        server.wait()

@@ -125,6 +125,7 @@ def serve(endpoint: str, device_names: list[str], use_cache: bool, n_threads: in
         ctypes.POINTER(ctypes.c_void_p),
     )(_rpc_proc(lib, "ggml_backend_rpc_start_server"))
     handles = [device_handle(n) for n in device_names]
+    _unbuffer_c_stdout()
     array = (ctypes.c_void_p * len(handles))(*handles)
     folder = None
     if use_cache:
@@ -132,3 +133,19 @@ def serve(endpoint: str, device_names: list[str], use_cache: bool, n_threads: in
         path.mkdir(parents=True, exist_ok=True)
         folder = str(path).encode()
     start(endpoint.encode(), folder, n_threads, len(handles), array)
+
+
+def _unbuffer_c_stdout() -> None:
+    """ggml's server prints its state with printf and flushes only per client: into a pipe
+    (the window's Share panel, a service manager) nothing would show until the first client.
+    Line buffering, as on a terminal."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        stdout = ctypes.c_void_p.in_dll(libc, "stdout")
+        libc.setvbuf(stdout, None, 1, 0)  # _IOLBF
+    except (OSError, ValueError, AttributeError):
+        pass
