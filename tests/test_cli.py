@@ -352,3 +352,40 @@ def test_assumed_sizes_in_gb_are_read_as_gib_and_said(tiny_model: Path) -> None:
     result = run("--plan", "--model", str(tiny_model), "--assume-gpus", "24GB")
     assert result.returncode == 0, result.stderr
     assert "reads GB as GiB" in result.stderr
+
+
+def test_plan_prompt_and_benchmark_over_a_remote_machine(
+    default_model: Path, tmp_path: Path
+) -> None:
+    from tests.rpc_servers import rpc_servers
+
+    with rpc_servers(tmp_path, 1) as (server,):
+        rpc = ["--rpc", server.endpoint, "--gpulayers", "20", "--contextsize", "1024"]
+        plan = run("--plan", "--json", *rpc)
+        assert plan.returncode == 0, plan.stderr
+        devices = json.loads(plan.stdout)["plan"]["devices"]
+        assert devices[0]["name"].startswith(f"RPC0 {server.endpoint}") and devices[0]["remote"]
+        assert devices[0]["repeating_layers"] == 19 and devices[0]["output_layer"]
+        reply = run("--prompt", "Say hi.", "--max-tokens", "6", "--temperature", "0", *rpc)
+        assert reply.returncode == 0 and reply.stdout.strip(), reply.stderr
+        bench = run(
+            "--benchmark", "--pairs", "256:256", "--prompt-tokens", "128", "--gen-tokens", "4",
+            "--repeats", "1", *rpc, timeout=300,
+        )  # fmt: skip
+        assert bench.returncode == 0 and "n_batch   256  n_ubatch   256" in bench.stdout
+
+
+def test_an_unreachable_machine_is_one_line_before_anything_loads() -> None:
+    from tests.rpc_servers import free_port
+
+    closed = f"127.0.0.1:{free_port()}"
+    assert_one_error_line(run("--prompt", "hi", "--rpc", closed), f"--rpc: {closed} refused")
+    assert_one_error_line(run("--plan", "--rpc", "no-port"), "host:port")
+
+
+def test_plan_for_assumed_remote_gpus(default_model: Path) -> None:
+    result = run("--plan", "--json", "--assume-gpus", "8GiB,10.0.0.2:50052=16GiB")
+    assert result.returncode == 0, result.stderr
+    devices = json.loads(result.stdout)["plan"]["devices"]
+    assert [d["remote"] for d in devices] == [True, False, False]  # remote first, then CPU
+    assert devices[0]["cuda_context"] < 64 * 2**20 < devices[1]["cuda_context"]

@@ -193,7 +193,7 @@ def sweep_identity(
 ) -> dict[str, Any]:
     """What a sweep's results depend on: the same key in the CLI and the window."""
     assert launch.model_path is not None
-    return {
+    identity: dict[str, Any] = {
         "gpus": [g.name for g in inventory.gpus],
         "driver": inventory.driver_version,
         "llama_cpp_python": backend.llama_cpp_python,
@@ -207,6 +207,9 @@ def sweep_identity(
         "flash_attn": launch.config.flashattention,
         "kv_type": launch.config.kvtype,
     }
+    if launch.rpc_servers:  # remote devices change every number (older keys stay valid)
+        identity["machines"] = list(launch.rpc_servers)
+    return identity
 
 
 def model_identity(path: Path) -> dict[str, Any]:
