@@ -201,3 +201,28 @@ def test_machine_killed_mid_generation_gives_a_clear_error(
         engine.load(split_launch(default_model, pair[:1], split=""))
         assert engine.chat(QUESTION, GREEDY, lambda _t: None).generated_tokens > 0
         engine.close()
+
+
+def test_machine_killed_while_loading_names_it(default_model: Path, tmp_path: Path) -> None:
+    with rpc_servers(tmp_path, 2) as pair:
+        engine = Engine()
+
+        def on_progress(value: float) -> None:
+            if value > 0.05:
+                pair[0].kill()
+
+        with pytest.raises(ModelLost, match=f"while loading.*{pair[0].endpoint}"):
+            engine.load(split_launch(default_model, pair), on_progress)
+        assert engine.loaded is None and engine._child is None
+
+
+def test_cancel_while_loading_over_machines(default_model: Path, servers: list[RpcServer]) -> None:
+    from kobold_gui.core.engine_types import LoadCancelled
+
+    engine = Engine()
+    cancel = threading.Event()
+    with pytest.raises(LoadCancelled):
+        engine.load(split_launch(default_model, servers), lambda _v: cancel.set(), cancel)
+    assert engine.loaded is None and engine._child is None
+    for server in servers:  # the machines are free again for the next client
+        assert probe(server.endpoint).devices
