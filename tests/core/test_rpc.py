@@ -216,13 +216,28 @@ def test_machine_killed_while_loading_names_it(default_model: Path, tmp_path: Pa
         assert engine.loaded is None and engine._child is None
 
 
-def test_cancel_while_loading_over_machines(default_model: Path, servers: list[RpcServer]) -> None:
+def test_cancel_while_loading_over_machines(default_model: Path, tmp_path: Path) -> None:
     from kobold_gui.core.engine_types import LoadCancelled
 
-    engine = Engine()
-    cancel = threading.Event()
-    with pytest.raises(LoadCancelled):
-        engine.load(split_launch(default_model, servers), lambda _v: cancel.set(), cancel)
-    assert engine.loaded is None and engine._child is None
-    for server in servers:  # the machines are free again for the next client
-        assert probe(server.endpoint).devices
+    with rpc_servers(tmp_path, 2) as pair:
+        engine = Engine()
+        cancel = threading.Event()
+        with pytest.raises(LoadCancelled):
+            engine.load(split_launch(default_model, pair), lambda _v: cancel.set(), cancel)
+        assert engine.loaded is None and engine._child is None
+        for server in pair:  # the machines are free again for the next client
+            assert probe(server.endpoint).devices
+
+
+def test_a_machine_serving_another_client_is_busy(
+    default_model: Path, over_rpc: Engine, servers: list[RpcServer]
+) -> None:
+    """One client at a time: while a model is loaded over a machine, another load is
+    refused before it starts, with the reason."""
+    assert over_rpc.loaded is not None
+    with pytest.raises(RpcError, match="busy serving another client"):
+        probe(servers[0].endpoint, timeout=0.5)
+    other = Engine()
+    with pytest.raises(EngineError, match="busy serving another client"):
+        other.load(over_rpc.loaded.launch)
+    assert other._child is None and over_rpc.loaded is not None  # the first is untouched
