@@ -14,6 +14,11 @@ GiB = 1 << 30
 # The CUDA context, cuBLAS handles and pools that a process adds on each GPU it uses:
 # measured 597-600 MiB on an H100 with driver 580 / CUDA 13 (bench/results/gpu_check-*).
 CUDA_CONTEXT_BYTES = 600 * MiB
+# What a GPU's RPC server adds at the model's first compute beyond the buffers and the pool
+# (cuBLAS' handles and workspace, created lazily; the server's CUDA context exists before the
+# machine is added, so its free memory already lacks that): measured 74 MiB above buffers and
+# pool on two H100s (bench/results/rpc_gpu-h100x2.json).
+REMOTE_GPU_FIRST_USE_BYTES = 66 * MiB
 DEFAULT_MARGIN_BYTES = 512 * MiB
 KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "f32": 4.0}
 SPLIT_MODES = ("layer", "row", "none")
@@ -34,8 +39,11 @@ class GpuBudget:
 
     @property
     def context_bytes(self) -> int:
-        """What using it adds before any buffer: a local GPU's CUDA context."""
-        return 0 if self.remote or self.cpu else CUDA_CONTEXT_BYTES
+        """What using it adds before any buffer: a local GPU's CUDA context, or what a
+        remote GPU's server adds at its first use."""
+        if self.cpu:
+            return 0
+        return REMOTE_GPU_FIRST_USE_BYTES if self.remote else CUDA_CONTEXT_BYTES
 
 
 @dataclass(frozen=True)
