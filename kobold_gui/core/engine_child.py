@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 from kobold_gui.core.engine import Engine
 from kobold_gui.core.engine_types import EngineError
 from kobold_gui.core.launch import ResolvedLaunch
+
+
+TEXT_GATHER_S = 0.01
 
 
 class _Child:
@@ -67,7 +71,24 @@ class _Child:
         return self.engine.load(launch, lambda v: self.send(("progress", v)), cancel, info)
 
     def do_generate(self, cancel: threading.Event, tokens: list[int], params: Any) -> Any:
-        return self.engine.generate(tokens, params, lambda t: self.send(("text", t)), cancel)
+        """Text goes out at once when it follows a pause, else gathered for TEXT_GATHER_S:
+        one message per token cost a fast GPU 7 % of its generation speed."""
+        pending: list[str] = []
+        last = [0.0]
+
+        def on_text(piece: str) -> None:
+            pending.append(piece)
+            now = time.perf_counter()
+            if now - last[0] >= TEXT_GATHER_S:
+                self.send(("text", "".join(pending)))
+                pending.clear()
+                last[0] = now
+
+        try:
+            return self.engine.generate(tokens, params, on_text, cancel)
+        finally:
+            if pending:
+                self.send(("text", "".join(pending)))
 
     def do_measure_batch(
         self, cancel: threading.Event, n_batch: int, n_ubatch: int, prompt: int, gen: int
