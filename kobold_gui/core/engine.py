@@ -34,13 +34,12 @@ import llama_cpp
 
 from kobold_gui.core.backend import init_backend
 from kobold_gui.core.chat_format import ChatFormatter, Message
-from kobold_gui.core.engine_process import ChildDied, EngineProcess
+from kobold_gui.core.engine_process import ChildDied, EngineProcess, lost_model
 from kobold_gui.core.engine_types import (
     BatchMeasurement,
     EngineError,
     GenerationResult,
     LoadCancelled,
-    ModelLost,
     SamplingParams,
     Stopped,
 )
@@ -166,10 +165,12 @@ class Engine:
         try:
             loaded: LoadedModel = child.call("load", launch, info, on_event=event, cancel=cancel)
             self._load_vocab(launch, info)
-        except BaseException as e:
+        except ChildDied as e:
+            lost = lost_model(e, launch.rpc_servers, child, "while loading")
             self.close()
-            if isinstance(e, ChildDied):
-                raise self._lost(e, launch, child, loading=True) from None
+            raise lost from None
+        except BaseException:
+            self.close()
             raise
         self.loaded = loaded
         return loaded
@@ -187,27 +188,6 @@ class Engine:
         self._vocab = llama_cpp.llama_model_get_vocab(model)
         self._formatter = ChatFormatter(info.chat_template, info.bos_token, info.eos_token)
 
-    def _lost(
-        self, e: ChildDied, launch: ResolvedLaunch, child: EngineProcess, loading: bool
-    ) -> ModelLost:
-        """Say which machine stopped answering (each is asked again from Python)."""
-        from kobold_gui.core.rpc_probe import RpcError, probe
-
-        down = []
-        for endpoint in launch.rpc_servers:
-            try:
-                probe(endpoint, timeout=1.0)
-            except RpcError as err:
-                down.append(str(err))
-        when = "while loading" if loading else "during the reply"
-        if down:
-            what = f"lost the connection to a remote machine {when}: {'; '.join(down)}"
-        else:
-            tail = [line for line in child.output_tail() if "error" in line.lower()]
-            what = f"{e} {when}" + (f" ({tail[-1].strip()})" if tail else "")
-        suffix = "" if loading else "; the model was unloaded, the chat is kept"
-        return ModelLost(f"{what}{suffix}")
-
     def _call_child(
         self,
         name: str,
@@ -220,7 +200,8 @@ class Engine:
         try:
             return child.call(name, *args, on_event=on_event, cancel=cancel)
         except ChildDied as e:
-            lost = self._lost(e, launch, child, loading=False)
+            when = "during the benchmark" if name == "measure_batch" else "during the reply"
+            lost = lost_model(e, launch.rpc_servers, child, when)
             self.close()
             raise lost from None
 

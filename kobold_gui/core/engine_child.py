@@ -16,7 +16,6 @@ from kobold_gui.core.engine import Engine
 from kobold_gui.core.engine_types import EngineError
 from kobold_gui.core.launch import ResolvedLaunch
 
-
 TEXT_GATHER_S = 0.01
 
 

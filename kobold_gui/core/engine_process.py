@@ -24,7 +24,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from kobold_gui.core.engine_types import EngineError
+from kobold_gui.core.engine_types import EngineError, ModelLost
 
 POLL_S = 0.02  # how often a waiting call looks at its cancel event
 
@@ -137,3 +137,25 @@ class EngineProcess:
                 self._proc.wait()
         self._conn.close()
         self._log.close()
+
+
+def lost_model(
+    e: ChildDied, endpoints: tuple[str, ...], child: EngineProcess, when: str
+) -> ModelLost:
+    """Say which machine stopped answering (each is asked again from Python), or, when all
+    answer, how the child ended and its last error line."""
+    from kobold_gui.core.rpc_probe import RpcError, probe
+
+    down = []
+    for endpoint in endpoints:
+        try:
+            probe(endpoint, timeout=1.0)
+        except RpcError as err:
+            down.append(str(err))
+    if down:
+        what = f"lost the connection to a remote machine {when}: {'; '.join(down)}"
+    else:
+        tail = [line for line in child.output_tail() if "error" in line.lower()]
+        what = f"{e} {when}" + (f" ({tail[-1].strip()})" if tail else "")
+    unloaded = "" if when == "while loading" else "; the model was unloaded, the chat is kept"
+    return ModelLost(f"{what}{unloaded}")
