@@ -1,0 +1,298 @@
+"""Share this machine: llama.cpp's RPC server for this computer's GPUs (or CPU), started and
+stopped from the window as a child process (`kobold-gui --rpc-server`, the same llama.cpp
+build, so the protocol always matches). The process runs through QProcess; whether it
+serves is checked with the RPC hello on a worker thread, never on the GUI thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kobold_gui.core.engine_process import self_command
+from kobold_gui.core.ggml_devices import BackendDevice
+from kobold_gui.core.rpc_backend import cache_dir
+from kobold_gui.core.rpc_probe import DEFAULT_PORT, RemoteMachine, RpcError, probe
+from kobold_gui.ui.net_jobs import NetJobs
+from kobold_gui.ui.server_panel import lan_addresses
+from kobold_gui.ui.wheel_guard import guard_wheel
+
+LOCAL_HOST = "127.0.0.1"  # as cli/rpc_server.py binds by default
+ALL_NETWORKS = "0.0.0.0"
+READY_LIMIT_S = 120.0  # a hang guard for the start check, not a timing
+STOP_GRACE_MS = 3000
+OUTPUT_LINES = 12
+SAFETY = (
+    "<b>No authentication, no encryption:</b> anyone who can reach the port can use this "
+    "computer's devices and memory. Keep 127.0.0.1 (this computer only) unless you trust "
+    "the network. <b>One client at a time:</b> while a model is loaded over it, other "
+    "computers get no answer."
+)
+
+
+def _wait_until_serving(endpoint: str, ended: threading.Event) -> RemoteMachine | None:
+    """On a worker thread: the RPC hello until it answers; None when the process ended (or
+    the guard ran out) first."""
+    end = time.monotonic() + READY_LIMIT_S
+    while not ended.is_set() and time.monotonic() < end:
+        try:
+            return probe(endpoint, timeout=1.0)
+        except RpcError:
+            ended.wait(0.2)
+    return None
+
+
+class SharePanel(QGroupBox):
+    stateChanged = Signal(str)  # stopped, starting, serving, stopping, failed
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Share this machine", parent)
+        self.process: QProcess | None = None
+        self.state = "stopped"
+        self.cache_folder: Path | None = None  # chosen by the user: LLAMA_CACHE
+        self.output: deque[str] = deque(maxlen=200)
+        self._ended = threading.Event()
+        self._stopping = False
+        self.jobs = NetJobs(self, threads=1)
+        self._build()
+        self._show_cache()
+        self._set_state("stopped", "Not sharing.")
+
+    def _build(self) -> None:
+        self.host = QComboBox()
+        self.host.setObjectName("shareHost")
+        self.host.addItem(f"{LOCAL_HOST} — this computer only", LOCAL_HOST)
+        for address in lan_addresses():
+            self.host.addItem(f"{address} — this network (no encryption)", address)
+        self.host.addItem(f"{ALL_NETWORKS} — every network (no encryption)", ALL_NETWORKS)
+        guard_wheel(self.host)
+        self.port = QSpinBox()
+        self.port.setObjectName("sharePort")
+        self.port.setRange(1, 65535)
+        self.port.setValue(DEFAULT_PORT)
+        guard_wheel(self.port)
+        self.device = QComboBox()
+        self.device.setObjectName("shareDevice")
+        guard_wheel(self.device)
+        self.set_devices([])
+        self.cache = QCheckBox("Tensor cache: a reload does not resend the weights")
+        self.cache.setObjectName("shareCache")
+        self.cache_path = QLabel()
+        self.cache_path.setWordWrap(True)
+        self.cache_path.setStyleSheet("color: palette(mid);")
+        self.cache_path.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.cache_button = QPushButton("Folder…")
+        self.cache_button.clicked.connect(self._choose_cache)
+        self.start_button = QPushButton("Start sharing")
+        self.start_button.setObjectName("shareStart")
+        self.start_button.clicked.connect(self.toggle)
+        self.status = QLabel()
+        self.status.setObjectName("shareStatus")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.log = QPlainTextEdit()
+        self.log.setObjectName("shareOutput")
+        self.log.setReadOnly(True)
+        self.log.setMaximumHeight(120)
+        self.log.hide()
+        safety = QLabel(SAFETY)
+        safety.setWordWrap(True)
+        safety.setStyleSheet("color: #b35900;")
+
+        cache_row = QHBoxLayout()
+        cache_row.addWidget(self.cache_path, 1)
+        cache_row.addWidget(self.cache_button)
+        form = QFormLayout()
+        form.addRow("Address", self.host)
+        form.addRow("Port", self.port)
+        form.addRow("Device", self.device)
+        layout = QVBoxLayout(self)
+        layout.addWidget(safety)
+        layout.addLayout(form)
+        layout.addWidget(self.cache)
+        layout.addLayout(cache_row)
+        layout.addWidget(self.start_button)
+        layout.addWidget(self.status)
+        layout.addWidget(self.log)
+
+    def set_devices(self, devices: list[BackendDevice]) -> None:
+        """llama.cpp's devices of this machine (from the hardware feed)."""
+        current = self.device.currentData()
+        self.device.clear()
+        gpus = [d for d in devices if d.kind in ("GPU", "iGPU")]
+        self.device.addItem(
+            "All GPUs" if gpus else "All GPUs (none found here: the CPU is shared)", ""
+        )
+        for d in devices:
+            if d.kind in ("GPU", "iGPU", "CPU"):
+                self.device.addItem(f"{d.name} — {d.description}", d.name)
+        self.device.setCurrentIndex(max(0, self.device.findData(current)))
+
+    # -- the tensor cache -------------------------------------------------------------------
+    def cache_dir(self) -> Path:
+        """Where the server keeps received tensors: the chosen folder's rpc/, else llama.cpp's
+        own (LLAMA_CACHE or the user's cache folder)."""
+        return self.cache_folder / "rpc" if self.cache_folder else cache_dir()
+
+    def _show_cache(self) -> None:
+        self.cache_path.setText(f"Cache folder: {self.cache_dir()}")
+
+    def _choose_cache(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the tensor cache")
+        if folder:
+            self.cache_folder = Path(folder)
+            self.cache.setChecked(True)
+            self._show_cache()
+
+    # -- start and stop --------------------------------------------------------------------
+    def endpoint(self) -> str:
+        host = self.host.currentData() or self.host.currentText()
+        return f"{host}:{self.port.value()}"
+
+    def toggle(self) -> None:
+        if self.process is None:
+            self.start()
+        else:
+            self.stop()
+
+    def arguments(self) -> list[str]:
+        args = ["--rpc-server", "-H", str(self.host.currentData()), "-p", str(self.port.value())]
+        if self.device.currentData():
+            args += ["-d", str(self.device.currentData())]
+        if self.cache.isChecked():
+            args.append("-c")
+        return args
+
+    def start(self) -> None:
+        if self.process is not None:
+            return
+        command = self_command(*self.arguments())
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        if self.cache.isChecked() and self.cache_folder is not None:
+            env.insert("LLAMA_CACHE", str(self.cache_folder))
+        process = QProcess(self)
+        process.setProcessEnvironment(env)
+        process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        process.readyReadStandardOutput.connect(self._read_output)
+        process.finished.connect(self._finished)
+        process.errorOccurred.connect(self._error)
+        self.process = process
+        self.output.clear()
+        self._ended = threading.Event()
+        self._stopping = False
+        self._set_state("starting", f"Starting the RPC server on {self.endpoint()}…")
+        process.start(command[0], command[1:])
+        host = str(self.host.currentData())
+        check = f"{LOCAL_HOST if host == ALL_NETWORKS else host}:{self.port.value()}"
+        ended = self._ended
+        self.jobs.run(
+            _wait_until_serving,
+            check,
+            ended,
+            done=lambda found: self._ready(process, found),
+            failed=lambda _e: None,
+        )
+
+    def _ready(self, process: QProcess, found: RemoteMachine | None) -> None:
+        if process is not self.process or self.state != "starting" or found is None:
+            return
+        devices = ", ".join(d.kind for d in found.devices)
+        self._set_state(
+            "serving",
+            f"Serving on {self.endpoint()} (RPC {found.version_text}, {devices}). Other "
+            f"computers add {self.endpoint()} in their Machines tab"
+            + (" — only this computer can reach it." if self._local() else "."),
+        )
+
+    def _local(self) -> bool:
+        return bool(self.host.currentData() == LOCAL_HOST)
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or self._stopping:
+            return
+        self._stopping = True
+        self._set_state("stopping", "Stopping…")
+        process.terminate()
+        QTimer.singleShot(STOP_GRACE_MS, lambda: self._kill_if_running(process))
+
+    def _kill_if_running(self, process: QProcess) -> None:
+        if process is self.process and process.state() != QProcess.ProcessState.NotRunning:
+            process.kill()
+
+    def _read_output(self) -> None:
+        if self.process is None:
+            return
+        text = bytes(self.process.readAllStandardOutput().data()).decode(errors="replace")
+        self.output.extend(line for line in text.splitlines() if line.strip())
+
+    def _error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart and self.process is not None:
+            self.output.append(self.process.errorString())
+            self._end(failed=True)
+
+    def _finished(self, code: int, _status: QProcess.ExitStatus) -> None:
+        self._read_output()
+        self._end(failed=not self._stopping, code=code)
+
+    def _end(self, failed: bool, code: int | None = None) -> None:
+        self._ended.set()
+        process, self.process = self.process, None
+        if process is not None:
+            process.deleteLater()
+        if failed:
+            lines = list(self.output)[-OUTPUT_LINES:]
+            reason = next((x for x in reversed(lines) if "error" in x.lower()), "")
+            how = f" (exit code {code})" if code is not None else ""
+            self._set_state("failed", f"The RPC server stopped{how}. {reason}".strip())
+            self.log.setPlainText("\n".join(lines))
+            self.log.show()
+        else:
+            self._set_state("stopped", "Not sharing (stopped).")
+
+    def _set_state(self, state: str, text: str) -> None:
+        self.state = state
+        self.status.setText(text)
+        self.status.setStyleSheet("color: #c01c28;" if state == "failed" else "")
+        running = state in ("starting", "serving", "stopping")
+        self.start_button.setText("Stop sharing" if running else "Start sharing")
+        self.start_button.setEnabled(state != "stopping")
+        for widget in (self.host, self.port, self.device, self.cache, self.cache_button):
+            widget.setEnabled(not running)
+        if state != "failed":
+            self.log.hide()
+        self.stateChanged.emit(state)
+
+    @property
+    def pid(self) -> int | None:
+        return int(self.process.processId()) if self.process is not None else None
+
+    def shutdown(self) -> None:
+        """On closing the app: no server is left behind."""
+        self._ended.set()
+        process = self.process
+        if process is not None:
+            self._stopping = True
+            process.terminate()
+            if not process.waitForFinished(STOP_GRACE_MS):
+                process.kill()
+                process.waitForFinished(STOP_GRACE_MS)
+        self.jobs.shutdown()
