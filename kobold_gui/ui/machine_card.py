@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -32,7 +33,13 @@ class MachineCard(QFrame):
         self.endpoint = endpoint
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setObjectName("machineCard")
-        self.use = QCheckBox(f"Use {endpoint} for the model")
+        # The address on a line of its own: a long host name is cut, never widens the tab.
+        self.title = QLabel(f"<b>{endpoint}</b>")
+        self.title.setObjectName("machineEndpoint")
+        self.title.setToolTip(endpoint)
+        self.title.setMinimumWidth(0)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.use = QCheckBox("Use for the model")
         self.use.setObjectName("machineUse")
         self.use.setToolTip(
             "Its devices join the memory plan and the split, before this computer's GPUs"
@@ -58,11 +65,12 @@ class MachineCard(QFrame):
         self.note.setStyleSheet("color: palette(mid);")
 
         top = QHBoxLayout()
-        top.addWidget(self.use, 1)
+        top.addWidget(self.title, 1)
         top.addWidget(self.check_button)
         top.addWidget(self.remove_button)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.use)
         layout.addWidget(self.state)
         layout.addWidget(self.devices)
         layout.addWidget(self.note)

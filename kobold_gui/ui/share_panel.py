@@ -91,6 +91,11 @@ class SharePanel(QGroupBox):
         self.device = QComboBox()
         self.device.setObjectName("shareDevice")
         guard_wheel(self.device)
+        for combo in (self.host, self.device):  # long entries never widen the tab
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(12)
         self.set_devices([])
         self.cache = QCheckBox("Tensor cache: a reload does not resend the weights")
         self.cache.setObjectName("shareCache")
@@ -152,7 +157,11 @@ class SharePanel(QGroupBox):
         return self.cache_folder / "rpc" if self.cache_folder else cache_dir()
 
     def _show_cache(self) -> None:
-        self.cache_path.setText(f"Cache folder: {self.cache_dir()}")
+        folder = str(self.cache_dir())
+        # Break a long path at its slashes rather than widen the tab.
+        breakable = folder.replace("/", "/\u200b")
+        self.cache_path.setText(f"Cache folder: {breakable}")
+        self.cache_path.setToolTip(folder)
 
     def _choose_cache(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for the tensor cache")
@@ -215,15 +224,18 @@ class SharePanel(QGroupBox):
         if process is not self.process or self.state != "starting" or found is None:
             return
         devices = ", ".join(d.kind for d in found.devices)
-        self._set_state(
-            "serving",
-            f"Serving on {self.endpoint()} (RPC {found.version_text}, {devices}). Other "
-            f"computers add {self.endpoint()} in their Machines tab"
-            + (" — only this computer can reach it." if self._local() else "."),
-        )
-
-    def _local(self) -> bool:
-        return bool(self.host.currentData() == LOCAL_HOST)
+        served = f"Serving on {self.endpoint()} (RPC {found.version_text}, {devices})"
+        host = str(self.host.currentData())
+        if host == LOCAL_HOST:
+            how = (
+                f" for this computer only: add {self.endpoint()} in Remote machines above. "
+                "For other computers, stop and choose a network address."
+            )
+        else:
+            reach = lan_addresses()[:1] if host == ALL_NETWORKS else [host]
+            address = f"{reach[0]}:{self.port.value()}" if reach else "this computer's address"
+            how = f". Other computers add {address} in their Machines tab."
+        self._set_state("serving", served + how)
 
     def stop(self) -> None:
         process = self.process

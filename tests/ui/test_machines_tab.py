@@ -76,6 +76,9 @@ def test_two_machines_split_the_model_and_a_dropped_one_is_named(
         refused = add_machine(qtbot, window, closed)
         assert "✗" in refused.state.text() and "refused" in refused.state.text()
         assert "Not used until it answers" in refused.note.text()
+        # At 1366 x 768 nothing in the tab is wider than the tab (it would be cut off).
+        viewport = window.tabs.currentWidget().viewport()  # type: ignore[attr-defined]
+        assert window.machines.minimumSizeHint().width() <= viewport.width()
         assert window.launch_state.config.rpc == f"{servers[0].endpoint},{servers[1].endpoint}"
 
         # 20 of the model's 31 layers go to the two machines; the rest stays on this CPU.
@@ -92,6 +95,7 @@ def test_two_machines_split_the_model_and_a_dropped_one_is_named(
         assert editor.labels[0].text().startswith(f"<b>RPC0 {servers[0].endpoint} (CPU)</b>: ")
         assert editor.labels[1].text().startswith(f"<b>RPC1 {servers[1].endpoint} (CPU)</b>: ")
         assert editor.auto_split.isVisibleTo(editor)
+        assert editor.cpu.text().startswith("This computer's CPU / RAM: 11 layers")
         # The split editor's shares move the layers between the two machines.
         editor.auto_split.setChecked(False)
         editor.shares[0].setValue(75.0)
