@@ -23,7 +23,8 @@ def state_text(machine: Machine) -> str:
         state = "✓ reachable"
     if found is None:
         return state
-    return f"{state} · RPC {found.version_text} · round trip {found.rtt_ms:.1f} ms"
+    rtt = found.rtt_ms
+    return f"{state} · RPC {found.version_text} · round trip {rtt:.{1 if rtt >= 1 else 2}f} ms"
 
 
 def device_text(device: RemoteDevice, rpc_name: str | None) -> str:

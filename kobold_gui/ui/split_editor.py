@@ -135,7 +135,9 @@ class SplitEditor(QWidget):
         self.legend.setVisible(bool(gpus))
         self.legend.setText(_legend(any(d.remote for d in gpus)))
         self.auto_split.setVisible(len(gpus) > 1)
-        split = plan.request.tensor_split or ()
+        # Automatic: the share each device gets of the offloaded layers (the output layer
+        # counts), as the plan placed them.
+        split = plan.request.tensor_split or tuple(float(len(d.layers)) for d in gpus)
         total_share = sum(split) or 1.0
         for i, device in enumerate(gpus):
             self.bars[i].set_device(device)

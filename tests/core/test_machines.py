@@ -63,7 +63,7 @@ def test_a_machine_and_its_devices_in_words() -> None:
     machine.checking = True
     assert state_text(machine) == "checking…"
     machine.checking, machine.found = False, answered("a:1", (2 * GiB, 2 * GiB, 32))
-    assert state_text(machine) == "✓ reachable · RPC 7.0.0 · round trip 0.4 ms"
+    assert state_text(machine) == "✓ reachable · RPC 7.0.0 · round trip 0.40 ms"
     machine.in_use = True
     assert state_text(machine).startswith("✓ in use by the loaded model")
     machine.found, machine.error = None, "a:1 refused the connection"

@@ -96,6 +96,9 @@ def test_two_machines_split_the_model_and_a_dropped_one_is_named(
         assert editor.labels[1].text().startswith(f"<b>RPC1 {servers[1].endpoint} (CPU)</b>: ")
         assert editor.auto_split.isVisibleTo(editor)
         assert editor.cpu.text().startswith("This computer's CPU / RAM: 11 layers")
+        # Automatic: each box shows the device's share of the offloaded layers.
+        auto = [editor.shares[0].value(), editor.shares[1].value()]
+        assert 0 < auto[1] < 100 and abs(sum(auto) - 100) < 0.2
         # The split editor's shares move the layers between the two machines.
         editor.auto_split.setChecked(False)
         editor.shares[0].setValue(75.0)
