@@ -147,6 +147,10 @@ def test_two_machines_split_the_model_and_a_dropped_one_is_named(
         assert window.launch_state.config.rpc == servers[0].endpoint
         # The split typed for two machines went back to automatic for the one left.
         assert window.launch_state.config.tensor_split == "" and editor.auto_split.isChecked()
+        # Check again: the row shows the check running, then its answer.
+        qtbot.mouseClick(second.check_button, Qt.MouseButton.LeftButton)
+        assert second.state.text() == "checking…" and not second.check_button.isEnabled()
+        qtbot.waitUntil(lambda: "refused" in second.state.text(), timeout=HANG_GUARD_MS)
         assert plan_names(window)[0] == f"RPC0 {servers[0].endpoint} (CPU)"
         assert window.load_button.isEnabled()
         window.close()
@@ -172,6 +176,9 @@ def test_the_machine_list_survives_a_restart_and_a_down_machine_is_not_used(
         qtbot.waitUntil(lambda: "✓ reachable" in cards[server.endpoint].state.text())
         assert cards[server.endpoint].use.isChecked() and not cards[down].use.isChecked()
         assert window.launch_state.config.rpc == server.endpoint
+        qtbot.mouseClick(cards[down].remove_button, Qt.MouseButton.LeftButton)
+        assert list(window.machines.cards) == [server.endpoint]
+        assert SettingsStore().load()[0].machines == [SavedMachine(server.endpoint)]  # at once
         server.kill()
         window.close()
 
@@ -183,6 +190,19 @@ def test_the_machine_list_survives_a_restart_and_a_down_machine_is_not_used(
     assert window.launch_state.config.rpc == ""
     assert not any(name.startswith("RPC") for name in plan_names(window))
     window.close()
+
+
+def test_machines_given_on_the_command_line_are_listed_and_used(
+    qtbot: QtBot, default_model: Path, tmp_path: Path
+) -> None:
+    with rpc_servers(tmp_path, 1) as (server,):
+        window = MainWindow(initial_model=default_model, initial_options={"rpc": server.endpoint})
+        qtbot.addWidget(window)
+        card = window.machines.cards[server.endpoint]
+        assert card.use.isChecked()
+        qtbot.waitUntil(lambda: window.launch_state.resolved is not None, timeout=HANG_GUARD_MS)
+        assert plan_names(window)[0] == f"RPC0 {server.endpoint} (CPU)"
+        window.close()
 
 
 def test_share_this_machine_starts_serves_and_stops(qtbot: QtBot) -> None:
@@ -230,6 +250,8 @@ def test_a_taken_port_says_why_sharing_failed(qtbot: QtBot) -> None:
 def test_closing_the_window_stops_the_shared_server(qtbot: QtBot, default_model: Path) -> None:
     window = open_window(qtbot, default_model)
     share = window.machines.share
+    assert share.device.findData("CPU") > 0  # this machine's devices, after "All GPUs"
+    share.device.setCurrentIndex(share.device.findData("CPU"))
     share.port.setValue(free_port())
     with qtbot.waitSignal(
         share.stateChanged, timeout=HANG_GUARD_MS, check_params_cb=lambda s: s == "serving"
