@@ -53,7 +53,9 @@ class MachinesPanel(QWidget):
         self.cards: dict[str, MachineCard] = {}
         self._checks: dict[str, int] = {}  # endpoint -> the number of its newest check
         self._applied: tuple[tuple[str, int], ...] = ()  # the devices the launch has
-        self._pending = False  # a used machine had not answered yet then
+        # The saved machines' first checks: their answers complete the devices a saved
+        # split was made for, which is no change.
+        self._first_checks = {m.endpoint for m in self.machines.machines}
         self.jobs = NetJobs(self, threads=4)
         self.share = SharePanel()
         self._build()
@@ -129,6 +131,7 @@ class MachinesPanel(QWidget):
     def remove(self, endpoint: str) -> None:
         self.machines.remove(endpoint)
         self._checks.pop(endpoint, None)  # a check still running is ignored
+        self._first_checks.discard(endpoint)
         card = self.cards.pop(endpoint, None)
         if card is not None:
             card.deleteLater()
@@ -186,6 +189,7 @@ class MachinesPanel(QWidget):
             machine.found = None
             machine.error = str(error) if isinstance(error, RpcError) else f"{endpoint}: {error}"
         self._redraw()
+        self._first_checks.discard(endpoint)  # after: its answer was no change of devices
 
     def check_all(self) -> None:
         for machine in self.machines.machines:
@@ -220,11 +224,8 @@ class MachinesPanel(QWidget):
         if self.state.remote != devices or rpc_endpoints(self.state.config.rpc) != endpoints:
             self.state.set_remote(devices, endpoints)
         ids = tuple((d.endpoint, d.index) for d in devices)
-        # Machines answering for the first time (at start) complete the devices a saved
-        # split was made for: only a change from a complete list is a change.
-        changed = ids != self._applied and not self._pending
+        changed = ids != self._applied and not self._first_checks
         self._applied = ids
-        self._pending = any(m.usable and m.found is None for m in self.machines.machines)
         if changed:
             self.devicesChanged.emit()
 

@@ -192,6 +192,34 @@ def test_the_machine_list_survives_a_restart_and_a_down_machine_is_not_used(
     window.close()
 
 
+def test_a_split_over_machines_stays_at_restart_and_resets_when_one_goes(
+    qtbot: QtBot, default_model: Path, tmp_path: Path
+) -> None:
+    with rpc_servers(tmp_path, 2) as servers:
+        window = open_window(qtbot, default_model)
+        for server in servers:
+            add_machine(qtbot, window, server.endpoint)
+        window.launch.gpu_layers.setValue(20)
+        window.split_editor.auto_split.setChecked(False)
+        window.split_editor.shares[0].setValue(75.0)
+        window.split_editor.shares[1].setValue(25.0)
+        with qtbot.waitSignal(window.engine.loaded, timeout=HANG_GUARD_MS):
+            window.load_model()  # the launch is remembered with the model
+        window.close()
+
+        window = open_window(qtbot, default_model)
+        qtbot.waitUntil(lambda: window.launch_state.resolved is not None, timeout=HANG_GUARD_MS)
+        assert window.launch_state.config.tensor_split == "75,25"  # the machines answered
+        assert not window.split_editor.auto_split.isChecked()
+        qtbot.mouseClick(
+            window.machines.cards[servers[1].endpoint].remove_button, Qt.MouseButton.LeftButton
+        )
+        assert window.launch_state.config.tensor_split == ""  # typed for two devices
+        assert window.split_editor.auto_split.isChecked()
+        assert plan_names(window) == [f"RPC0 {servers[0].endpoint} (CPU)", "CPU (RAM)"]
+        window.close()
+
+
 def test_machines_given_on_the_command_line_are_listed_and_used(
     qtbot: QtBot, default_model: Path, tmp_path: Path
 ) -> None:
