@@ -64,12 +64,20 @@ class SharePanel(QGroupBox):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Share this machine", parent)
-        self.process: QProcess | None = None
+        # One QProcess for the panel's life, started again for each share: never deleted
+        # while its signals or a check of it may still be on their way.
+        self.process = QProcess(self)
+        self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        self.process.readyReadStandardOutput.connect(self._read_output)
+        self.process.finished.connect(self._finished)
+        self.process.errorOccurred.connect(self._error)
+        self.running = False  # from start until the process ended
         self.state = "stopped"
         self.cache_folder: Path | None = None  # chosen by the user: LLAMA_CACHE
         self.output: deque[str] = deque(maxlen=200)
         self._ended = threading.Event()
         self._stopping = False
+        self._starts = 0
         self.jobs = NetJobs(self, threads=1)
         self._build()
         self._show_cache()
@@ -176,10 +184,10 @@ class SharePanel(QGroupBox):
         return f"{host}:{self.port.value()}"
 
     def toggle(self) -> None:
-        if self.process is None:
-            self.start()
-        else:
+        if self.running:
             self.stop()
+        else:
+            self.start()
 
     def arguments(self) -> list[str]:
         args = ["--rpc-server", "-H", str(self.host.currentData()), "-p", str(self.port.value())]
@@ -190,38 +198,34 @@ class SharePanel(QGroupBox):
         return args
 
     def start(self) -> None:
-        if self.process is not None:
+        if self.running:
             return
         command = self_command(*self.arguments())
         env = QProcessEnvironment.systemEnvironment()
         env.insert("PYTHONUNBUFFERED", "1")
         if self.cache.isChecked() and self.cache_folder is not None:
             env.insert("LLAMA_CACHE", str(self.cache_folder))
-        process = QProcess(self)
-        process.setProcessEnvironment(env)
-        process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
-        process.readyReadStandardOutput.connect(self._read_output)
-        process.finished.connect(self._finished)
-        process.errorOccurred.connect(self._error)
-        self.process = process
+        self.process.setProcessEnvironment(env)
+        self.running = True
         self.output.clear()
         self._ended = threading.Event()
         self._stopping = False
+        self._starts += 1
+        start = self._starts
         self._set_state("starting", f"Starting the RPC server on {self.endpoint()}…")
-        process.start(command[0], command[1:])
+        self.process.start(command[0], command[1:])
         host = str(self.host.currentData())
         check = f"{LOCAL_HOST if host == ALL_NETWORKS else host}:{self.port.value()}"
-        ended = self._ended
         self.jobs.run(
             _wait_until_serving,
             check,
-            ended,
-            done=lambda found: self._ready(process, found),
+            self._ended,
+            done=lambda found: self._ready(start, found),
             failed=lambda _e: None,
         )
 
-    def _ready(self, process: QProcess, found: RemoteMachine | None) -> None:
-        if process is not self.process or self.state != "starting" or found is None:
+    def _ready(self, start: int, found: RemoteMachine | None) -> None:
+        if start != self._starts or self.state != "starting" or found is None:
             return
         devices = ", ".join(d.kind for d in found.devices)
         served = f"Serving on {self.endpoint()} (RPC {found.version_text}, {devices})"
@@ -238,38 +242,35 @@ class SharePanel(QGroupBox):
         self._set_state("serving", served + how)
 
     def stop(self) -> None:
-        process = self.process
-        if process is None or self._stopping:
+        if not self.running or self._stopping:
             return
         self._stopping = True
         self._set_state("stopping", "Stopping…")
-        process.terminate()
-        QTimer.singleShot(STOP_GRACE_MS, lambda: self._kill_if_running(process))
+        self.process.terminate()
+        start = self._starts
+        QTimer.singleShot(STOP_GRACE_MS, lambda: self._kill_if_running(start))
 
-    def _kill_if_running(self, process: QProcess) -> None:
-        if process is self.process and process.state() != QProcess.ProcessState.NotRunning:
-            process.kill()
+    def _kill_if_running(self, start: int) -> None:
+        if start == self._starts and self.process.state() != QProcess.ProcessState.NotRunning:
+            self.process.kill()
 
     def _read_output(self) -> None:
-        if self.process is None:
-            return
         text = bytes(self.process.readAllStandardOutput().data()).decode(errors="replace")
         self.output.extend(line for line in text.splitlines() if line.strip())
 
     def _error(self, error: QProcess.ProcessError) -> None:
-        if error == QProcess.ProcessError.FailedToStart and self.process is not None:
+        if error == QProcess.ProcessError.FailedToStart and self.running:
             self.output.append(self.process.errorString())
             self._end(failed=True)
 
     def _finished(self, code: int, _status: QProcess.ExitStatus) -> None:
         self._read_output()
-        self._end(failed=not self._stopping, code=code)
+        if self.running:
+            self._end(failed=not self._stopping, code=code)
 
     def _end(self, failed: bool, code: int | None = None) -> None:
         self._ended.set()
-        process, self.process = self.process, None
-        if process is not None:
-            process.deleteLater()
+        self.running = False
         if failed:
             lines = list(self.output)[-OUTPUT_LINES:]
             reason = next((x for x in reversed(lines) if "error" in x.lower()), "")
@@ -295,16 +296,15 @@ class SharePanel(QGroupBox):
 
     @property
     def pid(self) -> int | None:
-        return int(self.process.processId()) if self.process is not None else None
+        return int(self.process.processId()) if self.running else None
 
     def shutdown(self) -> None:
         """On closing the app: no server is left behind."""
         self._ended.set()
-        process = self.process
-        if process is not None:
+        if self.process.state() != QProcess.ProcessState.NotRunning:
             self._stopping = True
-            process.terminate()
-            if not process.waitForFinished(STOP_GRACE_MS):
-                process.kill()
-                process.waitForFinished(STOP_GRACE_MS)
+            self.process.terminate()
+            if not self.process.waitForFinished(STOP_GRACE_MS):
+                self.process.kill()
+                self.process.waitForFinished(STOP_GRACE_MS)
         self.jobs.shutdown()

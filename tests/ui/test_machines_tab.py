@@ -53,6 +53,15 @@ def plan_names(window: MainWindow) -> list[str]:
     return [d.name for d in launch.plan.devices]
 
 
+def close_share(share: SharePanel) -> None:
+    """As the window does on closing; then the start check's result, already on its way,
+    is delivered before the test lets go of the panel (PySide deletes a panel without a
+    parent at once, and a queued result for it would then reach a deleted receiver)."""
+    share.shutdown()
+    QApplication.sendPostedEvents()
+    QApplication.processEvents()
+
+
 def is_running(pid: int) -> bool:
     """Asked the way a user would: ps lists the process (and not as a zombie)."""
     out = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True)
@@ -257,6 +266,7 @@ def test_share_this_machine_starts_serves_and_stops(qtbot: QtBot) -> None:
         qtbot.mouseClick(share.start_button, Qt.MouseButton.LeftButton)
     assert not is_running(pid)
     assert share.start_button.text() == "Start sharing" and share.port.isEnabled()
+    close_share(share)
 
 
 def test_a_taken_port_says_why_sharing_failed(qtbot: QtBot) -> None:
@@ -273,6 +283,7 @@ def test_a_taken_port_says_why_sharing_failed(qtbot: QtBot) -> None:
     assert "could not listen" in share.status.text()
     assert share.log.isVisibleTo(share) and "could not listen" in share.log.toPlainText()
     assert share.start_button.text() == "Start sharing" and share.pid is None
+    close_share(share)
 
 
 def test_closing_the_window_stops_the_shared_server(qtbot: QtBot, default_model: Path) -> None:
