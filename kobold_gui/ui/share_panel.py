@@ -72,6 +72,10 @@ class SharePanel(QGroupBox):
         self.process.finished.connect(self._finished)
         self.process.errorOccurred.connect(self._error)
         self.running = False  # from start until the process ended
+        # Kills a server that ignores Stop; a child of the panel, so it dies with it.
+        self._kill_timer = QTimer(self)
+        self._kill_timer.setSingleShot(True)
+        self._kill_timer.timeout.connect(self._kill_if_running)
         self.state = "stopped"
         self.cache_folder: Path | None = None  # chosen by the user: LLAMA_CACHE
         self.output: deque[str] = deque(maxlen=200)
@@ -247,11 +251,10 @@ class SharePanel(QGroupBox):
         self._stopping = True
         self._set_state("stopping", "Stopping…")
         self.process.terminate()
-        start = self._starts
-        QTimer.singleShot(STOP_GRACE_MS, lambda: self._kill_if_running(start))
+        self._kill_timer.start(STOP_GRACE_MS)
 
-    def _kill_if_running(self, start: int) -> None:
-        if start == self._starts and self.process.state() != QProcess.ProcessState.NotRunning:
+    def _kill_if_running(self) -> None:
+        if self.process.state() != QProcess.ProcessState.NotRunning:
             self.process.kill()
 
     def _read_output(self) -> None:
@@ -270,6 +273,7 @@ class SharePanel(QGroupBox):
 
     def _end(self, failed: bool, code: int | None = None) -> None:
         self._ended.set()
+        self._kill_timer.stop()
         self.running = False
         if failed:
             lines = list(self.output)[-OUTPUT_LINES:]

@@ -242,7 +242,7 @@ def test_machines_given_on_the_command_line_are_listed_and_used(
         window.close()
 
 
-def test_share_this_machine_starts_serves_and_stops(qtbot: QtBot) -> None:
+def test_share_this_machine_starts_serves_and_stops(qtbot: QtBot, tmp_path: Path) -> None:
     share = SharePanel()
     qtbot.addWidget(share)
     assert share.host.currentData() == "127.0.0.1"  # this computer only, unless chosen
@@ -251,6 +251,8 @@ def test_share_this_machine_starts_serves_and_stops(qtbot: QtBot) -> None:
     port = free_port()
     share.port.setValue(port)
     share.device.setCurrentIndex(share.device.findData(""))
+    share.cache_folder = tmp_path  # as chosen with Folder…: LLAMA_CACHE for the server
+    share.cache.setChecked(True)
     with qtbot.waitSignal(
         share.stateChanged, timeout=HANG_GUARD_MS, check_params_cb=lambda s: s == "serving"
     ):
@@ -258,6 +260,9 @@ def test_share_this_machine_starts_serves_and_stops(qtbot: QtBot) -> None:
     assert share.status.text().startswith(f"Serving on 127.0.0.1:{port}")
     pid = share.pid
     assert pid is not None and is_running(pid)
+    assert (tmp_path / "rpc").is_dir()  # the server made its tensor cache there
+    assert b"-c" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert f"LLAMA_CACHE={tmp_path}".encode() in Path(f"/proc/{pid}/environ").read_bytes()
     machine = probe(f"127.0.0.1:{port}")  # another client sees its device
     assert machine.devices and machine.version[0] == 7
     with qtbot.waitSignal(
