@@ -26,9 +26,10 @@ def plan_summary(launch: ResolvedLaunch, what_if: bool = False) -> str:
             f"for context {launch.n_ctx_effective}."
         )
     state = "fits" if plan.fits else "does NOT fit"
+    each = "device" if any(d.remote for d in plan.devices) else "GPU"
     note = (
         f"GPU layers {launch.n_gpu_layers} ({launch.gpu_layers_note}): {state}, "
-        f"keeping {human_bytes(plan.request.margin)} free per GPU."
+        f"keeping {human_bytes(plan.request.margin)} free per {each}."
     )
     if what_if:
         note = (

@@ -10,8 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kobold_gui.core.machines import SavedMachine, normalize
 from kobold_gui.core.options import ConfigError, LaunchConfig
 from kobold_gui.core.paths import config_dir, write_json_atomic
+from kobold_gui.core.rpc_probe import RpcError
 
 SCHEMA_VERSION = 1
 MAX_RECENT = 12
@@ -33,6 +35,8 @@ class AppSettings:
     # The window as the user left it: Qt's own geometry (hex) and the splitter's sizes.
     window_geometry: str = ""
     splitter_sizes: list[int] = field(default_factory=list)
+    # Remote machines (Machines tab) and whether each is used for the model.
+    machines: list[SavedMachine] = field(default_factory=list)
 
     def remember(self, path: Path, config: LaunchConfig) -> None:
         """Put a model first in the recent list, with the settings it was launched with."""
@@ -52,6 +56,19 @@ class AppSettings:
                 except ConfigError:
                     continue  # a value out of today's range: fall back
         return LaunchConfig()
+
+
+def _parse_machines(raw: Any) -> list[SavedMachine]:
+    """The saved machines; an entry that is not an address is dropped, not fatal."""
+    out: list[SavedMachine] = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            endpoint = normalize(str(item["endpoint"]))
+        except (RpcError, KeyError, TypeError):
+            continue
+        if all(m.endpoint != endpoint for m in out):
+            out.append(SavedMachine(endpoint, bool(item.get("use", True))))
+    return out
 
 
 class SettingsStore:
@@ -95,6 +112,7 @@ class SettingsStore:
             system_prompt=str(raw.get("system_prompt", AppSettings.system_prompt)),
             window_geometry=str(raw.get("window_geometry", "")),
             splitter_sizes=[int(x) for x in raw.get("splitter_sizes", [])][:2],
+            machines=_parse_machines(raw.get("machines", [])),
         )
 
     def _set_aside(self, tag: str) -> Path:

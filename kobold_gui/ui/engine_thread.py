@@ -17,6 +17,7 @@ from kobold_gui.core.engine_types import (
     EngineError,
     GenerationResult,
     LoadCancelled,
+    ModelLost,
     SamplingParams,
 )
 from kobold_gui.core.engine_worker import EngineWorker, Job
@@ -134,6 +135,8 @@ class EngineController(QObject):
             self._emit("replyFailed", str(e))
         else:
             self._emit("replyFailed", f"unexpected error: {type(e).__name__}: {e}")
+        if isinstance(e, ModelLost):  # its engine process ended: the model is gone
+            self._emit("unloaded")
 
     # -- benchmark sweep ------------------------------------------------------------------
     def sweep(self, candidates: list[Candidate], prompt: int, gen: int, repeats: int = 1) -> None:
@@ -152,6 +155,8 @@ class EngineController(QObject):
             if job.error is not None:  # any error: said, and the window gets Load back
                 self._emit("replyFailed", str(job.error))
             self._emit("sweepFinished", job.result or [])
+            if isinstance(job.error, ModelLost):
+                self._emit("unloaded")
 
         # Stop and close cancel a sweep as a reply
         self._reply_job = self.worker.submit(Job("sweep", run, on_done=done))

@@ -108,13 +108,17 @@ class LaunchPanel(QWidget):
         self.state.set_config(config)
 
     def set_gpu_offload(self, can_offload: bool) -> None:
-        """Settings that only matter with a GPU are hidden when nothing can be offloaded."""
+        """Settings that only matter with a GPU are hidden when nothing can be offloaded
+        (remote machines' devices count: layers can go there)."""
         self.gpu_offload = can_offload
+        self._show_gpu_settings(can_offload or bool(self.state.remote))
+
+    def _show_gpu_settings(self, visible: bool) -> None:
         for opt in OPTIONS:
             if opt.gpu_only and opt.name in self.rows:
                 for w in self.rows[opt.name]:
-                    w.setVisible(can_offload)
-        self.gpu_layers_note.setVisible(can_offload)
+                    w.setVisible(visible)
+        self.gpu_layers_note.setVisible(visible)
 
     def _show(self, state: LaunchState) -> None:
         config = state.config
@@ -131,6 +135,7 @@ class LaunchPanel(QWidget):
             finally:
                 widget.blockSignals(False)
         self.widgets["ubatch"].setEnabled(config.batchpolicy == "custom")
+        self._show_gpu_settings(self.gpu_offload or bool(state.remote))
         self.batch.show_batch(state.batch)
         launch = state.resolved
         self.gpu_layers_note.setText(launch.gpu_layers_note if launch else state.error or "")

@@ -31,7 +31,7 @@ from kobold_gui.core.launch_state import LaunchState
 from kobold_gui.core.llama_buffers import device_totals, parse_buffer_sizes
 from kobold_gui.core.loaded_model import LoadedModel
 from kobold_gui.core.model_files import default_model_path
-from kobold_gui.core.options import LaunchConfig
+from kobold_gui.core.options import LaunchConfig, rpc_endpoints
 from kobold_gui.core.plan_summary import plan_summary
 from kobold_gui.core.settings import SettingsStore
 from kobold_gui.ui.background import wait_for_background_jobs
@@ -46,6 +46,7 @@ from kobold_gui.ui.gpu_poller import GpuMonitor
 from kobold_gui.ui.hardware_feed import HardwareFeed
 from kobold_gui.ui.launch_panel import LaunchPanel
 from kobold_gui.ui.load_bar import LoadBar
+from kobold_gui.ui.machines_panel import MachinesPanel
 from kobold_gui.ui.model_panel import ModelPanel
 from kobold_gui.ui.sampling_panel import SamplingPanel
 from kobold_gui.ui.server_panel import ServerPanel
@@ -103,6 +104,8 @@ class MainWindow(QMainWindow):
         self.chat_list = ConversationList()
         self.sampling_panel = SamplingPanel()
         self.server_panel = ServerPanel(self.engine.worker)  # the local API, on the same engine
+        self.machines = MachinesPanel(self.launch_state, self.settings.machines)
+        self.machines.want(rpc_endpoints(str(self._initial_options.get("rpc", ""))))
         self.conversations = ConversationController(
             self.chat,
             self.chat_list,
@@ -129,7 +132,7 @@ class MainWindow(QMainWindow):
                 ("Memory plan (before loading)", self.split_editor),
             ],
             chats=(self.chat_list, self.sampling_panel),
-            tabs=[("GPUs", self.gpus), ("Benchmark", self.benchmark)],
+            tabs=[("GPUs", self.gpus), ("Machines", self.machines), ("Benchmark", self.benchmark)],
             plain_tabs=[("Server", self.server_panel)],
             load_bar=self.load_bar,
             chat=self.chat,
@@ -143,6 +146,7 @@ class MainWindow(QMainWindow):
             self.launch_state, self.gpus, self.launch, paused=lambda: self.loading, parent=self
         )
         self.hardware.backendReady.connect(self._backend_ready)
+        self.hardware.backendReady.connect(lambda _b: self.machines.share.set_devices(self.devices))
         self.hardware.backendFailed.connect(lambda e: self.backend_label.setText(f"Backend: {e}"))
         self.models.kcpps.launch_source = lambda: (self.launch_config(), self.models.current)
 
@@ -179,6 +183,8 @@ class MainWindow(QMainWindow):
             lambda split: self.launch_state.edit(tensor_split=split)
         )
         self.sweeps.busyChanged.connect(self._sweep_busy)
+        self.machines.changed.connect(self._save_settings)
+        self.machines.devicesChanged.connect(self._remote_devices_changed)
         self.models.find_button.clicked.connect(lambda: open_find_model(self))
         self.engine.text.connect(self.conversations.reply_text)
         for keys, action in (
@@ -263,6 +269,14 @@ class MainWindow(QMainWindow):
         over = list(plan.messages) if plan is not None and not plan.fits else None
         self.load_bar.show_loadable(launch is not None and not self._busy(), over)
 
+    def _remote_devices_changed(self) -> None:
+        """A machine came, went or dropped: a split typed for the old devices goes back to
+        automatic (by free memory)."""
+        if self.launch_state.config.tensor_split:
+            self.split_editor.show_split("")
+            self.launch_state.edit(tensor_split="")
+            self.statusBar().showMessage("The devices changed: the split is automatic again.")
+
     def _busy(self) -> bool:
         busy = self.loading or self.chat.streaming or self.sweeps.running
         return busy or self.hardware.backend is None
@@ -313,6 +327,7 @@ class MainWindow(QMainWindow):
         self.loading = True
         self.chat.set_model_ready(False)
         self.load_bar.loading(launch.model_path.name if launch.model_path else "")
+        self.machines.set_in_use(launch.rpc_servers)  # their servers serve only this load now
         self.engine.load(launch, self.models.info)
 
     def load_when_ready(self) -> None:
@@ -331,6 +346,7 @@ class MainWindow(QMainWindow):
     def _loaded(self, loaded: LoadedModel) -> None:
         self.loading = False
         self.loaded = loaded
+        self.machines.set_in_use(loaded.launch.rpc_servers)
         self.load_bar.done(
             f"Loaded {loaded.info.path.name} in {loaded.load_seconds:.1f} s · "
             f"context {loaded.n_ctx} · n_batch {loaded.n_batch} · n_ubatch {loaded.n_ubatch} "
@@ -356,6 +372,7 @@ class MainWindow(QMainWindow):
     def _load_failed(self, message: str, cancelled: bool, still_loaded: LoadedModel | None) -> None:
         self.loading = False
         self.loaded = still_loaded
+        self.machines.set_in_use(still_loaded.launch.rpc_servers if still_loaded else ())
         state = (
             f"{still_loaded.info.path.name} stays loaded." if still_loaded else "No model loaded."
         )
@@ -373,6 +390,7 @@ class MainWindow(QMainWindow):
 
     def _unloaded(self) -> None:
         self.loaded = None
+        self.machines.set_in_use(())  # checked again: one may have dropped
         self.sweeps.model_loaded(None)
         self.split_editor.set_measured("")
         self.chat.set_model_ready(False)
@@ -420,6 +438,7 @@ class MainWindow(QMainWindow):
     # -- settings and closing ---------------------------------------------------------------
     def _save_settings(self) -> None:
         self.settings.system_prompt = self.chat.system_prompt.text()
+        self.settings.machines = self.machines.saved()
         remember_geometry(self, self.splitter, self.settings)
         try:
             self.store.save(self.settings)
@@ -432,6 +451,7 @@ class MainWindow(QMainWindow):
             self._save_settings()
             self.gpu_monitor.stop()
             self.server_panel.shutdown()
+            self.machines.shutdown()
             self.engine.shutdown()
             self.conversations.shutdown()
             wait_for_background_jobs()

@@ -73,6 +73,16 @@ class PlanBar(QWidget):
         p.end()
 
 
+def _legend(remote: bool) -> str:
+    overhead = "CUDA context / GPU pool" if remote else "CUDA context"
+    return (
+        "<small><span style='color:#3584e4'>■ weights</span> "
+        "<span style='color:#2ec27e'>■ KV cache</span> "
+        "<span style='color:#e66100'>■ compute</span> "
+        f"<span style='color:#9a9996'>■ {overhead}</span> ▨ margin │ free</small>"
+    )
+
+
 class SplitEditor(QWidget):
     splitChanged = Signal(str)  # "" = automatic (by free memory), else "3,1"
 
@@ -99,12 +109,8 @@ class SplitEditor(QWidget):
         self.warnings.setWordWrap(True)
         self.warnings.setStyleSheet("color: #c01c28;")
         self.gpu_rows = QVBoxLayout()
-        self.legend = legend = QLabel(
-            "<small><span style='color:#3584e4'>■ weights</span> "
-            "<span style='color:#2ec27e'>■ KV cache</span> "
-            "<span style='color:#e66100'>■ compute</span> "
-            "<span style='color:#9a9996'>■ CUDA context</span> ▨ margin │ free</small>"
-        )
+        self.legend = legend = QLabel(_legend(remote=False))
+        legend.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.summary)
@@ -127,8 +133,11 @@ class SplitEditor(QWidget):
         gpus = [d for d in plan.devices if d.is_gpu]
         self._ensure_rows(len(gpus))
         self.legend.setVisible(bool(gpus))
+        self.legend.setText(_legend(any(d.remote for d in gpus)))
         self.auto_split.setVisible(len(gpus) > 1)
-        split = plan.request.tensor_split or ()
+        # Automatic: the share each device gets of the offloaded layers (the output layer
+        # counts), as the plan placed them.
+        split = plan.request.tensor_split or tuple(float(len(d.layers)) for d in gpus)
         total_share = sum(split) or 1.0
         for i, device in enumerate(gpus):
             self.bars[i].set_device(device)
@@ -148,8 +157,9 @@ class SplitEditor(QWidget):
                 box.blockSignals(False)
             box.setEnabled(not self.auto_split.isChecked())
         cpu = plan.devices[-1]
+        here = "This computer's CPU / RAM" if any(d.remote for d in gpus) else "CPU / RAM"
         self.cpu.setText(
-            f"CPU / RAM: {len([x for x in cpu.layers if x < plan.n_layer])} layers, "
+            f"{here}: {len([x for x in cpu.layers if x < plan.n_layer])} layers, "
             f"{cpu.describe().split(': ', 1)[1]}"
         )
         self.summary.setText(note)
@@ -182,7 +192,7 @@ class SplitEditor(QWidget):
             box.setRange(0, 100)
             box.setDecimals(1)
             box.setSuffix(" %")
-            box.setToolTip("This GPU's share of the offloaded layers")
+            box.setToolTip("This device's share of the offloaded layers")
             guard_wheel(box)
             box.valueChanged.connect(self._shares_edited)
             row = QHBoxLayout()
