@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from kobold_gui.core.engine_process import DIE_WITH_PARENT
 from kobold_gui.core.rpc_probe import DEFAULT_PORT
 
 LOCAL_HOST = "127.0.0.1"
@@ -71,6 +72,8 @@ def run_rpc_server(argv: Sequence[str]) -> int:
         return 2
     if args.host != LOCAL_HOST:
         print(f"WARNING: {WARNING}", file=sys.stderr)
+    if os.environ.get(DIE_WITH_PARENT):
+        _die_with_parent()
     threads = args.threads or max(1, (os.cpu_count() or 2) // 2)
     sys.stdout.flush()
     try:
@@ -84,3 +87,19 @@ def run_rpc_server(argv: Sequence[str]) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _die_with_parent() -> None:
+    """Started by the window: end with it, also when it crashes (Linux: the kernel sends
+    SIGTERM when the parent dies). A terminal user's server is left alone."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent was already gone before prctl
+        sys.exit(0)

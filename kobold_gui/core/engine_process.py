@@ -27,6 +27,8 @@ from typing import Any
 from kobold_gui.core.engine_types import EngineError, ModelLost
 
 POLL_S = 0.02  # how often a waiting call looks at its cancel event
+# Set for a process the window starts (the Share panel's RPC server): it ends with the window.
+DIE_WITH_PARENT = "KOBOLD_GUI_DIE_WITH_PARENT"
 
 
 class ChildDied(EngineError):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_types import EngineError
+from kobold_gui.core.engine_types import EngineError, ModelLost
 from kobold_gui.core.loaded_model import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class EngineWorker:
         # runs on the caller's thread: llama.cpp's tokenizer only reads the vocabulary.
         self._model_lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
+        self._lost_listeners: list[Callable[[ModelLost], None]] = []
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -97,6 +98,11 @@ class EngineWorker:
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Called (on any thread) whenever a job is queued, starts or ends."""
         self._listeners.append(listener)
+
+    def add_model_lost_listener(self, listener: Callable[[ModelLost], None]) -> None:
+        """Called (on the engine thread) when any client's job lost the model (a remote
+        machine dropped): the window then shows it unloaded, whoever's request it was."""
+        self._lost_listeners.append(listener)
 
     def remove_listener(self, listener: Callable[[], None]) -> None:
         if listener in self._listeners:
@@ -228,6 +234,12 @@ class EngineWorker:
         job.state = "done"
         job._done.set()
         self._finish_callbacks(job)
+        if isinstance(error, ModelLost):  # after the job's own callbacks (its error first)
+            for listener in list(self._lost_listeners):
+                try:
+                    listener(error)
+                except Exception:
+                    log.exception("model lost listener failed")
         self._notify()
 
     @staticmethod

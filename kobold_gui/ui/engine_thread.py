@@ -17,7 +17,6 @@ from kobold_gui.core.engine_types import (
     EngineError,
     GenerationResult,
     LoadCancelled,
-    ModelLost,
     SamplingParams,
 )
 from kobold_gui.core.engine_worker import EngineWorker, Job
@@ -56,6 +55,9 @@ class EngineController(QObject):
         super().__init__(parent)
         self.worker = worker or EngineWorker()
         self._post.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        # The model's engine process ended (a remote machine dropped), in the window's reply
+        # or an API client's: either way the window shows it unloaded.
+        self.worker.add_model_lost_listener(lambda _e: self._emit("unloaded"))
         self._load_job: Job[Any] | None = None
         self._reply_job: Job[Any] | None = None
 
@@ -135,8 +137,6 @@ class EngineController(QObject):
             self._emit("replyFailed", str(e))
         else:
             self._emit("replyFailed", f"unexpected error: {type(e).__name__}: {e}")
-        if isinstance(e, ModelLost):  # its engine process ended: the model is gone
-            self._emit("unloaded")
 
     # -- benchmark sweep ------------------------------------------------------------------
     def sweep(self, candidates: list[Candidate], prompt: int, gen: int, repeats: int = 1) -> None:
@@ -155,8 +155,6 @@ class EngineController(QObject):
             if job.error is not None:  # any error: said, and the window gets Load back
                 self._emit("replyFailed", str(job.error))
             self._emit("sweepFinished", job.result or [])
-            if isinstance(job.error, ModelLost):
-                self._emit("unloaded")
 
         # Stop and close cancel a sweep as a reply
         self._reply_job = self.worker.submit(Job("sweep", run, on_done=done))

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kobold_gui.core.engine_process import self_command
+from kobold_gui.core.engine_process import DIE_WITH_PARENT, self_command
 from kobold_gui.core.ggml_devices import BackendDevice
 from kobold_gui.core.rpc_backend import cache_dir
 from kobold_gui.core.rpc_probe import DEFAULT_PORT, RemoteMachine, RpcError, probe
@@ -207,6 +207,7 @@ class SharePanel(QGroupBox):
         command = self_command(*self.arguments())
         env = QProcessEnvironment.systemEnvironment()
         env.insert("PYTHONUNBUFFERED", "1")
+        env.insert(DIE_WITH_PARENT, "1")  # a crashed window leaves no server behind
         if self.cache.isChecked() and self.cache_folder is not None:
             env.insert("LLAMA_CACHE", str(self.cache_folder))
         self.process.setProcessEnvironment(env)

@@ -241,3 +241,77 @@ def test_a_machine_serving_another_client_is_busy(
     with pytest.raises(EngineError, match="busy serving another client"):
         other.load(over_rpc.loaded.launch)
     assert other._child is None and over_rpc.loaded is not None  # the first is untouched
+
+
+def test_a_server_the_window_started_ends_with_it(tmp_path: Path) -> None:
+    """The Share panel's server gets DIE_WITH_PARENT: a window killed with -9 leaves no
+    server behind (a terminal user's server, without it, stays)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from kobold_gui.core.engine_process import DIE_WITH_PARENT, self_command
+
+    port = free_port()
+    pid_file = tmp_path / "server.pid"
+    server = self_command("--rpc-server", "-p", str(port), "-d", "CPU")
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time; "
+            f"p = subprocess.Popen({server!r}); "
+            f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(600)",
+        ],
+        env={**os.environ, DIE_WITH_PARENT: "1"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # until the server answers (a hang guard, not a timing check)
+            try:
+                probe(f"127.0.0.1:{port}", timeout=1)
+                break
+            except RpcError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        server_pid = int(pid_file.read_text())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        while Path(f"/proc/{server_pid}").exists() and "Z" not in _state(server_pid):
+            assert time.monotonic() < deadline, "the server outlived its parent"
+            time.sleep(0.1)
+    finally:
+        parent.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
+def test_a_model_lost_by_any_client_is_told_to_the_worker_listeners(
+    default_model: Path, tmp_path: Path
+) -> None:
+    """An API client's request that loses the model: the window's listener hears it too."""
+    from kobold_gui.core.engine_worker import EngineWorker, Job
+
+    with rpc_servers(tmp_path, 2) as pair:
+        worker = EngineWorker()
+        lost: list[ModelLost] = []
+        worker.add_model_lost_listener(lost.append)
+        launch = split_launch(default_model, pair)
+        load = worker.submit(Job("load", lambda engine, cancel: engine.load(launch, None, cancel)))
+        assert load.wait(120) and load.error is None
+
+        def reply(engine: Engine, cancel: threading.Event) -> object:
+            long = SamplingParams(max_tokens=2000, temperature=1.0, ban_eos=True)
+            return engine.chat(QUESTION, long, lambda _t: pair[0].kill(), cancel)
+
+        job = worker.submit(Job("completion", reply, client="api"))
+        assert job.wait(120)
+        assert isinstance(job.error, ModelLost) and lost == [job.error]
+        assert worker.loaded is None
+        worker.close()
