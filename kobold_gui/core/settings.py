@@ -37,6 +37,9 @@ class AppSettings:
     splitter_sizes: list[int] = field(default_factory=list)
     # Remote machines (Machines tab) and whether each is used for the model.
     machines: list[SavedMachine] = field(default_factory=list)
+    # Share this machine: port, device, tensor cache (the address is not kept: every start
+    # binds 127.0.0.1 until the user picks a network one again).
+    share: dict[str, Any] = field(default_factory=dict)
 
     def remember(self, path: Path, config: LaunchConfig) -> None:
         """Put a model first in the recent list, with the settings it was launched with."""
@@ -113,6 +116,7 @@ class SettingsStore:
             window_geometry=str(raw.get("window_geometry", "")),
             splitter_sizes=[int(x) for x in raw.get("splitter_sizes", [])][:2],
             machines=_parse_machines(raw.get("machines", [])),
+            share=dict(raw.get("share", {})) if isinstance(raw.get("share"), dict) else {},
         )
 
     def _set_aside(self, tag: str) -> Path:

@@ -184,6 +184,8 @@ class MainWindow(QMainWindow):
         )
         self.sweeps.busyChanged.connect(self._sweep_busy)
         self.machines.changed.connect(self._save_settings)
+        self.machines.share.restore(self.settings.share)
+        self.machines.share.settingsChanged.connect(self._save_settings)
         self.machines.devicesChanged.connect(self._remote_devices_changed)
         self.models.find_button.clicked.connect(lambda: open_find_model(self))
         self.engine.text.connect(self.conversations.reply_text)
@@ -439,6 +441,7 @@ class MainWindow(QMainWindow):
     def _save_settings(self) -> None:
         self.settings.system_prompt = self.chat.system_prompt.text()
         self.settings.machines = self.machines.saved()
+        self.settings.share = self.machines.share.saved()
         remember_geometry(self, self.splitter, self.settings)
         try:
             self.store.save(self.settings)

@@ -61,6 +61,7 @@ def _wait_until_serving(endpoint: str, ended: threading.Event) -> RemoteMachine 
 
 class SharePanel(QGroupBox):
     stateChanged = Signal(str)  # stopped, starting, serving, stopping, failed
+    settingsChanged = Signal()  # port, device or tensor cache edited: worth saving
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Share this machine", parent)
@@ -83,9 +84,13 @@ class SharePanel(QGroupBox):
         self._stopping = False
         self._starts = 0
         self.jobs = NetJobs(self, threads=1)
+        self._wanted_device = ""  # a saved device, chosen once the device list arrives
         self._build()
         self._show_cache()
         self._set_state("stopped", "Not sharing.")
+        self.port.valueChanged.connect(self.settingsChanged)
+        self.device.activated.connect(self._device_chosen)
+        self.cache.toggled.connect(self.settingsChanged)
 
     def _build(self) -> None:
         self.host = QComboBox()
@@ -160,7 +165,33 @@ class SharePanel(QGroupBox):
         for d in devices:
             if d.kind in ("GPU", "iGPU", "CPU"):
                 self.device.addItem(f"{d.name} — {d.description}", d.name)
-        self.device.setCurrentIndex(max(0, self.device.findData(current)))
+        wanted = current or self._wanted_device
+        self.device.setCurrentIndex(max(0, self.device.findData(wanted)))
+
+    def _device_chosen(self) -> None:
+        self._wanted_device = str(self.device.currentData() or "")
+        self.settingsChanged.emit()
+
+    # -- kept between runs ------------------------------------------------------------------
+    def saved(self) -> dict[str, object]:
+        return {
+            "port": self.port.value(),
+            "device": str(self.device.currentData() or self._wanted_device),
+            "cache": self.cache.isChecked(),
+            "cache_folder": str(self.cache_folder) if self.cache_folder else "",
+        }
+
+    def restore(self, saved: dict[str, object]) -> None:
+        """Settings from an earlier run; a value that does not fit is left at its default."""
+        port = saved.get("port")
+        if isinstance(port, int) and 0 < port < 65536:
+            self.port.setValue(port)
+        self._wanted_device = str(saved.get("device") or "")
+        self.device.setCurrentIndex(max(0, self.device.findData(self._wanted_device)))
+        self.cache.setChecked(bool(saved.get("cache")))
+        folder = saved.get("cache_folder")
+        self.cache_folder = Path(folder) if isinstance(folder, str) and folder else None
+        self._show_cache()
 
     # -- the tensor cache -------------------------------------------------------------------
     def cache_dir(self) -> Path:
@@ -181,6 +212,7 @@ class SharePanel(QGroupBox):
             self.cache_folder = Path(folder)
             self.cache.setChecked(True)
             self._show_cache()
+            self.settingsChanged.emit()
 
     # -- start and stop --------------------------------------------------------------------
     def endpoint(self) -> str:

@@ -201,6 +201,29 @@ def test_the_machine_list_survives_a_restart_and_a_down_machine_is_not_used(
     window.close()
 
 
+def test_share_settings_survive_a_restart_but_the_address_does_not(
+    qtbot: QtBot, default_model: Path, tmp_path: Path
+) -> None:
+    window = open_window(qtbot, default_model)
+    share = window.machines.share
+    share.port.setValue(50111)
+    share.cache.setChecked(True)
+    cpu = share.device.findData("CPU")
+    assert cpu > 0
+    share.device.setCurrentIndex(cpu)
+    share.device.activated.emit(cpu)  # as a user's pick
+    share.host.setCurrentIndex(share.host.count() - 1)  # every network, for this run only
+    window.close()
+    assert SettingsStore().load()[0].share["port"] == 50111
+
+    window = open_window(qtbot, default_model)
+    share = window.machines.share
+    assert share.port.value() == 50111 and share.cache.isChecked()
+    qtbot.waitUntil(lambda: share.device.currentData() == "CPU", timeout=HANG_GUARD_MS)
+    assert share.host.currentData() == "127.0.0.1"  # a network address is chosen each time
+    window.close()
+
+
 def test_a_split_over_machines_stays_at_restart_and_resets_when_one_goes(
     qtbot: QtBot, default_model: Path, tmp_path: Path
 ) -> None:
