@@ -114,7 +114,8 @@ def _device_names(launch: Any) -> list[str]:
     return [by_handle[h] for h in launch.device_handles or ()]
 
 
-def _plan_rows(launch: Any) -> list[dict[str, float]]:
+def plan_rows(launch: Any, gpus_only: bool = True) -> list[dict[str, float]]:
+    """The plan per device in MiB (bench.rpc_gpu keeps the CPU's row too)."""
     return [
         {
             "name": d.name,
@@ -125,7 +126,7 @@ def _plan_rows(launch: Any) -> list[dict[str, float]]:
             "total": d.total / MiB,
         }
         for d in launch.plan.devices
-        if d.is_gpu
+        if d.is_gpu or not gpus_only
     ]
 
 
@@ -164,7 +165,7 @@ def load_child(model: Path, split: str, baseline: list[int], estimate: bool) -> 
             "n_ctx": n_ctx,
             "ubatch": ub,
             "fa": fa,
-            "plan": _plan_rows(launch_c),
+            "plan": plan_rows(launch_c),
             "plan_pipeline": launch_c.plan.pipeline,
             "devices": names,
         }

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import kobold_gui  # noqa: F401  (libllama first)
+from bench.multi_gpu_plan import nvml_used, plan_rows
 from kobold_gui.core.engine import Engine
 from kobold_gui.core.engine_process import self_command
 from kobold_gui.core.gguf_info import read_gguf
@@ -38,20 +39,6 @@ MiB = 1 << 20
 CONFIG = LaunchConfig(
     contextsize=8192, gpulayers=99, tensor_split="1,1", flashattention="on", blasbatchsize=512
 )
-
-
-def nvml_used() -> list[int]:
-    """Used memory per GPU in NVML's (PCI bus) order."""
-    import pynvml
-
-    pynvml.nvmlInit()
-    try:
-        return [
-            int(pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(i)).used)
-            for i in range(pynvml.nvmlDeviceGetCount())
-        ]
-    finally:
-        pynvml.nvmlShutdown()
 
 
 def lo_bytes() -> int:
@@ -101,21 +88,6 @@ def launch_for(model: Path, rpc: bool) -> ResolvedLaunch:
     return resolve_launch(config, model, info, report.gpu_offload, report, None, None, remote)
 
 
-def plan_rows(launch: ResolvedLaunch) -> list[dict[str, Any]]:
-    assert launch.plan is not None
-    return [
-        {
-            "name": d.name,
-            "weights": d.weights / MiB,
-            "kv": d.kv / MiB,
-            "compute": d.compute / MiB,
-            "overhead": d.overhead / MiB,
-            "total": d.total / MiB,
-        }
-        for d in launch.plan.devices
-    ]
-
-
 def run(model: Path, rpc: bool, prompt: int, gen: int) -> dict[str, Any]:
     launch = launch_for(model, rpc)
     before = nvml_used()
@@ -126,7 +98,7 @@ def run(model: Path, rpc: bool, prompt: int, gen: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "rpc": rpc,
         "load_s": load_s,
-        "plan": plan_rows(launch),
+        "plan": plan_rows(launch, gpus_only=False),
         "pipeline_plan": bool(launch.plan and launch.plan.pipeline),
         "pipeline_llama": any("pipeline parallelism enabled" in x for x in loaded.log),
         "buffers": {

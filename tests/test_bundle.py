@@ -41,14 +41,13 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return exe
 
 
+def clean_env(home: Path) -> dict[str, str]:
+    """A user's environment: no virtual environment on the PATH, a fresh home."""
+    return {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
 def run_bundle(exe: Path, home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {
-        "HOME": str(home),
-        "PATH": "/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "QT_QPA_PLATFORM": "offscreen",
-        **env,
-    }
+    clean = {**clean_env(home), "QT_QPA_PLATFORM": "offscreen", **env}
     return subprocess.run(
         [str(exe), *args], env=clean, cwd=home, capture_output=True, text=True, timeout=120
     )
@@ -67,10 +66,9 @@ def test_bundle_serves_the_api_headless(bundle: Path, tmp_path: Path) -> None:
 
     import httpx
 
-    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     proc = subprocess.Popen(
         [str(bundle), "--headless", "--port", "0", "--contextsize", "512"],
-        env=env,
+        env=clean_env(tmp_path),
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -136,10 +134,9 @@ def test_the_bundle_shares_a_machine_and_chats_over_it(bundle: Path, tmp_path: P
     from tests.rpc_servers import free_port
 
     port = free_port()
-    clean = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     server = subprocess.Popen(
         [str(bundle), "--rpc-server", "-p", str(port), "-d", "CPU"],
-        env=clean,
+        env=clean_env(tmp_path),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
