@@ -111,9 +111,10 @@ class LaunchPanel(QWidget):
         """Settings that only matter with a GPU are hidden when nothing can be offloaded
         (remote machines' devices count: layers can go there)."""
         self.gpu_offload = can_offload
-        self._show_gpu_settings(can_offload or bool(self.state.remote))
+        self._show_gpu_settings()
 
-    def _show_gpu_settings(self, visible: bool) -> None:
+    def _show_gpu_settings(self) -> None:
+        visible = self.gpu_offload or bool(self.state.remote)
         for opt in OPTIONS:
             if opt.gpu_only and opt.name in self.rows:
                 for w in self.rows[opt.name]:
@@ -135,7 +136,7 @@ class LaunchPanel(QWidget):
             finally:
                 widget.blockSignals(False)
         self.widgets["ubatch"].setEnabled(config.batchpolicy == "custom")
-        self._show_gpu_settings(self.gpu_offload or bool(state.remote))
+        self._show_gpu_settings()
         self.batch.show_batch(state.batch)
         launch = state.resolved
         self.gpu_layers_note.setText(launch.gpu_layers_note if launch else state.error or "")
