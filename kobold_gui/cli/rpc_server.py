@@ -10,9 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from kobold_gui.core.engine_process import DIE_WITH_PARENT
-from kobold_gui.core.rpc_probe import DEFAULT_PORT
+from kobold_gui.core.rpc_probe import DEFAULT_PORT, LOCAL_HOST
 
-LOCAL_HOST = "127.0.0.1"
 WARNING = (
     "The RPC server has no authentication and no encryption: anyone who can reach this port "
     "can use this machine's devices and memory. Bind a LAN address only on a network you trust."

@@ -25,6 +25,7 @@ CMD_GET_DEVICE_MEMORY = 11
 CMD_HELLO = 14
 CMD_DEVICE_COUNT = 15
 DEFAULT_PORT = 50052  # llama.cpp's rpc-server default
+LOCAL_HOST = "127.0.0.1"  # where a server binds unless the user picks a network address
 # ggml-cpu's buffers are aligned to 32 bytes (TENSOR_ALIGNMENT); GPU backends use more
 # (CUDA 128). The protocol does not name the remote backend, so this is how it is told.
 CPU_ALIGNMENT = 32

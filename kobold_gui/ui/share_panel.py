@@ -29,12 +29,17 @@ from PySide6.QtWidgets import (
 from kobold_gui.core.engine_process import DIE_WITH_PARENT, self_command
 from kobold_gui.core.ggml_devices import BackendDevice
 from kobold_gui.core.rpc_backend import cache_dir
-from kobold_gui.core.rpc_probe import DEFAULT_PORT, RemoteMachine, RpcError, probe
+from kobold_gui.core.rpc_probe import (
+    DEFAULT_PORT,
+    LOCAL_HOST,
+    RemoteMachine,
+    RpcError,
+    probe,
+)
 from kobold_gui.ui.net_jobs import NetJobs
 from kobold_gui.ui.server_panel import lan_addresses
 from kobold_gui.ui.wheel_guard import guard_wheel
 
-LOCAL_HOST = "127.0.0.1"  # as cli/rpc_server.py binds by default
 ALL_NETWORKS = "0.0.0.0"
 READY_LIMIT_S = 120.0  # a hang guard for the start check, not a timing
 STOP_GRACE_MS = 3000
