@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -44,6 +45,24 @@ def stall_while_streaming(app: QApplication, tokens: int = 10_000) -> tuple[int,
     controller = ConversationController(
         panel, ConversationList(), SamplingPanel(), ChatStore(Path(folder)), print, str
     )
+    worst, text = stream_reply(panel, controller, tokens)
+    controller.shutdown()
+    shutil.rmtree(folder, ignore_errors=True)
+    return worst, len(text) / 1000
+
+
+def stream_reply(
+    panel: ChatPanel,
+    controller: ConversationController,
+    tokens: int,
+    wrap: Callable[[Callable[..., None]], Callable[..., None]] = lambda f: f,
+    settle_ms: int = 0,
+) -> tuple[int, str]:
+    """Send a message, then stream a Markdown reply of `tokens` tokens into the controller
+    in 33 ms chunks (the engine thread's flush), as the app does; a 5 ms heartbeat on the
+    GUI thread measures its longest stall. `wrap` times the controller's calls;
+    `settle_ms` waits after the reply (its end-of-turn work). Returns the worst gap in ms
+    and the reply's text."""
     panel.input.setPlainText("write a lot")
     panel.send()
     text = (LINE * (tokens * 5 // len(LINE) + 1))[: tokens * 5]
@@ -65,21 +84,22 @@ def stall_while_streaming(app: QApplication, tokens: int = 10_000) -> tuple[int,
 
     def next_chunk() -> None:
         if chunks:
-            controller.reply_text(chunks.pop(0))
+            wrap(controller.reply_text)(chunks.pop(0))
         else:
             feed.stop()
-            controller.reply_finished(
+            wrap(controller.reply_finished)(
                 GenerationResult(text, 1, 1, tokens, 0.1, 0.1, 10.0, "length")
             )
-            loop.quit()
+            if settle_ms:
+                QTimer.singleShot(settle_ms, loop.quit)
+            else:
+                loop.quit()
 
     feed.timeout.connect(next_chunk)
     feed.start(33)
     loop.exec()
     heart.stop()
-    controller.shutdown()
-    shutil.rmtree(folder, ignore_errors=True)
-    return worst[0], len(text) / 1000
+    return worst[0], text
 
 
 def ttft_by_turn(turns: int = 10) -> list[GenerationResult]:

@@ -23,16 +23,14 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
+from bench.chat_rendering import stream_reply
 from kobold_gui.core.chat_store import ChatStore
 from kobold_gui.core.chat_types import Conversation, StoredMessage, op_text
 from kobold_gui.core.chat_writer import ChatWriter
-from kobold_gui.core.engine_types import GenerationResult
 from kobold_gui.core.paths import write_json_atomic
 
-LINE = "Some *markdown* with `code`, a [link](https://example.org) and a list:\n- item\n"
 MESSAGE = "A paragraph of an earlier message, about the sea and its lighthouses. " * 6
 
 
@@ -120,42 +118,11 @@ def stall_while_streaming(
 
     chat._render_timer.timeout.disconnect()
     chat._render_timer.timeout.connect(timed(chat._render_pieces))
-    chat.input.setPlainText("write a lot")
-    chat.send()
-    text = (LINE * (tokens * 5 // len(LINE) + 1))[: tokens * 5]
-    chunks = [text[i : i + 33 * 5] for i in range(0, len(text), 33 * 5)]
-    clock = QElapsedTimer()
-    clock.start()
-    last, worst = [0], [0]
-
-    def beat() -> None:
-        now = clock.elapsed()
-        worst[0] = max(worst[0], now - last[0])
-        last[0] = now
-
-    heart = QTimer()
-    heart.timeout.connect(beat)
-    heart.start(5)
-    loop = QEventLoop()
-    feed = QTimer()
-
-    def next_chunk() -> None:
-        if chunks:
-            timed(controller.reply_text)(chunks.pop(0))
-        else:
-            feed.stop()
-            timed(controller.reply_finished)(
-                GenerationResult(text, 1, 1, tokens, 0.1, 0.1, 10.0, "length")
-            )
-            QTimer.singleShot(300, loop.quit)  # the end of the turn, compaction included
-
-    feed.timeout.connect(next_chunk)
-    feed.start(33)
-    loop.exec()
-    heart.stop()
+    # The end of the turn (compaction included) is waited for: 300 ms.
+    worst, _text = stream_reply(chat, controller, tokens, timed, settle_ms=300)
     controller.shutdown()
     host.close()
-    return worst[0], busy[0] * 1000
+    return worst, busy[0] * 1000
 
 
 def main() -> None:
