@@ -160,10 +160,10 @@ def test_shift_enter_adds_a_line_instead_of_sending(qtbot: QtBot, tiny_model: Pa
     close(qtbot, window)
 
 
-def test_dropping_a_file_selects_it(qtbot: QtBot, tiny_model: Path, default_model: Path) -> None:
-    window = open_window(qtbot, default_model)
+def drop_file(window: MainWindow, path: Path) -> None:
+    """Drop a file on the window, as Qt delivers it (the mime data must outlive the call)."""
     mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(tiny_model))])
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
     event = QDropEvent(
         QPointF(10, 10),
         Qt.DropAction.CopyAction,
@@ -171,8 +171,13 @@ def test_dropping_a_file_selects_it(qtbot: QtBot, tiny_model: Path, default_mode
         Qt.MouseButton.NoButton,
         Qt.KeyboardModifier.NoModifier,
     )
+    window.dropEvent(event)
+
+
+def test_dropping_a_file_selects_it(qtbot: QtBot, tiny_model: Path, default_model: Path) -> None:
+    window = open_window(qtbot, default_model)
     with qtbot.waitSignal(window.models.infoReady, timeout=HANG_GUARD_MS):
-        window.dropEvent(event)
+        drop_file(window, tiny_model)
     assert window.models.current == tiny_model
     assert window.models.meta_labels["layers"].text() == "2"
     close(qtbot, window)

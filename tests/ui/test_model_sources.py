@@ -8,8 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from kobold_gui.core.model_roots import Places, default_roots
@@ -19,6 +18,7 @@ from kobold_gui.ui.model_panel import ModelPanel
 from tests.conftest import HANG_GUARD_MS
 from tests.core.test_kcpps import DATA
 from tests.core.test_model_scan import build_apps
+from tests.ui.test_main_window import drop_file
 
 APP_VARS = ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "OLLAMA_MODELS", "XDG_CACHE_HOME")
 
@@ -140,17 +140,8 @@ def test_dropping_a_kcpps_on_the_window_imports_it(
     qtbot: QtBot, apps_home: Path, tiny_model: Path, kcpps_file: Path
 ) -> None:
     window = open_window(qtbot, tiny_model)
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(kcpps_file))])
-    event = QDropEvent(
-        QPointF(10, 10),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
     with qtbot.waitSignal(window.models.kcppsImported, timeout=HANG_GUARD_MS):
-        window.dropEvent(event)
+        drop_file(window, kcpps_file)
     assert window.launch_config().contextsize == 16384
     window.close()
 
