@@ -36,15 +36,15 @@ def child_engine(model: str | None, tokens: int, ctx: int, threads: int) -> None
     """Runs in a fresh process: load, warm up, one timed generation; prints JSON."""
     from pathlib import Path
 
-    from kobold_gui.core.backend import backend_info
-    from kobold_gui.core.engine import Engine
-    from kobold_gui.core.engine_types import SamplingParams
-    from kobold_gui.core.gguf_info import read_gguf
-    from kobold_gui.core.gpus import GpuInventory
-    from kobold_gui.core.hardware_probe import probe_hardware
-    from kobold_gui.core.launch import resolve_launch
-    from kobold_gui.core.model_files import default_model_path
-    from kobold_gui.core.options import LaunchConfig
+    from kobold_gui.core.engine.engine import Engine
+    from kobold_gui.core.engine.types import SamplingParams
+    from kobold_gui.core.hardware.nvml import GpuInventory
+    from kobold_gui.core.hardware.probe import probe_hardware
+    from kobold_gui.core.launch.options import LaunchConfig
+    from kobold_gui.core.launch.resolve import resolve_launch
+    from kobold_gui.core.llama.library import backend_info
+    from kobold_gui.core.models.files import default_model_path
+    from kobold_gui.core.models.gguf_info import read_gguf
 
     path = Path(model) if model else default_model_path()
     assert path is not None

@@ -26,13 +26,13 @@ os.environ.setdefault("KOBOLD_GUI_HOME", "/tmp/kobold-gui-bench-home")
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
-from kobold_gui.core.chat_format import ChatFormatter, Message
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_types import SamplingParams
-from kobold_gui.core.gguf_info import read_gguf
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.model_files import default_model_path
-from kobold_gui.core.options import LaunchConfig
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.prompt_template import ChatFormatter, Message
+from kobold_gui.core.engine.types import SamplingParams
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_launch
+from kobold_gui.core.models.files import default_model_path
+from kobold_gui.core.models.gguf_info import read_gguf
 
 PROMPT = [Message("user", "Write a long story about a dragon who learns to count.")]
 CONFIG = LaunchConfig(contextsize=2048, threads=2)
@@ -106,7 +106,7 @@ def bare_tokens_per_s(model: Path, prompt: str, n: int) -> float:
 
 
 def app_tokens_per_s(app: QApplication, model: Path, n: int) -> tuple[float, str]:
-    from kobold_gui.ui.engine_thread import EngineController
+    from kobold_gui.ui.engine.controller import EngineController
 
     controller = EngineController()
     launch = resolve_launch(CONFIG, model, None, False)
@@ -127,7 +127,7 @@ def app_tokens_per_s(app: QApplication, model: Path, n: int) -> tuple[float, str
 
 
 def gui_stall(app: QApplication, model: Path, n: int) -> tuple[int, int, float]:
-    from kobold_gui.ui.main_window import MainWindow
+    from kobold_gui.ui.window.main_window import MainWindow
 
     window = MainWindow(initial_model=model, initial_config=CONFIG)
     window.show()
@@ -189,7 +189,7 @@ def stop_latency_core(model: Path) -> tuple[float, int, int]:
 
 
 def stop_latency_window(app: QApplication, model: Path) -> float:
-    from kobold_gui.ui.main_window import MainWindow
+    from kobold_gui.ui.window.main_window import MainWindow
 
     window = MainWindow(
         initial_model=model, initial_config=LaunchConfig(contextsize=8192, blasbatchsize=4096)

@@ -20,17 +20,17 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
-from kobold_gui.core.chat_format import Message
-from kobold_gui.core.chat_store import ChatStore
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_types import GenerationResult, SamplingParams
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.model_files import default_model_path
-from kobold_gui.core.options import LaunchConfig
-from kobold_gui.ui.chat_panel import ChatPanel
-from kobold_gui.ui.conversation_controller import ConversationController
-from kobold_gui.ui.conversation_list import ConversationList
-from kobold_gui.ui.sampling_panel import SamplingPanel
+from kobold_gui.core.chats.store import ChatStore
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.prompt_template import Message
+from kobold_gui.core.engine.types import GenerationResult, SamplingParams
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_launch
+from kobold_gui.core.models.files import default_model_path
+from kobold_gui.ui.chat.chat_panel import ChatPanel
+from kobold_gui.ui.chat.controller import ConversationController
+from kobold_gui.ui.chat.conversation_list import ConversationList
+from kobold_gui.ui.chat.sampling_panel import SamplingPanel
 
 TOKEN = "word "  # ~1 token
 LINE = "Some *markdown* with `code`, a [link](https://example.org) and a list:\n- item\n"

@@ -26,9 +26,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtWidgets import QApplication, QWidget
 
 from bench.chat_rendering import stream_reply
-from kobold_gui.core.chat_store import ChatStore
-from kobold_gui.core.chat_types import Conversation, StoredMessage, op_text
-from kobold_gui.core.chat_writer import ChatWriter
+from kobold_gui.core.chats.store import ChatStore
+from kobold_gui.core.chats.types import Conversation, StoredMessage, op_text
+from kobold_gui.core.chats.writer import ChatWriter
 from kobold_gui.core.paths import write_json_atomic
 
 MESSAGE = "A paragraph of an earlier message, about the sea and its lighthouses. " * 6
@@ -90,10 +90,10 @@ def stall_while_streaming(
     """The longest gap between 5 ms heartbeats (wall clock: a busy machine adds its own
     delays), and the longest CPU time of one GUI-thread event of the chat (a streamed chunk,
     a Markdown render, the end of the reply): the app's own share."""
-    from kobold_gui.ui.chat_panel import ChatPanel
-    from kobold_gui.ui.conversation_controller import ConversationController
-    from kobold_gui.ui.conversation_list import ConversationList
-    from kobold_gui.ui.sampling_panel import SamplingPanel
+    from kobold_gui.ui.chat.chat_panel import ChatPanel
+    from kobold_gui.ui.chat.controller import ConversationController
+    from kobold_gui.ui.chat.conversation_list import ConversationList
+    from kobold_gui.ui.chat.sampling_panel import SamplingPanel
 
     host = QWidget()
     host.resize(900, 700)
@@ -169,7 +169,7 @@ def main() -> None:
             f"   on start, from the index: {scan_ms:.1f} ms for {len(listed)} chats "
             f"(worker thread); parsing every chat instead: {parse_all(folder):.1f} ms"
         )
-        from kobold_gui.ui.conversation_list import ConversationList
+        from kobold_gui.ui.chat.conversation_list import ConversationList
 
         chats = ConversationList()
         chats.set_summaries(listed)

@@ -16,15 +16,15 @@ import time
 from pathlib import Path
 
 import kobold_gui  # noqa: F401  (libllama before numpy)
-from kobold_gui.core.backend import backend_info
-from kobold_gui.core.chat_format import Message
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_types import GenerationResult, SamplingParams
-from kobold_gui.core.gguf_info import read_gguf
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.model_files import default_model_path
-from kobold_gui.core.options import LaunchConfig
-from kobold_gui.core.rpc_probe import probe
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.prompt_template import Message
+from kobold_gui.core.engine.types import GenerationResult, SamplingParams
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_launch
+from kobold_gui.core.llama.library import backend_info
+from kobold_gui.core.models.files import default_model_path
+from kobold_gui.core.models.gguf_info import read_gguf
+from kobold_gui.core.remote.probe import probe
 
 PROMPT = [Message("user", "Write a long story about a dragon who learns to count. " * 8)]
 PARAMS = SamplingParams(max_tokens=128, temperature=0.0, ban_eos=True)

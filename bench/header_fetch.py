@@ -20,12 +20,13 @@ import gguf
 import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from kobold_gui.core.gguf_header import read_header
-from kobold_gui.core.gguf_info import human_bytes, read_gguf
-from kobold_gui.core.hub import Hub
-from kobold_gui.core.memory_plan import GiB, GpuBudget, PlanRequest, plan_memory
-from kobold_gui.core.remote_gguf import remote_info
-from kobold_gui.dev.fake_hub import FakeFile, FakeHub, FakeRepo
+from kobold_gui.core.hub.remote_gguf import remote_info
+from kobold_gui.core.hub.search import Hub
+from kobold_gui.core.models.gguf_header import read_header
+from kobold_gui.core.models.gguf_info import read_gguf
+from kobold_gui.core.plan.memory_plan import GiB, GpuBudget, PlanRequest, plan_memory
+from kobold_gui.core.units import human_bytes
+from tests.fakes.hub import FakeFile, FakeHub, FakeRepo
 
 N_VOCAB, N_MERGES = 128256, 280147
 LAYERS, EMBD, FFN, HEADS, KV_HEADS = 32, 4096, 14336, 32, 8

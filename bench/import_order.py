@@ -23,14 +23,14 @@ import importlib, sys
 importlib.import_module(sys.argv[1])
 from pathlib import Path
 from kobold_gui.cli.common import open_inventory
-from kobold_gui.core.backend import backend_info
-from kobold_gui.core.hardware_probe import probe_hardware
-from kobold_gui.core.chat_format import Message
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_types import SamplingParams
-from kobold_gui.core.gguf_info import read_gguf
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.options import LaunchConfig
+from kobold_gui.core.llama.library import backend_info
+from kobold_gui.core.hardware.probe import probe_hardware
+from kobold_gui.core.engine.prompt_template import Message
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.types import SamplingParams
+from kobold_gui.core.models.gguf_info import read_gguf
+from kobold_gui.core.launch.resolve import resolve_launch
+from kobold_gui.core.launch.options import LaunchConfig
 
 path = Path(sys.argv[2])
 info = read_gguf(path)

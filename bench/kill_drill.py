@@ -45,8 +45,8 @@ def child(mode: str, model: Path) -> None:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from kobold_gui.core.engine_types import SamplingParams
-    from kobold_gui.ui.main_window import MainWindow
+    from kobold_gui.core.engine.types import SamplingParams
+    from kobold_gui.ui.window.main_window import MainWindow
 
     app = QApplication([])
     window = MainWindow(initial_model=model)
@@ -96,7 +96,7 @@ def run_child(mode: str, home: Path, model: Path) -> subprocess.Popen[str]:
 
 
 def one_run(home: Path, model: Path, rng: random.Random) -> dict[str, object]:
-    from kobold_gui.core.chat_store import ChatFileError, ChatStore
+    from kobold_gui.core.chats.store import ChatFileError, ChatStore
 
     proc = run_child("first", home, model)
     assert proc.stdout is not None
@@ -169,7 +169,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--child", choices=("first", "again"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    from kobold_gui.core.model_files import default_model_path
+    from kobold_gui.core.models.files import default_model_path
 
     model = args.model or default_model_path()
     assert model is not None, "no model: pass --model"

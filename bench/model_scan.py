@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kobold_gui.core.model_roots import Places, default_roots
-from kobold_gui.core.model_scan import scan_models
+from kobold_gui.core.models.roots import Places, default_roots
+from kobold_gui.core.models.scan import scan_models
 
 HEADER = b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 24
 

@@ -21,13 +21,13 @@ import threading
 import time
 from pathlib import Path
 
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_types import EngineError
-from kobold_gui.core.gguf_info import read_gguf
-from kobold_gui.core.gpus import GpuInventory
-from kobold_gui.core.hardware_probe import probe_hardware
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.options import LaunchConfig
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.types import EngineError
+from kobold_gui.core.hardware.nvml import GpuInventory
+from kobold_gui.core.hardware.probe import probe_hardware
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_launch
+from kobold_gui.core.models.gguf_info import read_gguf
 
 MiB = 1 << 20
 PAIRS = ((512, 512), (2048, 1024), (4096, 1024), (2048, 2048), (4096, 4096))

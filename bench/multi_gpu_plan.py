@@ -71,11 +71,11 @@ def child(args: list[str], env: dict[str, str] | None = None, timeout: int = 300
 # -- children -------------------------------------------------------------------------------
 def contexts_child() -> None:
     steps = {"start": nvml_used()}
-    from kobold_gui.core.backend import backend_info
+    from kobold_gui.core.llama.library import backend_info
 
     backend_info()
     steps["backend_info"] = nvml_used()
-    from kobold_gui.core.ggml_devices import backend_devices
+    from kobold_gui.core.hardware.ggml_devices import backend_devices
 
     devices = backend_devices()
     steps["backend_devices"] = nvml_used()
@@ -83,11 +83,11 @@ def contexts_child() -> None:
 
 
 def _launch(model: Path, split: str, n_ctx: int, ub: int, fa: str) -> Any:
-    from kobold_gui.core.gguf_info import read_gguf
-    from kobold_gui.core.gpus import GpuInventory
-    from kobold_gui.core.hardware_probe import probe_hardware
-    from kobold_gui.core.launch import resolve_launch
-    from kobold_gui.core.options import LaunchConfig
+    from kobold_gui.core.hardware.nvml import GpuInventory
+    from kobold_gui.core.hardware.probe import probe_hardware
+    from kobold_gui.core.launch.options import LaunchConfig
+    from kobold_gui.core.launch.resolve import resolve_launch
+    from kobold_gui.core.models.gguf_info import read_gguf
 
     tensor_split, layers, mode, main = SPLITS[split]
     config = LaunchConfig(
@@ -108,7 +108,7 @@ def _launch(model: Path, split: str, n_ctx: int, ub: int, fa: str) -> Any:
 
 def _device_names(launch: Any) -> list[str]:
     """llama.cpp's name of each planned GPU, in the plan's order (the device list's)."""
-    from kobold_gui.core.ggml_devices import backend_devices
+    from kobold_gui.core.hardware.ggml_devices import backend_devices
 
     by_handle = {d.handle: d.name for d in backend_devices()}
     return [by_handle[h] for h in launch.device_handles or ()]
@@ -137,9 +137,9 @@ def load_child(model: Path, split: str, baseline: list[int], estimate: bool) -> 
 
     import llama_cpp
 
-    from kobold_gui.core.engine import Engine
-    from kobold_gui.core.llama_buffers import parse_buffer_sizes
-    from kobold_gui.core.llama_log import llama_log_count, llama_log_since
+    from kobold_gui.core.engine.engine import Engine
+    from kobold_gui.core.llama.buffers import parse_buffer_sizes
+    from kobold_gui.core.llama.log import llama_log_count, llama_log_since
 
     n_ctx0, ub0, fa0 = CONTEXTS[0]
     launch, info = _launch(model, split, n_ctx0, ub0, fa0)
@@ -201,7 +201,7 @@ def load_child(model: Path, split: str, baseline: list[int], estimate: bool) -> 
 
 
 def no_alloc_estimates(model: Path, split: str) -> list[dict[str, Any]]:
-    from kobold_gui.core.llama_estimate import estimate_buffers
+    from kobold_gui.core.plan.llama_estimate import estimate_buffers
 
     out = []
     for n_ctx, ub, fa in CONTEXTS:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import llama_cpp
 
-from kobold_gui.core.backend import init_backend
-from kobold_gui.core.model_files import default_model_path
+from kobold_gui.core.llama.library import init_backend
+from kobold_gui.core.models.files import default_model_path
 
 
 def _batch_step(ctx: object, batch: object, tokens: list[int], pos: int) -> None:

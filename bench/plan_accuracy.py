@@ -17,13 +17,13 @@ from pathlib import Path
 
 import llama_cpp
 
-from kobold_gui.core.backend import init_backend
-from kobold_gui.core.gguf_info import read_gguf
-from kobold_gui.core.gpus import GpuInventory
-from kobold_gui.core.launch import CTX_PAD
-from kobold_gui.core.llama_buffers import parse_buffer_sizes
-from kobold_gui.core.llama_log import llama_log_count, llama_log_since
-from kobold_gui.core.memory_plan import GpuBudget, PlanRequest, plan_memory
+from kobold_gui.core.hardware.nvml import GpuInventory
+from kobold_gui.core.launch.resolve import CTX_PAD
+from kobold_gui.core.llama.buffers import parse_buffer_sizes
+from kobold_gui.core.llama.library import init_backend
+from kobold_gui.core.llama.log import llama_log_count, llama_log_since
+from kobold_gui.core.models.gguf_info import read_gguf
+from kobold_gui.core.plan.memory_plan import GpuBudget, PlanRequest, plan_memory
 
 MiB = 1 << 20
 PART_TOL = (0.05, 64 * MiB)

@@ -25,15 +25,15 @@ from typing import Any
 
 import kobold_gui  # noqa: F401  (libllama first)
 from bench.multi_gpu_plan import nvml_used, plan_rows
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_process import self_command
-from kobold_gui.core.gguf_info import read_gguf
-from kobold_gui.core.gpus import GpuInventory
-from kobold_gui.core.hardware_probe import probe_hardware
-from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
-from kobold_gui.core.llama_buffers import parse_buffer_sizes
-from kobold_gui.core.options import LaunchConfig
-from kobold_gui.core.rpc_probe import RpcError, probe
+from kobold_gui.core.engine.child_process import self_command
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.hardware.nvml import GpuInventory
+from kobold_gui.core.hardware.probe import probe_hardware
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import ResolvedLaunch, resolve_launch
+from kobold_gui.core.llama.buffers import parse_buffer_sizes
+from kobold_gui.core.models.gguf_info import read_gguf
+from kobold_gui.core.remote.probe import RpcError, probe
 
 MiB = 1 << 20
 CONFIG = LaunchConfig(

@@ -13,6 +13,6 @@ CMAKE_BUILD_PARALLEL_LEVEL=16 CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTU
   python3 -m pip install -q --no-build-isolation --no-deps --target .gpubuild/site \
   .gpu/llama-cpp-python
 wait $writer
-python3 -c "import kobold_gui, llama_cpp; from kobold_gui.core.rpc_backend import has_rpc; \
-from kobold_gui.core.backend import backend_info; print('rpc', has_rpc(), backend_info())"
+python3 -c "import kobold_gui, llama_cpp; from kobold_gui.core.remote.rpc_backend import has_rpc; \
+from kobold_gui.core.llama.library import backend_info; print('rpc', has_rpc(), backend_info())"
 ls -la .gpubuild/models

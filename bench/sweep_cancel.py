@@ -12,12 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.model_files import default_model_path
-from kobold_gui.core.options import LaunchConfig
-from kobold_gui.core.sweep import run_sweep
-from kobold_gui.core.sweep_results import candidates_from
+from kobold_gui.core.benchmark.results import candidates_from
+from kobold_gui.core.benchmark.sweep import run_sweep
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_launch
+from kobold_gui.core.models.files import default_model_path
 
 
 def main() -> None:

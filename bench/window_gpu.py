@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import kobold_gui  # noqa: F401  (first, as the app's entry point: libllama before Qt and numpy)
-from kobold_gui.core.gpus import GpuInventory
+from kobold_gui.core.hardware.nvml import GpuInventory
 
 
 def main() -> None:
@@ -23,7 +23,7 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([])
-    from kobold_gui.ui.main_window import MainWindow
+    from kobold_gui.ui.window.main_window import MainWindow
 
     out, model = Path(sys.argv[1]), Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--engine-child"]:  # the engine of a load over other machines
-        from kobold_gui.core.engine_child import main as engine_child
+        from kobold_gui.core.engine.child_main import main as engine_child
 
         return engine_child(int(argv[1]))
     if getattr(sys, "frozen", False) and not _cpu_is_supported(argv):
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _cpu_is_supported(argv: list[str]) -> bool:
     """The bundled llama.cpp is built for AVX2/FMA/F16C: say so instead of crashing."""
-    from kobold_gui.core.cpu import missing_cpu_features
+    from kobold_gui.core.hardware.cpu import missing_cpu_features
 
     missing = missing_cpu_features()
     if not missing or "--self-test" in argv:  # the self-test reports it in its JSON

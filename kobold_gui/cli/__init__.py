@@ -1,5 +1,5 @@
 """Command-line interface. Headless commands run on the Qt-free core; with none of them the
-window opens. The launch flags come from the option table (core/options.py).
+window opens. The launch flags come from the option table (core/launch/options.py).
 
 Only the parser is imported here: `--version`, `--help` and opening the window do not load
 llama.cpp on this path; a headless command loads what it needs when it runs."""
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kobold_gui.cli.parser import CliError, build_parser, is_headless, parse_args
-from kobold_gui.core.options import ConfigError, given_options
+from kobold_gui.core.launch.options import ConfigError, given_options
 
 __all__ = ["CliError", "build_parser", "main_cli", "parse_args"]
 
@@ -26,8 +26,8 @@ def run_headless(args: argparse.Namespace) -> int:
 
 def main_cli(argv: Sequence[str]) -> int | None:
     """Run a headless command. Returns its exit code, or None when the window should open."""
-    from kobold_gui.core.engine_types import EngineError
-    from kobold_gui.core.gguf_info import ModelFileError
+    from kobold_gui.core.engine.types import EngineError
+    from kobold_gui.core.models.gguf_info import ModelFileError
 
     if list(argv[:1]) == ["--rpc-server"]:  # llama.cpp's rpc-server, with its own flags
         from kobold_gui.cli.rpc_server import run_rpc_server

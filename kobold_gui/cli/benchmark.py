@@ -1,5 +1,5 @@
 """--benchmark: the batch-size sweep on this machine, and the measured policy's choice from
-it (the same function the window uses: core/sweep_results.py's measured_choice)."""
+it (the same function the window uses: core/benchmark/results.py's measured_choice)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,7 @@ from dataclasses import asdict
 
 from kobold_gui.cli.common import launch_config, model_path, open_inventory, resolve
 from kobold_gui.cli.parser import CliError
-from kobold_gui.core.backend import backend_info
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.gguf_info import read_gguf
-from kobold_gui.core.launch import ResolvedLaunch
-from kobold_gui.core.sweep import run_sweep
-from kobold_gui.core.sweep_results import (
+from kobold_gui.core.benchmark.results import (
     Candidate,
     SweepError,
     SweepRow,
@@ -24,6 +19,11 @@ from kobold_gui.core.sweep_results import (
     save_sweep,
     sweep_identity,
 )
+from kobold_gui.core.benchmark.sweep import run_sweep
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.launch.resolve import ResolvedLaunch
+from kobold_gui.core.llama.library import backend_info
+from kobold_gui.core.models.gguf_info import read_gguf
 
 
 def _int_list(text: str | None, flag: str) -> list[int]:

@@ -1,5 +1,5 @@
 """What the headless commands share: the model file, the GPUs to plan for, and the launch
-resolved exactly as the window resolves it (core/launch.py), with its warnings."""
+resolved exactly as the window resolves it (core/launch/resolve.py), with its warnings."""
 
 from __future__ import annotations
 
@@ -10,19 +10,19 @@ from dataclasses import replace
 from pathlib import Path
 
 from kobold_gui.cli.parser import CliError
-from kobold_gui.core.backend import backend_info
-from kobold_gui.core.batching import MeasuredChoice
-from kobold_gui.core.gguf_info import GGUFInfo
-from kobold_gui.core.gpus import GpuInventory
-from kobold_gui.core.hardware_probe import probe_hardware
-from kobold_gui.core.kcpps import apply_config_file
-from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
-from kobold_gui.core.memory_plan import GpuBudget, PlanError, parse_size
-from kobold_gui.core.model_files import default_model_path
-from kobold_gui.core.options import LaunchConfig, given_options, rpc_endpoints
-from kobold_gui.core.rpc_probe import RemoteDevice, RpcError, parse_endpoint, probe
-from kobold_gui.core.sweep_results import load_sweep, measured_choice, sweep_identity
-from kobold_gui.dev.fake_nvml import inventory_for_environment
+from kobold_gui.core.benchmark.results import load_sweep, measured_choice, sweep_identity
+from kobold_gui.core.hardware.nvml import GpuInventory
+from kobold_gui.core.hardware.probe import probe_hardware
+from kobold_gui.core.hardware.simulated import inventory_for_environment
+from kobold_gui.core.kcpps.files import apply_config_file
+from kobold_gui.core.launch.batching import MeasuredChoice
+from kobold_gui.core.launch.options import LaunchConfig, given_options, rpc_endpoints
+from kobold_gui.core.launch.resolve import ResolvedLaunch, resolve_launch
+from kobold_gui.core.llama.library import backend_info
+from kobold_gui.core.models.files import default_model_path
+from kobold_gui.core.models.gguf_info import GGUFInfo
+from kobold_gui.core.plan.memory_plan import GpuBudget, PlanError, parse_size
+from kobold_gui.core.remote.probe import RemoteDevice, RpcError, parse_endpoint, probe
 
 
 def warn(text: str) -> None:

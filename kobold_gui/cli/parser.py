@@ -1,4 +1,4 @@
-"""The command line's flags: the launch options from the option table (core/options.py),
+"""The command line's flags: the launch options from the option table (core/launch/options.py),
 the headless commands and their own settings."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from kobold_gui import __version__
-from kobold_gui.core.options import OPTIONS
-from kobold_gui.server.cli import add_server_args
+from kobold_gui.core.launch.options import OPTIONS
+from kobold_gui.server.headless import add_server_args
 
 
 class CliError(Exception):

@@ -9,8 +9,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from kobold_gui.core.engine_process import DIE_WITH_PARENT
-from kobold_gui.core.rpc_probe import DEFAULT_PORT, LOCAL_HOST
+from kobold_gui.core.engine.child_process import DIE_WITH_PARENT
+from kobold_gui.core.remote.probe import DEFAULT_PORT, LOCAL_HOST
 
 WARNING = (
     "The RPC server has no authentication and no encryption: anyone who can reach this port "
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def default_devices() -> list[str]:
     """rpc-server's choice: every device that is not a CPU, else the CPU."""
-    from kobold_gui.core.ggml_devices import backend_devices
+    from kobold_gui.core.hardware.ggml_devices import backend_devices
 
     devices = backend_devices()
     gpus = [d.name for d in devices if d.kind in ("GPU", "iGPU")]
@@ -58,9 +58,9 @@ def run_rpc_server(argv: Sequence[str]) -> int:
     if not 0 < args.port < 65536:
         print(f"kobold-gui: error: port {args.port} is not valid", file=sys.stderr)
         return 2
-    from kobold_gui.core.engine_types import EngineError
-    from kobold_gui.core.ggml_devices import backend_devices
-    from kobold_gui.core.rpc_backend import serve
+    from kobold_gui.core.engine.types import EngineError
+    from kobold_gui.core.hardware.ggml_devices import backend_devices
+    from kobold_gui.core.remote.rpc_backend import serve
 
     known = {d.name for d in backend_devices()}
     names = [n for n in args.device.replace("/", ",").split(",") if n] or default_devices()

@@ -7,9 +7,9 @@ import argparse
 from kobold_gui.cli.benchmark import benchmark
 from kobold_gui.cli.commands import list_gpus, run_prompt, show_config, show_plan
 from kobold_gui.cli.common import model_path, resolve
-from kobold_gui.cli.self_test import self_test
-from kobold_gui.core.gguf_info import read_gguf
-from kobold_gui.server.cli import run_headless_server
+from kobold_gui.cli.diagnostics import self_test
+from kobold_gui.core.models.gguf_info import read_gguf
+from kobold_gui.server.headless import run_headless_server
 
 
 def run_command(args: argparse.Namespace) -> int:

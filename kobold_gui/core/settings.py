@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kobold_gui.core.machines import SavedMachine, normalize
-from kobold_gui.core.options import ConfigError, LaunchConfig
+from kobold_gui.core.launch.options import ConfigError, LaunchConfig
 from kobold_gui.core.paths import config_dir, write_json_atomic
-from kobold_gui.core.rpc_probe import RpcError
+from kobold_gui.core.remote.machines import SavedMachine, normalize
+from kobold_gui.core.remote.probe import RpcError
 
 SCHEMA_VERSION = 1
 MAX_RECENT = 12

@@ -1,1 +1,2 @@
-"""Developer tools shipped with the package: synthetic models for tests and benchmarks."""
+"""Developer tools, never imported by the product nor bundled: synthetic models for tests and
+benchmarks."""

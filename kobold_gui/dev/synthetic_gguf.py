@@ -18,8 +18,8 @@ import gguf
 import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from kobold_gui.core.gguf_header import read_header
-from kobold_gui.core.gguf_info import GGUFInfo, TensorInfo
+from kobold_gui.core.models.gguf_header import read_header
+from kobold_gui.core.models.gguf_info import GGUFInfo, TensorInfo
 
 _TOKENIZER_STRINGS = ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.chat_template")
 _TOKENIZER_IDS = (
@@ -76,7 +76,7 @@ def write_model(
     """Write the model; returns its path (with `split_max_tensors`, the first of the parts
     the gguf package's split writer makes: OUT-00001-of-0000N.gguf)."""
     if vocab_from is None:
-        from kobold_gui.core.model_files import default_model_path
+        from kobold_gui.core.models.files import default_model_path
 
         vocab_from = default_model_path()
         if vocab_from is None:

@@ -11,9 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kobold_gui.core.chat_format import TemplateError
-from kobold_gui.core.engine_types import EngineError
-from kobold_gui.core.engine_worker import ModelUnavailable, QueueClosed
+from kobold_gui.core.engine.prompt_template import TemplateError
+from kobold_gui.core.engine.types import EngineError
+from kobold_gui.core.engine.worker import ModelUnavailable, QueueClosed
 from kobold_gui.server.generation import PromptTooLong, ServerBusy
 
 

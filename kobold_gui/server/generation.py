@@ -10,9 +10,9 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_types import EngineError, GenerationResult, SamplingParams
-from kobold_gui.core.engine_worker import Job, ModelUnavailable
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.types import EngineError, GenerationResult, SamplingParams
+from kobold_gui.core.engine.worker import Job, ModelUnavailable
 from kobold_gui.server.state import ServerState
 
 _END = object()

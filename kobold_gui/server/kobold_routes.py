@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, Request
 from sse_starlette.sse import EventSourceResponse
 
 from kobold_gui import __version__
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_types import GenerationResult, SamplingParams
-from kobold_gui.core.engine_worker import ModelUnavailable
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.types import GenerationResult, SamplingParams
+from kobold_gui.core.engine.worker import ModelUnavailable
 from kobold_gui.server.auth import authorized, require_key
 from kobold_gui.server.errors import ApiError, as_api_error
 from kobold_gui.server.generation import BuildPrompt, Generation, client_gone

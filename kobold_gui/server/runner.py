@@ -12,7 +12,7 @@ import time
 
 import uvicorn
 
-from kobold_gui.core.engine_worker import EngineWorker
+from kobold_gui.core.engine.worker import EngineWorker
 from kobold_gui.server.app import create_app
 from kobold_gui.server.state import ServerSettings, ServerState
 

@@ -9,8 +9,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
-from kobold_gui.core.engine_types import GenerationResult
-from kobold_gui.core.engine_worker import EngineWorker
+from kobold_gui.core.engine.types import GenerationResult
+from kobold_gui.core.engine.worker import EngineWorker
 from kobold_gui.server.activity import ActivityLog, RequestRecord
 
 

@@ -17,8 +17,8 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from kobold_gui import __version__
-from kobold_gui.core.kcpps import apply_config_file
-from kobold_gui.core.options import given_options
+from kobold_gui.core.kcpps.files import apply_config_file
+from kobold_gui.core.launch.options import given_options
 from kobold_gui.core.paths import log_dir
 from kobold_gui.resource_files import resource_path
 
@@ -96,8 +96,8 @@ def run_app(args: argparse.Namespace) -> int:
 
 
 def _open_window(app: QApplication, args: argparse.Namespace) -> int:
-    from kobold_gui.dev.fake_nvml import inventory_for_environment
-    from kobold_gui.ui.main_window import MainWindow
+    from kobold_gui.core.hardware.simulated import inventory_for_environment
+    from kobold_gui.ui.window.main_window import MainWindow
 
     if os.environ.get("KOBOLD_GUI_CRASH_TEST"):  # lets tests see how a crash is reported
         raise RuntimeError("crash test requested by KOBOLD_GUI_CRASH_TEST")

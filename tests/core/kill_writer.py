@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import kobold_gui.core.chat_store as chat_store
-from kobold_gui.core.chat_store import ChatFileError, ChatStore
-from kobold_gui.core.chat_types import Conversation, StoredMessage, op_put, op_text
+import kobold_gui.core.chats.store as chat_store
+from kobold_gui.core.chats.store import ChatFileError, ChatStore
+from kobold_gui.core.chats.types import Conversation, StoredMessage, op_put, op_text
 
 CHAT = "a" * 32
 View = list[tuple[str, str, bool]]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from kobold_gui.core.batching import (
+from kobold_gui.core.launch.batching import (
     BLAS_STOPS,
     DEFAULT_BLAS,
     effective_batch,

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.chat_format import Message
-from kobold_gui.core.chat_store import (
+from kobold_gui.core.chats.store import (
     ChatFileError,
     ChatStore,
     Conversation,
@@ -22,8 +21,9 @@ from kobold_gui.core.chat_store import (
     StoredMessage,
     import_openai,
 )
-from kobold_gui.core.chat_types import op_meta, op_put, op_text, op_trim
-from kobold_gui.core.chat_writer import ChatWriter
+from kobold_gui.core.chats.types import op_meta, op_put, op_text, op_trim
+from kobold_gui.core.chats.writer import ChatWriter
+from kobold_gui.core.engine.prompt_template import Message
 
 
 def owls_and_paris() -> tuple[Conversation, Conversation]:
@@ -253,9 +253,9 @@ def test_the_kill_drill_catches_a_plain_write(tmp_path: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from kobold_gui.core.chat_store import ChatStore
-from kobold_gui.core.chat_types import Conversation, StoredMessage, op_text
-from kobold_gui.core.chat_writer import ChatWriter
+from kobold_gui.core.chats.store import ChatStore
+from kobold_gui.core.chats.types import Conversation, StoredMessage, op_text
+from kobold_gui.core.chats.writer import ChatWriter
 store = ChatStore(Path(sys.argv[1]))
 conv = Conversation(id="a" * 32, messages=[StoredMessage("user", "go"),
                                            StoredMessage("assistant", "", complete=False)])
@@ -287,10 +287,10 @@ def test_a_kill_mid_stream_leaves_a_readable_chat(tmp_path: Path) -> None:
 
 
 def test_overlong_conversation_drops_the_oldest_turns(tiny_model: Path) -> None:
-    from kobold_gui.core.engine import Engine
-    from kobold_gui.core.engine_types import SamplingParams
-    from kobold_gui.core.launch import resolve_launch
-    from kobold_gui.core.options import LaunchConfig
+    from kobold_gui.core.engine.engine import Engine
+    from kobold_gui.core.engine.types import SamplingParams
+    from kobold_gui.core.launch.options import LaunchConfig
+    from kobold_gui.core.launch.resolve import resolve_launch
 
     engine = Engine()
     engine.load(resolve_launch(LaunchConfig(contextsize=512), tiny_model, None, False))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.download import (
+from kobold_gui.core.hub.download import (
     Control,
     DownloadError,
     DownloadStopped,
@@ -20,8 +20,8 @@ from kobold_gui.core.download import (
     download_files,
     pending_downloads,
 )
-from kobold_gui.core.hub import Hub
-from kobold_gui.dev.fake_hub import FakeFile, FakeHub, FakeRepo
+from kobold_gui.core.hub.search import Hub
+from tests.fakes.hub import FakeFile, FakeHub, FakeRepo
 
 REPO = "me/dl-GGUF"
 NAME = "model.gguf"

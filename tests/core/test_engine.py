@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.chat_format import Message
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_types import EngineError, LoadCancelled, SamplingParams
-from kobold_gui.core.gguf_info import ModelFileError
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.options import LaunchConfig
-from kobold_gui.core.stop_strings import StopStringFilter
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.prompt_template import Message
+from kobold_gui.core.engine.stop_strings import StopStringFilter
+from kobold_gui.core.engine.types import EngineError, LoadCancelled, SamplingParams
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_launch
+from kobold_gui.core.models.gguf_info import ModelFileError
 
 GREEDY = SamplingParams(max_tokens=24, temperature=0.0)
 

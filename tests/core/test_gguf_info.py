@@ -5,8 +5,8 @@ from pathlib import Path
 import gguf
 import pytest
 
-from kobold_gui.core.gguf_header import read_header
-from kobold_gui.core.gguf_info import ModelFileError, read_gguf
+from kobold_gui.core.models.gguf_header import read_header
+from kobold_gui.core.models.gguf_info import ModelFileError, read_gguf
 from kobold_gui.dev.synthetic_gguf import Shape, write_model
 from tests.conftest import BAD_FILE_MESSAGES
 
@@ -70,7 +70,7 @@ def test_bad_files_get_a_clear_message(bad_files: dict[str, Path], kind: str) ->
 def test_a_cut_header_says_how_much_more_it_needs(default_model: Path) -> None:
     """What a range reader relies on: parsing the first k bytes fails with an estimate of the
     header's end that is past k, and not wildly past the real end."""
-    from kobold_gui.core.gguf_header import HeaderTruncated, parse_header
+    from kobold_gui.core.models.gguf_header import HeaderTruncated, parse_header
 
     data = default_model.read_bytes()
     end = read_header(default_model).data_offset

@@ -7,12 +7,12 @@ import os
 
 import pytest
 
-from kobold_gui.core.backend import backend_info
-from kobold_gui.core.ggml_devices import BackendDevice, backend_devices
-from kobold_gui.core.gpus import GpuInventory, normalize_bus_id
-from kobold_gui.core.hardware import hardware_report, match_devices, select_devices
-from kobold_gui.core.hardware_probe import probe_hardware
-from kobold_gui.core.options import ConfigError
+from kobold_gui.core.hardware.ggml_devices import BackendDevice, backend_devices
+from kobold_gui.core.hardware.nvml import GpuInventory, normalize_bus_id
+from kobold_gui.core.hardware.probe import probe_hardware
+from kobold_gui.core.hardware.report import hardware_report, match_devices, select_devices
+from kobold_gui.core.launch.options import ConfigError
+from kobold_gui.core.llama.library import backend_info
 from tests.fakes.nvml import FakeGpu, FakeNvml, GiB
 
 
@@ -91,7 +91,7 @@ def _report_with_cuda(count: int) -> object:
         BackendDevice(i, f"CUDA{i}", "fake", "GPU", 0, 0, g.pci_bus_id, 1000 + i)
         for i, g in enumerate(reversed(inv.gpus))
     ]
-    from kobold_gui.core.engine_types import BackendInfo
+    from kobold_gui.core.engine.types import BackendInfo
 
     cuda = BackendInfo("CUDA", True, "0.3.36", "CUDA")
     return hardware_report(inv, cuda, devices)
@@ -135,8 +135,8 @@ def test_gpu_choice_is_ignored_by_a_cpu_only_build() -> None:
 
 
 def test_row_split_is_refused_where_the_backend_has_no_split_buffers() -> None:
-    from kobold_gui.core.launch import resolve_launch
-    from kobold_gui.core.options import LaunchConfig
+    from kobold_gui.core.launch.options import LaunchConfig
+    from kobold_gui.core.launch.resolve import resolve_launch
 
     report = _report_with_cuda(2)  # its devices offer no row split, as CUDA here
     assert not any(d.row_split for d in report.devices)

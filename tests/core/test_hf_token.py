@@ -8,7 +8,7 @@ from pathlib import Path
 
 from keyring.backends import fail
 
-from kobold_gui.core.hf_token import TokenStore
+from kobold_gui.core.hub.token import TokenStore
 from kobold_gui.core.paths import config_dir
 from kobold_gui.core.settings import SettingsStore
 from tests.fakes.keyring import FakeKeyring

@@ -1,5 +1,5 @@
 """Search and file lists through the real huggingface_hub against the FAKE hub on
-127.0.0.1 (kobold_gui/dev/fake_hub.py): the hub's URL layout and JSON, no internet."""
+127.0.0.1 (tests/fakes/hub.py): the hub's URL layout and JSON, no internet."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.hub import Hub, HubError
-from kobold_gui.core.remote_gguf import remote_info
-from kobold_gui.dev.fake_hub import FakeFile, FakeHub, FakeRepo
+from kobold_gui.core.hub.remote_gguf import remote_info
+from kobold_gui.core.hub.search import Hub, HubError
+from tests.fakes.hub import FakeFile, FakeHub, FakeRepo
 
 
 @pytest.fixture

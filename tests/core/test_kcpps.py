@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core import kcpps_keys
-from kobold_gui.core.kcpps import (
+from kobold_gui.core.kcpps import keys as kcpps_keys
+from kobold_gui.core.kcpps.files import (
     EXTRAS_KEY,
     KcppsError,
     apply_config_file,
@@ -19,7 +19,7 @@ from kobold_gui.core.kcpps import (
     read_kcpps,
     write_kcpps,
 )
-from kobold_gui.core.options import LaunchConfig
+from kobold_gui.core.launch.options import LaunchConfig
 
 DATA = Path(__file__).parent.parent / "data" / "kcpps"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.machine_text import device_text, state_text
-from kobold_gui.core.machines import MachineList, SavedMachine, normalize
-from kobold_gui.core.rpc_probe import RemoteDevice, RemoteMachine, RpcError
+from kobold_gui.core.remote.machines import MachineList, SavedMachine, normalize
+from kobold_gui.core.remote.probe import RemoteDevice, RemoteMachine, RpcError
 from kobold_gui.core.settings import AppSettings, SettingsStore
+from kobold_gui.ui.text.machines import device_text, state_text
 
 GiB = 1024**3
 

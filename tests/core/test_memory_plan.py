@@ -8,13 +8,14 @@ from pathlib import Path
 import llama_cpp
 import pytest
 
-from kobold_gui.core.backend import init_backend
-from kobold_gui.core.batching import MeasuredChoice
-from kobold_gui.core.gguf_info import GGUFInfo, read_gguf
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.llama_buffers import parse_buffer_sizes
-from kobold_gui.core.llama_log import llama_log_count, llama_log_since
-from kobold_gui.core.memory_plan import (
+from kobold_gui.core.launch.batching import MeasuredChoice
+from kobold_gui.core.launch.options import ConfigError, LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_launch
+from kobold_gui.core.llama.buffers import parse_buffer_sizes
+from kobold_gui.core.llama.library import init_backend
+from kobold_gui.core.llama.log import llama_log_count, llama_log_since
+from kobold_gui.core.models.gguf_info import GGUFInfo, read_gguf
+from kobold_gui.core.plan.memory_plan import (
     GiB,
     GpuBudget,
     MiB,
@@ -25,7 +26,6 @@ from kobold_gui.core.memory_plan import (
     parse_size,
     plan_memory,
 )
-from kobold_gui.core.options import ConfigError, LaunchConfig
 from kobold_gui.dev.synthetic_gguf import Shape, write_model
 
 SHAPES = {

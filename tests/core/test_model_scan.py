@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.chat_format import Message
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_types import SamplingParams
-from kobold_gui.core.gguf_info import read_gguf
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.model_roots import (
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.prompt_template import Message
+from kobold_gui.core.engine.types import SamplingParams
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_launch
+from kobold_gui.core.models.gguf_info import read_gguf
+from kobold_gui.core.models.roots import (
     GPT4ALL,
     HUGGING_FACE,
     JAN,
@@ -27,8 +28,7 @@ from kobold_gui.core.model_roots import (
     ScanRoot,
     default_roots,
 )
-from kobold_gui.core.model_scan import ScanResult, ollama_name, scan_models
-from kobold_gui.core.options import LaunchConfig
+from kobold_gui.core.models.scan import ScanResult, ollama_name, scan_models
 
 BLOB = "a" * 64
 

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.memory_plan import GiB, GpuBudget, MiB, PlanRequest, pipelines, plan_memory
+from kobold_gui.core.plan.memory_plan import (
+    GiB,
+    GpuBudget,
+    MiB,
+    PlanRequest,
+    pipelines,
+    plan_memory,
+)
 from kobold_gui.dev.synthetic_gguf import Shape, shape_info
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
@@ -23,7 +30,7 @@ SPLITS = {"1:1": ((1.0, 1.0), 33), "3:1": ((3.0, 1.0), 33), "3:1-20layers": ((3.
 # The one setting the model misses: with 12 layers left on the CPU, flash attention, n_ctx
 # 32768 and n_ubatch 2048, the first GPU's compute is 89 MiB (14 %) short. Its growth with
 # the context is not the mask's and not yet understood; llama.cpp's own no-alloc estimate
-# (core/llama_estimate.py) has it exactly.
+# (core/plan/llama_estimate.py) has it exactly.
 KNOWN_MISS = ("3:1-20layers", 32768, 2048, "on")
 
 
@@ -77,9 +84,9 @@ def test_pipeline_parallelism_is_predicted_as_llama_cpp_decides() -> None:
 
 
 def test_the_batch_label_says_when_llama_cpp_pipelines() -> None:
-    from kobold_gui.core.batching import MeasuredChoice
-    from kobold_gui.core.launch import resolve_launch
-    from kobold_gui.core.options import LaunchConfig
+    from kobold_gui.core.launch.batching import MeasuredChoice
+    from kobold_gui.core.launch.options import LaunchConfig
+    from kobold_gui.core.launch.resolve import resolve_launch
 
     two = [GpuBudget("24 GiB", 24 * GiB, 24 * GiB), GpuBudget("12 GiB", 12 * GiB, 12 * GiB)]
     launch = resolve_launch(LaunchConfig(), EIGHT_B.path, EIGHT_B, True, None, two)

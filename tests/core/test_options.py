@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from kobold_gui.cli import parse_args
-from kobold_gui.core.launch import resolve_gpu_layers, resolve_launch
-from kobold_gui.core.options import OPTIONS, ConfigError, LaunchConfig, Option, given_options
+from kobold_gui.core.launch.options import OPTIONS, ConfigError, LaunchConfig, Option, given_options
+from kobold_gui.core.launch.resolve import resolve_gpu_layers, resolve_launch
 
 
 def _other_value(option: Option) -> str:

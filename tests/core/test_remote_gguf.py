@@ -10,16 +10,16 @@ from pathlib import Path
 import llama_cpp
 import pytest
 
-from kobold_gui.core.backend import init_backend
-from kobold_gui.core.gguf_info import GGUFInfo, ModelFileError, read_gguf
-from kobold_gui.core.hub import Hub
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.llama_buffers import parse_buffer_sizes
-from kobold_gui.core.llama_log import llama_log_count, llama_log_since
-from kobold_gui.core.memory_plan import GiB, GpuBudget, MiB, PlanRequest, plan_memory
-from kobold_gui.core.options import LaunchConfig
-from kobold_gui.core.remote_gguf import remote_info
-from kobold_gui.dev.fake_hub import FakeFile, FakeHub, FakeRepo
+from kobold_gui.core.hub.remote_gguf import remote_info
+from kobold_gui.core.hub.search import Hub
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_launch
+from kobold_gui.core.llama.buffers import parse_buffer_sizes
+from kobold_gui.core.llama.library import init_backend
+from kobold_gui.core.llama.log import llama_log_count, llama_log_since
+from kobold_gui.core.models.gguf_info import GGUFInfo, ModelFileError, read_gguf
+from kobold_gui.core.plan.memory_plan import GiB, GpuBudget, MiB, PlanRequest, plan_memory
+from tests.fakes.hub import FakeFile, FakeHub, FakeRepo
 
 SMOL = "SmolLM2-135M-Instruct-Q4_1.gguf"
 
@@ -95,7 +95,7 @@ def test_the_header_is_read_in_a_few_steps_not_much_past_its_end(
 ) -> None:
     """SmolLM2's header (49k-token vocabulary, merges, tensor table) is just over 1 MiB:
     the first read is cut inside it, the second reaches a little past its end."""
-    from kobold_gui.core.gguf_header import read_header
+    from kobold_gui.core.models.gguf_header import read_header
 
     header_end = read_header(default_model).data_offset
     _remote(fake_hub, SMOL)

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.chat_format import Message
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.engine_types import EngineError, ModelLost, SamplingParams
-from kobold_gui.core.gguf_info import read_gguf
-from kobold_gui.core.launch import ResolvedLaunch, resolve_launch
-from kobold_gui.core.llama_buffers import parse_buffer_sizes, rpc_buffer_device
-from kobold_gui.core.options import ConfigError, LaunchConfig
-from kobold_gui.core.plan_types import MiB
-from kobold_gui.core.rpc_probe import RPC_PROTO, RpcError, parse_endpoints, probe
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.prompt_template import Message
+from kobold_gui.core.engine.types import EngineError, ModelLost, SamplingParams
+from kobold_gui.core.launch.options import ConfigError, LaunchConfig
+from kobold_gui.core.launch.resolve import ResolvedLaunch, resolve_launch
+from kobold_gui.core.llama.buffers import parse_buffer_sizes, rpc_buffer_device
+from kobold_gui.core.models.gguf_info import read_gguf
+from kobold_gui.core.plan.types import MiB
+from kobold_gui.core.remote.probe import RPC_PROTO, RpcError, parse_endpoints, probe
 from tests.rpc_servers import RpcServer, free_port, rpc_servers
 
 GREEDY = SamplingParams(max_tokens=16, temperature=0.0, seed=1)
@@ -217,7 +217,7 @@ def test_machine_killed_while_loading_names_it(default_model: Path, tmp_path: Pa
 
 
 def test_cancel_while_loading_over_machines(default_model: Path, tmp_path: Path) -> None:
-    from kobold_gui.core.engine_types import LoadCancelled
+    from kobold_gui.core.engine.types import LoadCancelled
 
     with rpc_servers(tmp_path, 2) as pair:
         engine = Engine()
@@ -251,7 +251,7 @@ def test_a_server_the_window_started_ends_with_it(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from kobold_gui.core.engine_process import DIE_WITH_PARENT, self_command
+    from kobold_gui.core.engine.child_process import DIE_WITH_PARENT, self_command
 
     port = free_port()
     pid_file = tmp_path / "server.pid"
@@ -296,7 +296,7 @@ def test_a_model_lost_by_any_client_is_told_to_the_worker_listeners(
     default_model: Path, tmp_path: Path
 ) -> None:
     """An API client's request that loses the model: the window's listener hears it too."""
-    from kobold_gui.core.engine_worker import EngineWorker, Job
+    from kobold_gui.core.engine.worker import EngineWorker, Job
 
     with rpc_servers(tmp_path, 2) as pair:
         worker = EngineWorker()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.memory_plan import GiB, GpuBudget, MiB, PlanRequest, plan_memory
+from kobold_gui.core.plan.memory_plan import GiB, GpuBudget, MiB, PlanRequest, plan_memory
 from kobold_gui.dev.synthetic_gguf import Shape, shape_info
 
 RESULTS = json.loads(

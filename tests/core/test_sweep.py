@@ -8,11 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.engine import Engine
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.options import LaunchConfig
-from kobold_gui.core.sweep import run_sweep
-from kobold_gui.core.sweep_results import (
+from kobold_gui.core.benchmark.results import (
     Candidate,
     SweepError,
     SweepRow,
@@ -23,6 +19,10 @@ from kobold_gui.core.sweep_results import (
     rows_to_csv,
     save_sweep,
 )
+from kobold_gui.core.benchmark.sweep import run_sweep
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_launch
 
 MiB = 1 << 20
 
@@ -138,8 +138,8 @@ def test_real_sweep_of_two_candidates_then_cancel(default_model: Path) -> None:
     cancel = threading.Event()
     cancel.set()
     assert run_sweep(engine, candidates_from([128]), 256, 8, cancel=cancel) == []
-    from kobold_gui.core.chat_format import Message
-    from kobold_gui.core.engine_types import SamplingParams
+    from kobold_gui.core.engine.prompt_template import Message
+    from kobold_gui.core.engine.types import SamplingParams
 
     after = engine.chat([Message("user", "Hi")], SamplingParams(max_tokens=4), lambda _t: None)
     assert after.generated_tokens > 0  # the loaded model stays usable

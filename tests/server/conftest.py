@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.engine_worker import EngineWorker, Job
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.options import LaunchConfig
+from kobold_gui.core.engine.worker import EngineWorker, Job
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_launch
 from kobold_gui.server.runner import ApiServer
 from kobold_gui.server.state import ServerSettings
 

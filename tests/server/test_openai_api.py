@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from kobold_gui.core.engine_worker import EngineWorker
+from kobold_gui.core.engine.worker import EngineWorker
 from kobold_gui.server.runner import ApiServer
 
 from .conftest import CONTEXT, start_server

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import openai
 
-from kobold_gui.core.engine_worker import EngineWorker, Job, ModelUnavailable
+from kobold_gui.core.engine.worker import EngineWorker, Job, ModelUnavailable
 from kobold_gui.server.runner import ApiServer
 
 from .conftest import load_default, start_server
@@ -169,8 +169,8 @@ def test_a_hundred_requests_at_once_get_answers_or_the_busy_error(server: ApiSer
 
 
 def test_reload_stops_the_reply_and_answers_waiting_clients(default_model: Path) -> None:
-    from kobold_gui.core.launch import resolve_launch
-    from kobold_gui.core.options import LaunchConfig
+    from kobold_gui.core.launch.options import LaunchConfig
+    from kobold_gui.core.launch.resolve import resolve_launch
 
     worker = EngineWorker()
     load_default(worker, default_model)

@@ -9,12 +9,12 @@ from pathlib import Path
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.chat_store import ChatStore
-from kobold_gui.core.engine_types import GenerationResult
-from kobold_gui.ui.chat_panel import ChatPanel
-from kobold_gui.ui.conversation_controller import ConversationController
-from kobold_gui.ui.conversation_list import ConversationList
-from kobold_gui.ui.sampling_panel import SamplingPanel
+from kobold_gui.core.chats.store import ChatStore
+from kobold_gui.core.engine.types import GenerationResult
+from kobold_gui.ui.chat.chat_panel import ChatPanel
+from kobold_gui.ui.chat.controller import ConversationController
+from kobold_gui.ui.chat.conversation_list import ConversationList
+from kobold_gui.ui.chat.sampling_panel import SamplingPanel
 
 _alive: list[QWidget] = []
 

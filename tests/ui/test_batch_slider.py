@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.batching import BLAS_STOPS
-from kobold_gui.ui.launch_panel import LaunchPanel
+from kobold_gui.core.launch.batching import BLAS_STOPS
+from kobold_gui.ui.launch.launch_panel import LaunchPanel
 
 
 def test_label_updates_while_the_slider_is_dragged(qtbot: QtBot) -> None:
@@ -42,7 +42,7 @@ def test_tied_policy_changes_the_label(qtbot: QtBot) -> None:
 
 
 def test_widget_ranges_come_from_the_option_table(qtbot: QtBot) -> None:
-    from kobold_gui.core.options import OPTIONS_BY_NAME
+    from kobold_gui.core.launch.options import OPTIONS_BY_NAME
 
     panel = LaunchPanel()
     qtbot.addWidget(panel)
@@ -52,7 +52,7 @@ def test_widget_ranges_come_from_the_option_table(qtbot: QtBot) -> None:
 
 
 def test_every_launch_setting_survives_a_round_trip(qtbot: QtBot) -> None:
-    from kobold_gui.core.options import LaunchConfig
+    from kobold_gui.core.launch.options import LaunchConfig
 
     panel = LaunchPanel()
     qtbot.addWidget(panel)

@@ -8,9 +8,9 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.engine_types import SamplingParams
-from kobold_gui.core.sweep_results import SweepRow
-from kobold_gui.ui.benchmark_panel import BenchmarkPanel, _tip
+from kobold_gui.core.benchmark.results import SweepRow
+from kobold_gui.core.engine.types import SamplingParams
+from kobold_gui.ui.benchmark.panel import BenchmarkPanel, _tip
 from tests.conftest import HANG_GUARD_MS
 
 MiB = 1 << 20
@@ -42,7 +42,7 @@ def test_plots_mark_the_policies_and_the_pick(qtbot: QtBot) -> None:
 def test_sweep_on_the_loaded_model_with_cancel_and_kept_results(
     qtbot: QtBot, tiny_model: Path
 ) -> None:
-    from kobold_gui.ui.main_window import MainWindow
+    from kobold_gui.ui.window.main_window import MainWindow
 
     window = MainWindow(initial_model=tiny_model)
     qtbot.addWidget(window)

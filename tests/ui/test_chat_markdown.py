@@ -13,9 +13,9 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.chat_store import ChatStore
-from kobold_gui.ui.conversation_controller import ConversationController
-from kobold_gui.ui.reply_renderer import PIECE_AT_LINE_AFTER, next_piece_end
+from kobold_gui.core.chats.store import ChatStore
+from kobold_gui.ui.chat.controller import ConversationController
+from kobold_gui.ui.chat.reply_renderer import PIECE_AT_LINE_AFTER, next_piece_end
 from tests.ui.chat_parts import chat_parts, finished
 
 REPLY = (

@@ -11,11 +11,11 @@ from PySide6.QtCore import QObject, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.chat_store import ChatStore
-from kobold_gui.core.chat_types import Conversation, ReplyVersion
-from kobold_gui.core.engine_types import SamplingParams
-from kobold_gui.ui.chat_files import JSON_FILTER, MARKDOWN_FILTER
-from kobold_gui.ui.main_window import MainWindow
+from kobold_gui.core.chats.store import ChatStore
+from kobold_gui.core.chats.types import Conversation, ReplyVersion
+from kobold_gui.core.engine.types import SamplingParams
+from kobold_gui.ui.chat.chat_files import JSON_FILTER, MARKDOWN_FILTER
+from kobold_gui.ui.window.main_window import MainWindow
 from tests.conftest import HANG_GUARD_MS
 from tests.ui.chat_parts import chat_parts, finished
 
@@ -176,7 +176,7 @@ def test_escape_stops_a_reply(qtbot: QtBot, tiny_model: Path) -> None:
 
 
 def test_sampling_settings_are_kept_per_conversation(qtbot: QtBot, tiny_model: Path) -> None:
-    from kobold_gui.ui.sampling_panel import PRESETS
+    from kobold_gui.ui.chat.sampling_panel import PRESETS
 
     window = ready_window(qtbot, tiny_model)
     panel = window.sampling_panel
@@ -313,7 +313,7 @@ def test_a_chat_cut_by_a_kill_continues_whole(qtbot: QtBot, tiny_model: Path) ->
     shown as cut, and a new message is a new turn that never overwrites it."""
     store = ChatStore()
     cut = Conversation(title="story")
-    from kobold_gui.core.chat_types import StoredMessage
+    from kobold_gui.core.chats.types import StoredMessage
 
     cut.messages = [
         StoredMessage("user", "Tell me a story"),

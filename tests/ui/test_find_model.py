@@ -13,13 +13,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton, QTableWidget
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.gguf_info import read_gguf
-from kobold_gui.core.model_files import default_download_dir
-from kobold_gui.core.model_fit import plan_fit, ram_bytes
-from kobold_gui.dev.fake_hub import FakeFile, FakeHub, FakeRepo
-from kobold_gui.ui.find_model_dialog import FindModelDialog
-from kobold_gui.ui.find_model_hook import _window_hardware, open_find_model
-from kobold_gui.ui.main_window import MainWindow
+from kobold_gui.core.hub.fit import plan_fit, ram_bytes
+from kobold_gui.core.models.files import default_download_dir
+from kobold_gui.core.models.gguf_info import read_gguf
+from kobold_gui.ui.hub.find_dialog import FindModelDialog
+from kobold_gui.ui.hub.hook import _window_hardware, open_find_model
+from kobold_gui.ui.window.main_window import MainWindow
+from tests.fakes.hub import FakeFile, FakeHub, FakeRepo
 
 SMOL = "SmolLM2-135M-Instruct-Q4_1.gguf"
 WAIT = 60_000

@@ -15,9 +15,9 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.batching import BLAS_STOPS
-from kobold_gui.core.engine_types import SamplingParams
-from kobold_gui.ui.main_window import MainWindow
+from kobold_gui.core.engine.types import SamplingParams
+from kobold_gui.core.launch.batching import BLAS_STOPS
+from kobold_gui.ui.window.main_window import MainWindow
 from tests.conftest import HANG_GUARD_MS
 
 FRAME = (0, 40)  # what a window manager's title bar and a taskbar take at most

@@ -9,9 +9,9 @@ import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.gpus import GpuInventory
-from kobold_gui.ui.gpu_panel import GpuPanel
-from kobold_gui.ui.gpu_poller import GpuMonitor
+from kobold_gui.core.hardware.nvml import GpuInventory
+from kobold_gui.ui.hardware.gpu_panel import GpuPanel
+from kobold_gui.ui.hardware.gpu_poller import GpuMonitor
 from tests.conftest import HANG_GUARD_MS
 from tests.fakes.nvml import FakeGpu, FakeNvml, GiB
 
@@ -106,7 +106,7 @@ def test_poller_works_off_the_gui_thread_even_when_nvml_stalls(qtbot: QtBot) -> 
 def test_window_shows_the_no_driver_message_from_real_nvml(qtbot: QtBot) -> None:
     import os
 
-    from kobold_gui.ui.main_window import MainWindow
+    from kobold_gui.ui.window.main_window import MainWindow
 
     if os.path.exists("/dev/nvidiactl"):
         pytest.skip("this machine has an NVIDIA driver")
@@ -117,7 +117,7 @@ def test_window_shows_the_no_driver_message_from_real_nvml(qtbot: QtBot) -> None
 
 
 def test_window_with_fake_gpus_passes_the_choice_into_the_launch(qtbot: QtBot) -> None:
-    from kobold_gui.ui.main_window import MainWindow
+    from kobold_gui.ui.window.main_window import MainWindow
 
     nvml = FakeNvml([FakeGpu(), FakeGpu()])
     window = MainWindow(inventory=GpuInventory(nvml))

@@ -14,13 +14,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.engine_types import SamplingParams
-from kobold_gui.core.machines import SavedMachine
-from kobold_gui.core.rpc_probe import probe
+from kobold_gui.core.engine.types import SamplingParams
+from kobold_gui.core.remote.machines import SavedMachine
+from kobold_gui.core.remote.probe import probe
 from kobold_gui.core.settings import SettingsStore
-from kobold_gui.ui.machine_card import MachineCard
-from kobold_gui.ui.main_window import MainWindow
-from kobold_gui.ui.share_panel import SharePanel
+from kobold_gui.ui.machines.card import MachineCard
+from kobold_gui.ui.machines.share_panel import SharePanel
+from kobold_gui.ui.window.main_window import MainWindow
 from tests.conftest import HANG_GUARD_MS
 from tests.rpc_servers import free_port, rpc_servers
 

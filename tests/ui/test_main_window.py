@@ -9,10 +9,10 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.batching import BLAS_STOPS
-from kobold_gui.core.engine_types import SamplingParams
+from kobold_gui.core.engine.types import SamplingParams
+from kobold_gui.core.launch.batching import BLAS_STOPS
 from kobold_gui.core.settings import SettingsStore
-from kobold_gui.ui.main_window import MainWindow
+from kobold_gui.ui.window.main_window import MainWindow
 from tests.conftest import HANG_GUARD_MS
 
 LOAD_TIMEOUT = 30_000

@@ -11,10 +11,10 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.model_roots import Places, default_roots
-from kobold_gui.core.options import LaunchConfig
-from kobold_gui.ui.main_window import MainWindow
-from kobold_gui.ui.model_panel import ModelPanel
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.models.roots import Places, default_roots
+from kobold_gui.ui.models.model_panel import ModelPanel
+from kobold_gui.ui.window.main_window import MainWindow
 from tests.conftest import HANG_GUARD_MS
 from tests.core.test_kcpps import DATA
 from tests.core.test_model_scan import build_apps

@@ -11,14 +11,14 @@ import httpx
 import pytest
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.chat_format import Message
-from kobold_gui.core.engine_types import GenerationResult, SamplingParams
-from kobold_gui.core.engine_worker import EngineWorker, Job
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.options import LaunchConfig
+from kobold_gui.core.engine.prompt_template import Message
+from kobold_gui.core.engine.types import GenerationResult, SamplingParams
+from kobold_gui.core.engine.worker import EngineWorker, Job
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_launch
 from kobold_gui.server.state import ServerSettings
-from kobold_gui.ui.engine_thread import EngineController
-from kobold_gui.ui.server_panel import ServerPanel
+from kobold_gui.ui.engine.controller import EngineController
+from kobold_gui.ui.server.panel import ServerPanel
 
 
 @pytest.fixture(scope="module")

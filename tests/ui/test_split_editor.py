@@ -6,11 +6,11 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.gguf_info import read_gguf
-from kobold_gui.core.launch import resolve_launch
-from kobold_gui.core.memory_plan import GiB, GpuBudget
-from kobold_gui.core.options import LaunchConfig
-from kobold_gui.ui.split_editor import SplitEditor
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_launch
+from kobold_gui.core.models.gguf_info import read_gguf
+from kobold_gui.core.plan.memory_plan import GiB, GpuBudget
+from kobold_gui.ui.launch.plan_view import SplitEditor
 from tests.conftest import HANG_GUARD_MS
 
 
@@ -53,7 +53,7 @@ def test_editing_shares_asks_for_a_new_split(qtbot: QtBot, default_model: Path) 
 
 
 def test_window_shows_the_cpu_plan_and_updates_it_live(qtbot: QtBot, tiny_model: Path) -> None:
-    from kobold_gui.ui.main_window import MainWindow
+    from kobold_gui.ui.window.main_window import MainWindow
 
     window = MainWindow(initial_model=tiny_model)
     qtbot.addWidget(window)

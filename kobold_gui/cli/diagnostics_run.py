@@ -1,0 +1,39 @@
+"""The part of --self-test that runs llama.cpp: load the model, generate a few tokens."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kobold_gui.cli.common import model_path, open_inventory, resolve
+from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.prompt_template import Message
+from kobold_gui.core.engine.types import SamplingParams
+from kobold_gui.core.llama.library import backend_info
+from kobold_gui.core.models.gguf_info import read_gguf
+
+
+def load_and_reply(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    backend = backend_info()
+    report["llama_cpp_python"] = backend.llama_cpp_python
+    report["backend"] = backend.name
+    report["gpu_offload"] = backend.gpu_offload
+    inventory = open_inventory().snapshot()
+    report["gpus"] = [f"{g.index}: {g.name}" for g in inventory.gpus]
+    report["gpu_message"] = inventory.message
+    path = model_path(args)
+    info = read_gguf(path)
+    report["model"] = str(path)
+    engine = Engine()
+    loaded = engine.load(resolve(args, path, info), info=info)
+    report["load_seconds"] = round(loaded.load_seconds, 3)
+    result = engine.chat(
+        [Message("user", "Say hello.")],
+        SamplingParams(max_tokens=16, temperature=0),
+        lambda _t: None,
+    )
+    engine.close()
+    report["generated_tokens"] = result.generated_tokens
+    report["tokens_per_s"] = round(result.tokens_per_s, 1)
+    report["time_to_first_token_ms"] = round(result.time_to_first_token_s * 1000, 1)
+    report["ok"] = result.generated_tokens > 0

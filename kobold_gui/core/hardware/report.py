@@ -1,0 +1,122 @@
+"""What the user has and what llama.cpp can use of it: NVML's GPUs beside the devices of
+the installed llama.cpp build, matched by PCI bus id, with the warnings that follow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kobold_gui.core.engine.types import BackendInfo
+from kobold_gui.core.hardware.ggml_devices import BackendDevice
+from kobold_gui.core.hardware.nvml import Inventory
+from kobold_gui.core.launch.options import ConfigError, gpu_indices
+
+CUDA_FIX = "KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup"
+
+
+@dataclass(frozen=True)
+class HardwareReport:
+    inventory: Inventory
+    backend: str
+    gpu_offload: bool
+    devices: tuple[BackendDevice, ...]
+    nvml_index_of_device: dict[str, int]  # llama.cpp device name -> NVML index
+    warnings: tuple[str, ...]
+
+    @property
+    def all_gpus_matched(self) -> bool:
+        """Every GPU device of llama.cpp has its NVML GPU (none of another vendor)."""
+        gpus = [d for d in self.devices if d.kind in ("GPU", "iGPU")]
+        return all(d.name in self.nvml_index_of_device for d in gpus)
+
+    def device_for_gpu(self, nvml_index: int) -> BackendDevice | None:
+        for device in self.devices:
+            if self.nvml_index_of_device.get(device.name) == nvml_index:
+                return device
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nvml": self.inventory.to_json(),
+            "llama_cpp": {
+                "backend": self.backend,
+                "gpu_offload": self.gpu_offload,
+                "devices": [
+                    {
+                        "name": d.name,
+                        "description": d.description,
+                        "type": d.kind,
+                        "memory_free": d.memory_free,
+                        "memory_total": d.memory_total,
+                        "pci_bus_id": d.pci_bus_id,
+                        "nvml_index": self.nvml_index_of_device.get(d.name),
+                    }
+                    for d in self.devices
+                ],
+            },
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    handles: tuple[int, ...] | None  # ggml devices for llama_model_params.devices; None = all
+    main_gpu: int  # position in that list (llama_model_params.main_gpu)
+    note: str
+
+
+def select_devices(gpus: str, maingpu: int, report: HardwareReport | None) -> DeviceChoice:
+    """Turn the user's GPU choice (NVML indices) into llama.cpp's device list.
+
+    The list is passed explicitly, in NVML's order (the window's), whenever llama.cpp's GPUs
+    are all matched to NVML's: CUDA numbers its devices fastest first, so "all devices" in
+    CUDA's order would put a split, the main GPU and the plan's shares on other cards. The
+    choice reaches llama.cpp through the model params, not CUDA_VISIBLE_DEVICES (CUDA reads
+    that once, at start). Raises ConfigError for GPUs that don't exist."""
+    wanted = gpu_indices(gpus)
+    if report is None or not report.gpu_offload:
+        return DeviceChoice(None, 0, "")
+    present = [g.index for g in report.inventory.gpus if not g.lost]
+    for index in (*(wanted or ()), *((maingpu,) if maingpu >= 0 else ())):
+        if index not in present:
+            have = ", ".join(map(str, present)) or "none"
+            raise ConfigError(f"GPU {index} does not exist or is lost (GPUs here: {have})")
+    chosen = list(wanted) if wanted is not None else present
+    if maingpu >= 0 and maingpu not in chosen:
+        raise ConfigError(f"the main GPU {maingpu} is not among the GPUs chosen ({gpus})")
+    devices = [report.device_for_gpu(i) for i in chosen]
+    if wanted is None and maingpu < 0 and (not chosen or not report.all_gpus_matched):
+        return DeviceChoice(None, 0, "all GPUs")  # llama.cpp's own list: nothing to reorder
+    if any(d is None for d in devices):
+        raise ConfigError("llama.cpp has no device for one of the chosen GPUs")
+    main = chosen.index(maingpu) if maingpu >= 0 else 0
+    names = ", ".join(f"GPU {i}" for i in chosen)
+    return DeviceChoice(tuple(d.handle for d in devices if d), main, names)
+
+
+def match_devices(inventory: Inventory, devices: list[BackendDevice]) -> dict[str, int]:
+    by_bus = {g.pci_bus_id: g.index for g in inventory.gpus}
+    return {d.name: by_bus[d.pci_bus_id] for d in devices if d.pci_bus_id in by_bus}
+
+
+def hardware_report(
+    inventory: Inventory,
+    info: BackendInfo,
+    devices: list[BackendDevice],
+) -> HardwareReport:
+    """NVML's GPUs beside llama.cpp's devices (core/llama/library.py and
+    core/hardware/ggml_devices.py read those once: they do not change while the app runs)."""
+    matched = match_devices(inventory, devices)
+    warnings = []
+    if inventory.gpus and not info.gpu_offload:
+        warnings.append(
+            f"{len(inventory.gpus)} NVIDIA GPU(s) found, but this llama.cpp build is CPU-only "
+            f"and cannot use them. Build the CUDA backend: {CUDA_FIX}"
+        )
+    gpu_devs = [d for d in devices if d.kind in ("GPU", "iGPU")]
+    unmatched = [d.name for d in gpu_devs if d.name not in matched]
+    if inventory.gpus and unmatched:
+        warnings.append(f"llama.cpp devices not matched to an NVML GPU: {', '.join(unmatched)}")
+    return HardwareReport(
+        inventory, info.name, info.gpu_offload, tuple(devices), matched, tuple(warnings)
+    )

@@ -1,0 +1,231 @@
+"""The keys of a KoboldCPP settings file (.kcpps / .kcppt) with KoboldCPP's defaults, and why
+kobold-gui leaves each one it does not apply.
+
+KoboldCPP saves the JSON of its parsed command line (the argparse namespace), so every option it
+has becomes a key, with the argparse default where the user changed nothing. This table follows
+koboldcpp.py's argparse definitions as of the 1.10x releases (option names and defaults read
+from KoboldCPP's source; it is AGPL, so only the names and values are taken). The keys older
+releases wrote (usecublas, blasbatchsize, flashattention, hordeconfig...) are listed in LEGACY.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class KcppsNote:
+    """A key of a settings file that was not applied (or applied with a caveat), and why."""
+
+    key: str
+    value: Any
+    reason: str
+    applied: bool = False
+
+    def describe(self) -> str:
+        text = json.dumps(self.value, ensure_ascii=False, default=str)
+        text = text if len(text) <= 60 else text[:57] + "..."
+        state = "applied, but" if self.applied else "not applied:"
+        return f"{self.key} = {text}: {state} {self.reason}"
+
+
+SERVER = "server"
+MEDIA = "media"
+HORDE = "horde"
+EXTRA_MODEL = "extra model"
+ENGINE = "engine"
+COMMAND = "command"
+LAUNCH = "launch"  # applied by kobold-gui (see core/kcpps/files.py)
+
+# Why a key with a value of its own is not applied, by group.
+REASONS: dict[str, str] = {
+    SERVER: "a server setting; kobold-gui has no HTTP server",
+    MEDIA: "image, speech or embeddings models are not part of kobold-gui",
+    HORDE: "AI Horde worker settings are not part of kobold-gui",
+    EXTRA_MODEL: "kobold-gui loads one GGUF model, without LoRA, projector or draft model",
+    ENGINE: "kobold-gui has no such setting (llama.cpp's default is used)",
+    COMMAND: "a one-off KoboldCPP command, not a launch setting",
+}
+
+# key -> (KoboldCPP's default, group). Threads default to the CPU count in KoboldCPP; -1 is
+# its spelling of "automatic" (templates use it), which is what is written here.
+# fmt: off
+KEYS: dict[str, tuple[Any, str]] = {
+    "model": ([], LAUNCH),
+    "model_param": (None, LAUNCH),
+    "port": (5001, SERVER),
+    "port_param": (5001, SERVER),
+    "host": ("", SERVER),
+    "launch": (False, SERVER),
+    "config": (None, COMMAND),
+    "threads": (-1, LAUNCH),
+    "usecuda": (None, LAUNCH),
+    "usevulkan": (None, LAUNCH),
+    "usecpu": (False, LAUNCH),
+    "contextsize": (8192, LAUNCH),
+    "gpulayers": (-1, LAUNCH),
+    "tensor_split": (None, LAUNCH),
+    "autofit": (False, ENGINE),
+    "version": (False, COMMAND),
+    "analyze": ("", COMMAND),
+    "maingpu": (-1, LAUNCH),
+    "batchsize": (512, LAUNCH),
+    "blasthreads": (0, ENGINE),
+    "splitmode": ("layer", LAUNCH),
+    "nommq": (False, ENGINE),
+    "lora": (None, EXTRA_MODEL),
+    "loramult": (1.0, EXTRA_MODEL),
+    "noshift": (False, ENGINE),
+    "nofastforward": (False, ENGINE),
+    "useswa": (False, ENGINE),
+    "smartcache": (0, ENGINE),
+    "ropeconfig": ([0.0, 10000.0], ENGINE),
+    "overridenativecontext": (0, ENGINE),
+    "usemmap": (False, ENGINE),
+    "usemlock": (False, ENGINE),
+    "noavx2": (False, ENGINE),
+    "failsafe": (False, ENGINE),
+    "debugmode": (0, SERVER),
+    "onready": ("", SERVER),
+    "benchmark": (None, COMMAND),
+    "prompt": ("", COMMAND),
+    "cli": (False, COMMAND),
+    "genlimit": (0, SERVER),
+    "multiuser": (1, SERVER),
+    "multiplayer": (False, SERVER),
+    "websearch": (False, SERVER),
+    "remotetunnel": (False, SERVER),
+    "highpriority": (False, ENGINE),
+    "foreground": (False, SERVER),
+    "preloadstory": ("", SERVER),
+    "savedatafile": ("", SERVER),
+    "quiet": (False, SERVER),
+    "ssl": (None, SERVER),
+    "nocertify": (False, SERVER),
+    "mmproj": ("", EXTRA_MODEL),
+    "mmprojcpu": (False, EXTRA_MODEL),
+    "visionmaxres": (1024, EXTRA_MODEL),
+    "draftmodel": ("", EXTRA_MODEL),
+    "draftamount": (8, EXTRA_MODEL),
+    "draftgpulayers": (999, EXTRA_MODEL),
+    "draftgpusplit": (None, EXTRA_MODEL),
+    "password": (None, SERVER),
+    "ratelimit": (0, SERVER),
+    "ignoremissing": (False, COMMAND),
+    "chatcompletionsadapter": ("AutoGuess", SERVER),
+    "jinja": (False, SERVER),
+    "jinja_tools": (False, SERVER),
+    "noflashattention": (False, LAUNCH),
+    "lowvram": (False, LAUNCH),
+    "quantkv": (0, LAUNCH),
+    "smartcontext": (False, ENGINE),
+    "unpack": ("", COMMAND),
+    "exportconfig": ("", COMMAND),
+    "exporttemplate": ("", COMMAND),
+    "nomodel": (False, COMMAND),
+    "moeexperts": (-1, ENGINE),
+    "moecpu": (0, ENGINE),
+    "defaultgenamt": (768, SERVER),
+    "nobostoken": (False, ENGINE),
+    "enableguidance": (False, ENGINE),
+    "maxrequestsize": (32, SERVER),
+    "overridekv": ("", ENGINE),
+    "overridetensors": ("", ENGINE),
+    "showgui": (False, COMMAND),
+    "skiplauncher": (False, COMMAND),
+    "singleinstance": (False, SERVER),
+    "nopipelineparallel": (False, ENGINE),
+    "gendefaults": ("", SERVER),
+    "device": ("", ENGINE),
+    "hordemodelname": ("", HORDE),
+    "hordeworkername": ("", HORDE),
+    "hordekey": ("", HORDE),
+    "hordemaxctx": (0, HORDE),
+    "hordegenlen": (0, HORDE),
+    "sdmodel": ("", MEDIA),
+    "sdthreads": (0, MEDIA),
+    "sdclamped": (0, MEDIA),
+    "sdclampedsoft": (0, MEDIA),
+    "sdt5xxl": ("", MEDIA),
+    "sdclip1": ("", MEDIA),
+    "sdclip2": ("", MEDIA),
+    "sdphotomaker": ("", MEDIA),
+    "sdupscaler": ("", MEDIA),
+    "sdflashattention": (False, MEDIA),
+    "sdoffloadcpu": (False, MEDIA),
+    "sdvaecpu": (False, MEDIA),
+    "sdclipgpu": (False, MEDIA),
+    "sdconvdirect": ("off", MEDIA),
+    "sdvae": ("", MEDIA),
+    "sdvaeauto": (False, MEDIA),
+    "sdquant": (0, MEDIA),
+    "sdlora": (None, MEDIA),
+    "sdloramult": ([1.0], MEDIA),
+    "sdtiledvae": (768, MEDIA),
+    "whispermodel": ("", MEDIA),
+    "ttsmodel": ("", MEDIA),
+    "ttswavtokenizer": ("", MEDIA),
+    "ttsgpu": (False, MEDIA),
+    "ttsmaxlen": (4096, MEDIA),
+    "ttsthreads": (0, MEDIA),
+    "embeddingsmodel": ("", MEDIA),
+    "embeddingsmaxctx": (0, MEDIA),
+    "embeddingsgpu": (False, MEDIA),
+    "admin": (False, SERVER),
+    "adminpassword": (None, SERVER),
+    "admindir": ("", SERVER),
+    "istemplate": (False, COMMAND),
+}
+# fmt: on
+
+# Keys of older releases, renamed or folded into others since; KoboldCPP converts them when it
+# reads a file (convert_invalid_args, earlier convert_outdated_args). kobold-gui does the same
+# for the ones that carry a launch setting (core/kcpps/files.py); the others are named if set.
+LEGACY: dict[str, tuple[Any, str]] = {
+    "usecublas": (None, LAUNCH),  # -> usecuda, with lowvram / rowsplit / GPU id inside
+    "blasbatchsize": (512, LAUNCH),  # -> batchsize
+    "flashattention": (False, LAUNCH),  # -> noflashattention, inverted
+    "noblas": (False, LAUNCH),  # -> usecpu
+    "useclblast": (None, LAUNCH),  # backend removed
+    "nommap": (False, ENGINE),  # -> usemmap inverted (mmap is now off by default)
+    "forceversion": (0, ENGINE),
+    "promptlimit": (100, SERVER),  # -> genlimit
+    "sdclipl": ("", MEDIA),  # -> sdclip1
+    "sdclipg": ("", MEDIA),  # -> sdclip2
+    "sdnotile": (False, MEDIA),  # -> sdtiledvae
+    "sdconfig": (None, MEDIA),  # -> sdmodel, sdthreads, sdquant, sdclamped
+    "hordeconfig": (None, HORDE),  # -> hordemodelname, hordegenlen, ...
+}
+
+# The spelling KoboldCPP reads today for a legacy key that carries a launch setting.
+RENAMED: dict[str, str] = {"usecublas": "usecuda", "blasbatchsize": "batchsize"}
+
+# KoboldCPP's batch sizes (the --batchsize choices other than -1, "don't batch").
+BATCH_SIZES: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+# KV cache types: quantkv was an index (0 f16, 1 q8, 2 q4; 3 bf16 later) and is now a name.
+QUANTKV_NAMES: dict[str, str] = {"0": "f16", "1": "q8_0", "2": "q4_0", "3": "bf16"}
+QUANTKV_INDEX: dict[str, int] = {"f16": 0, "q8_0": 1, "q4_0": 2}
+
+
+def default_file() -> dict[str, Any]:
+    """A settings file as KoboldCPP writes it when nothing was changed (fresh lists)."""
+    return {key: (list(v) if isinstance(v, list) else v) for key, (v, _group) in KEYS.items()}
+
+
+def reason_for(key: str) -> str:
+    """Why kobold-gui does not apply a key, for the "not applied" list."""
+    entry = KEYS.get(key) or LEGACY.get(key)
+    if entry is None:
+        return "not a KoboldCPP setting kobold-gui knows"
+    return REASONS.get(entry[1], "not applied")
+
+
+def is_default(key: str, value: Any) -> bool:
+    """True when a key holds KoboldCPP's default, or an empty value, i.e. nothing was set."""
+    if value is None or value is False or value == "" or value == []:
+        return True
+    entry = KEYS.get(key) or LEGACY.get(key)
+    return entry is not None and value == entry[0]

@@ -1,0 +1,193 @@
+"""Find the GGUF models other apps downloaded (LM Studio, GPT4All, Jan, the Hugging Face cache,
+Ollama), to load them where they are, never copied. Slow disks and odd folders are the rule
+here, so the scan only walks the apps' own folders (core/models/roots.py), never follows a
+folder link twice (no loops), reads four bytes per candidate file, and skips what it cannot
+read. Run it off the GUI thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kobold_gui.core.models.files import is_later_split_part
+from kobold_gui.core.models.roots import OLLAMA, ScanRoot, default_roots
+
+GGUF_MAGIC = b"GGUF"
+MAX_DEPTH = 8  # hub cache: models--org--name/snapshots/<rev>/<subfolder>/<file>
+OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
+OLLAMA_REGISTRY = "registry.ollama.ai"
+
+
+@dataclass(frozen=True)
+class FoundModel:
+    path: Path  # the file to load (for Ollama, its blob)
+    name: str  # what the user sees: the app's name for the model
+    source: str  # the app
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} — {self.source}"
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    models: tuple[FoundModel, ...]
+    skipped: tuple[str, ...] = ()  # folders or files that could not be read, with why
+    seconds: float = 0.0
+    entries: int = 0  # directory entries looked at
+    roots: tuple[ScanRoot, ...] = field(default=())
+
+
+def is_gguf(path: Path | str) -> bool:
+    """True when the file starts with the GGUF magic (follows a file link; False if broken)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
+class _Walker:
+    """Walks folders without following a folder link into a folder it has seen (loops)."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[int, int]] = set()
+        self.skipped: list[str] = []
+        self.entries = 0
+
+    def files(self, top: Path, max_depth: int = MAX_DEPTH) -> Iterator[tuple[Path, int]]:
+        """(file path, depth) for every file under top, links to files included."""
+        stack = [(top, 0)]
+        while stack:
+            folder, depth = stack.pop()
+            try:
+                st = folder.stat()
+                if (st.st_dev, st.st_ino) in self.seen:
+                    continue
+                self.seen.add((st.st_dev, st.st_ino))
+                with os.scandir(folder) as it:
+                    entries = list(it)
+            except OSError as e:
+                self.skipped.append(f"{folder}: {e.strerror or e}")
+                continue
+            self.entries += len(entries)
+            for entry in entries:
+                try:
+                    if entry.is_dir():  # follows links; `seen` stops loops
+                        if depth < max_depth and not entry.name.startswith("."):
+                            stack.append((Path(entry.path), depth + 1))
+                    elif entry.is_file():
+                        yield Path(entry.path), depth
+                except OSError:
+                    continue  # a broken link or an entry gone since the listing
+
+
+def _wanted(name: str) -> bool:
+    lower = name.lower()
+    return (
+        lower.endswith(".gguf")
+        and not lower.startswith("mmproj")  # vision projectors, not language models
+        and not is_later_split_part(name)
+    )
+
+
+def _scan_tree(root: ScanRoot, walker: _Walker) -> Iterator[FoundModel]:
+    for path, _depth in walker.files(root.path):
+        if _wanted(path.name) and is_gguf(path):
+            name = path.relative_to(root.path).as_posix()
+            yield FoundModel(path, name, root.source)
+
+
+def _scan_hub(root: ScanRoot, walker: _Walker) -> Iterator[FoundModel]:
+    """models--org--name/snapshots/<revision>/<file>: named org/name/<file>."""
+    try:
+        repos = sorted(p for p in root.path.iterdir() if p.name.startswith("models--"))
+    except OSError as e:
+        walker.skipped.append(f"{root.path}: {e.strerror or e}")
+        return
+    for repo in repos:
+        repo_name = repo.name[len("models--") :].replace("--", "/")
+        snapshots = repo / "snapshots"
+        if not snapshots.is_dir():
+            continue
+        for path, _depth in walker.files(snapshots):
+            if _wanted(path.name) and is_gguf(path):
+                inside = path.relative_to(snapshots).parts[1:]  # drop the revision
+                yield FoundModel(path, f"{repo_name}/{'/'.join(inside)}", root.source)
+
+
+def ollama_name(manifest: Path, manifests: Path) -> str:
+    """registry.ollama.ai/library/llama3/8b -> llama3:8b; others keep their namespace/host."""
+    parts = manifest.relative_to(manifests).parts
+    *where, model, tag = parts
+    if where[:1] == [OLLAMA_REGISTRY]:
+        where = where[1:]
+        if where == ["library"]:
+            where = []
+    return "/".join([*where, f"{model}:{tag}"])
+
+
+def _ollama_blob(models: Path, manifest: Path) -> Path | None:
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        layers = data.get("layers", [])
+        digest = next(
+            str(layer["digest"]) for layer in layers if layer.get("mediaType") == OLLAMA_MODEL_LAYER
+        )
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, StopIteration):
+        return None
+    for name in (digest.replace(":", "-"), digest):  # sha256-<hex>; sha256:<hex> before 0.1.30
+        blob = models / "blobs" / name
+        if blob.is_file():
+            return blob
+    return None
+
+
+def _scan_ollama(root: ScanRoot, walker: _Walker) -> Iterator[FoundModel]:
+    """Ollama's models named by their manifests; only blobs that are plain GGUF files."""
+    manifests = root.path / "manifests"
+    names: dict[Path, list[str]] = {}
+    for manifest, depth in walker.files(manifests, max_depth=4):
+        if depth < 3:
+            continue  # registry/namespace/model/tag
+        blob = _ollama_blob(root.path, manifest)
+        if blob is not None:
+            names.setdefault(blob, []).append(ollama_name(manifest, manifests))
+    for blob, tags in names.items():
+        if is_gguf(blob):
+            yield FoundModel(blob, ", ".join(sorted(tags)), OLLAMA)
+
+
+_LAYOUTS = {"tree": _scan_tree, "hf": _scan_hub, "ollama": _scan_ollama}
+
+
+def scan_models(roots: Sequence[ScanRoot] | None = None, limit: int = 2000) -> ScanResult:
+    """The GGUF models under the apps' folders (default_roots() when None), each file once
+    (a file two apps share is listed under the first), sorted by app then name."""
+    start = time.perf_counter()
+    roots = list(default_roots() if roots is None else roots)
+    walker = _Walker()
+    found: list[FoundModel] = []
+    seen: set[str] = set()
+    for root in roots:
+        for model in _LAYOUTS[root.layout](root, walker):
+            real = os.path.realpath(model.path)
+            if real not in seen:
+                seen.add(real)
+                found.append(model)
+            if len(found) >= limit:
+                break
+    order = {r.source: i for i, r in enumerate(roots)}
+    found.sort(key=lambda m: (order.get(m.source, 0), m.name.lower()))
+    return ScanResult(
+        models=tuple(found),
+        skipped=tuple(walker.skipped),
+        seconds=time.perf_counter() - start,
+        entries=walker.entries,
+        roots=tuple(roots),
+    )

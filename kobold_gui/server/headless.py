@@ -1,0 +1,113 @@
+"""The API's command-line flags (KoboldCPP's names) and `--headless`: load the model and
+serve it without a window until Ctrl+C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kobold_gui.core.launch.resolve import ResolvedLaunch
+    from kobold_gui.core.models.gguf_info import GGUFInfo
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535 (0: any free one), not {value}")
+    return value
+
+
+def add_server_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group(
+        "local API (KoboldAI and OpenAI compatible; any of these opens the window serving)"
+    )
+    g.add_argument("--port", type=_port, metavar="N", help="serve on this port (default 5001)")
+    g.add_argument(
+        "--host",
+        metavar="ADDR",
+        help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0: all networks)",
+    )
+    g.add_argument("--password", metavar="KEY", help="API key clients must send (Bearer)")
+    g.add_argument(
+        "--multiuser",
+        type=int,
+        nargs="?",
+        const=1,
+        metavar="N",
+        help="queueing as KoboldCPP: 0 = busy answers 503, 1 = queue (default), N = N at once",
+    )
+    g.add_argument("--headless", action="store_true", help="serve without a window")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from kobold_gui.server.state import DEFAULT_HOST, DEFAULT_PORT, ServerSettings
+
+    return ServerSettings(
+        host=args.host or DEFAULT_HOST,
+        port=DEFAULT_PORT if args.port is None else args.port,
+        api_key=args.password or "",
+        multiuser=1 if args.multiuser is None else args.multiuser,
+    )
+
+
+def _load(worker: Any, launch: ResolvedLaunch, info: GGUFInfo) -> Any:
+    from kobold_gui.core.engine.worker import Job
+
+    name = launch.model_path.name if launch.model_path else "model"
+    print(f"Loading {name}…", file=sys.stderr, flush=True)
+    job = worker.submit(Job("load", lambda engine, cancel: engine.load(launch, None, cancel, info)))
+    while not job.wait(0.5):
+        pass
+    return job
+
+
+def run_headless_server(args: argparse.Namespace, launch: ResolvedLaunch, info: GGUFInfo) -> int:
+    from kobold_gui.core.engine.worker import EngineWorker
+    from kobold_gui.server.exposure import exposure_warning
+    from kobold_gui.server.runner import ApiServer, ServerStartError
+
+    settings = _settings(args)
+    worker = EngineWorker()
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    server = None
+    try:
+        job = _load(worker, launch, info)
+        if job.error is not None:
+            print(f"kobold-gui: error: {job.error}", file=sys.stderr)
+            return 2
+        if stop.is_set():
+            return 130
+        server = ApiServer(worker, settings)
+        try:
+            server.start()
+        except ServerStartError as e:
+            print(f"kobold-gui: error: {e}", file=sys.stderr)
+            return 2
+        base = server.base_url()
+        print(
+            f"Serving {job.result.info.path.name} (context {job.result.n_ctx})\n"
+            f"  KoboldAI API: {base}\n  OpenAI API:   {base}/v1\n"
+            "Ctrl+C stops.",
+            file=sys.stderr,
+            flush=True,
+        )
+        if warning := exposure_warning(settings.host):
+            print(f"Warning: {warning}", file=sys.stderr, flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("Stopping…", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        if server is not None:
+            server.stop()
+        worker.close(30)
+        for s, handler in previous.items():
+            signal.signal(s, handler)

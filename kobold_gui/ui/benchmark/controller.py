@@ -1,0 +1,103 @@
+"""The Benchmark tab's sweep, wired: it runs on the engine thread, its results are kept per
+machine, model and settings, and the measured policy's choice goes to the launch state (the
+one place the batch label and the load read it from)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from kobold_gui.core.benchmark.results import (
+    SweepRow,
+    candidates_from,
+    load_sweep,
+    measured_choice,
+    save_sweep,
+    sweep_identity,
+)
+from kobold_gui.core.engine.loaded_model import LoadedModel
+from kobold_gui.core.engine.types import BackendInfo
+from kobold_gui.core.hardware.nvml import Inventory
+from kobold_gui.core.launch.state import LaunchState
+from kobold_gui.ui.benchmark.panel import BenchmarkPanel
+from kobold_gui.ui.engine.controller import EngineController
+from kobold_gui.ui.launch.batch_slider import BatchSlider
+
+
+class SweepController(QObject):
+    busyChanged = Signal(bool)
+
+    def __init__(
+        self,
+        panel: BenchmarkPanel,
+        engine: EngineController,
+        state: LaunchState,
+        slider: BatchSlider,
+        machine: Callable[[], tuple[Inventory, BackendInfo | None]],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.panel, self.engine, self.state, self.slider = panel, engine, state, slider
+        self.machine = machine  # the GPUs and llama.cpp build now: what results are kept by
+        self.running = False
+        self.loaded: LoadedModel | None = None
+        panel.runRequested.connect(self.run)
+        panel.cancelRequested.connect(engine.stop)
+        panel.choiceChanged.connect(self._publish)
+        engine.sweepRow.connect(panel.add_run)
+        engine.sweepFinished.connect(self._finished)
+
+    def model_loaded(self, loaded: LoadedModel | None) -> None:
+        """Show the results kept for this model and these settings (or none)."""
+        self.loaded = loaded
+        self.panel.set_model_ready(loaded is not None)
+        identity = self._identity()
+        self.panel.set_rows((load_sweep(identity) if identity else None) or [])
+
+    def run(self, prompt: int, gen: int, can_run: bool = True) -> None:
+        loaded = self.loaded
+        if loaded is None or self.running:
+            self.panel.status.setText("Load a model first (and let a reply finish).")
+            return
+        prompt = min(prompt, loaded.n_ctx - gen - 2)
+        inventory, _backend = self.machine()
+        candidates = [
+            c for c in candidates_from(n_gpus=len(inventory.gpus)) if c.n_batch <= loaded.n_ctx
+        ]
+        if prompt < 16 or not candidates:
+            self.panel.status.setText("The context is too small for a sweep.")
+            return
+        self._set_running(True)
+        repeats = self.panel.repeats.value()
+        self.panel.started(len(candidates), repeats)
+        self.engine.sweep(candidates, prompt, gen, repeats)
+
+    def _finished(self, rows: list[SweepRow]) -> None:
+        self._set_running(False)
+        self.panel.finished(rows)
+        identity = self._identity()
+        if identity and rows:
+            save_sweep(identity, rows)
+
+    def _set_running(self, running: bool) -> None:
+        self.running = running
+        self.busyChanged.emit(running)
+
+    def _identity(self) -> dict[str, object] | None:
+        inventory, backend = self.machine()
+        if self.loaded is None or backend is None:
+            return None
+        return sweep_identity(inventory, backend, self.loaded.launch)
+
+    def _publish(self) -> None:
+        """The panel's rows (kept or measured) and share, to the slider and the launch."""
+        rows = self.panel.rows
+        self.slider.set_measured(
+            {
+                r.n_batch: (r.prompt_tps, r.gen_tps)
+                for r in rows
+                if r.kind == "koboldcpp" and r.error is None
+            }
+        )
+        self.state.set_measured(measured_choice(rows, self.panel.share_value()) if rows else None)
