@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CORE = sorted(
     ".".join(p.relative_to(ROOT).with_suffix("").parts)
-    for p in (ROOT / "kobold_gui" / "core").glob("*.py")
+    for p in (ROOT / "kobold_gui" / "core").rglob("*.py")
     if p.name != "__init__.py"
 )
 

@@ -61,9 +61,10 @@ class BackendDevice:
 
 def _lib() -> Any:
     import llama_cpp  # noqa: F401  (loads the libraries and registers the backends)
-    from llama_cpp._ggml import libggml
 
-    lib = libggml
+    from kobold_gui.core.llama.ggml import libggml
+
+    lib = libggml()
     lib.ggml_backend_dev_count.restype = ctypes.c_size_t
     lib.ggml_backend_dev_get.restype = ctypes.c_void_p
     lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]

@@ -36,9 +36,9 @@ def _has_local_gpu() -> bool:
     in, that is true on every machine (other machines' GPUs could be added)."""
     import ctypes
 
-    from llama_cpp._ggml import libggml
+    from kobold_gui.core.llama.ggml import libggml
 
-    by_type = libggml.ggml_backend_dev_by_type
+    by_type = libggml().ggml_backend_dev_by_type
     by_type.restype = ctypes.c_void_p
     by_type.argtypes = [ctypes.c_int]
     return bool(by_type(1) or by_type(2))  # GGML_BACKEND_DEVICE_TYPE_GPU, _IGPU
