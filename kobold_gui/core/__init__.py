@@ -1,1 +1,2 @@
-"""The Qt-free core: everything the CLI and the window share. Nothing below imports Qt."""
+"""The Qt-free core, by area: what the app knows and does, for the window, the CLI and the API
+alike."""

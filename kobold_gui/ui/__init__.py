@@ -1,1 +1,1 @@
-"""The Qt layer: widgets only. Each panel is a file; the window composes them."""
+"""The Qt layer: panels by area over the core; the window composes them."""

@@ -1,0 +1,1 @@
+"""Chats on disk: the store, its writer thread and the conversation types."""

@@ -1,0 +1,2 @@
+"""KoboldCPP settings files (.kcpps/.kcppt): import and export, key names across versions, GPU
+fields."""

@@ -1,0 +1,1 @@
+"""The Benchmark tab: the sweep's controls, progress and plot."""

@@ -1,0 +1,1 @@
+"""Small Qt helpers every area uses: background jobs, network job pool, the scroll-wheel guard."""

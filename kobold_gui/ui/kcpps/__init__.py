@@ -1,0 +1,1 @@
+"""The KoboldCPP menu: import and save .kcpps files."""

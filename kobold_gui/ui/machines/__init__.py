@@ -1,0 +1,1 @@
+"""The Machines tab: remote machines' cards and sharing this machine."""

@@ -1,0 +1,1 @@
+"""The model panel: choosing a file, recent models, other apps' models, metadata."""

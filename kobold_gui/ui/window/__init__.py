@@ -1,0 +1,1 @@
+"""The main window: builds the panels, wires them, keeps its layout."""
