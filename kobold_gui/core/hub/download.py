@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx2
+# huggingface_hub's HTTP module (httpx in 1.x, httpx2 from 2.0): see core/hub/search.py
+from huggingface_hub.utils import httpx
 
 from kobold_gui.core.paths import write_json_atomic
 from kobold_gui.core.units import human_bytes
@@ -154,7 +155,7 @@ def pending_downloads(folder: Path) -> list[tuple[FileSpec, int]]:
 
 def download_files(
     specs: Sequence[FileSpec],
-    client: httpx2.Client,
+    client: httpx.Client,
     headers: dict[str, str],
     control: Control,
     report: Callable[[Progress], None] = lambda p: None,
@@ -221,7 +222,7 @@ def sha256_of(
 
 def _download_one(
     spec: FileSpec,
-    client: httpx2.Client,
+    client: httpx.Client,
     headers: dict[str, str],
     control: Control,
     meter: _Meter,
@@ -264,7 +265,7 @@ def _hash_part(
 
 def _fetch_rest(
     spec: FileSpec,
-    client: httpx2.Client,
+    client: httpx.Client,
     headers: dict[str, str],
     control: Control,
     meter: _Meter,
@@ -289,7 +290,7 @@ def _fetch_rest(
             got = _fetch_range(
                 spec, client, headers, control, part, done, hasher, meter, index, count
             )
-        except (httpx2.TransportError, _Retry) as e:
+        except (httpx.TransportError, _Retry) as e:
             failures += 1
             last_error = str(e) or type(e).__name__
             if failures > MAX_RETRIES:
@@ -335,7 +336,7 @@ class _Retry(Exception):
 
 def _fetch_range(
     spec: FileSpec,
-    client: httpx2.Client,
+    client: httpx.Client,
     headers: dict[str, str],
     control: Control,
     part: Path,
