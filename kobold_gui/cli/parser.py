@@ -31,6 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Desktop launcher and chat for local GGUF models. "
         "Without a command, the window opens.",
     )
+    _add_model_args(p)
+    _add_launch_options(p)
+    cmds = _add_commands(p)
+    _add_sweep_args(p)
+    # --self-test and --json come after the sweep's flags: that is their place in --help's usage
+    _add_report_commands(cmds)
+    _add_generation_args(p)
+    add_server_args(p)  # the local API's flags: --port, --host, --password, --multiuser, ...
+    return p
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """--version, and which model and settings file to start from."""
     p.add_argument("--version", action="version", version=f"kobold-gui {__version__}")
     p.add_argument("--model", metavar="PATH", help="the .gguf model (default: built-in model)")
     p.add_argument(
@@ -39,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="launch settings (and model) from a KoboldCPP .kcpps/.kcppt file; "
         "options given here override the file's",
     )
+
+
+def _add_launch_options(p: argparse.ArgumentParser) -> None:
+    """One flag per launch option of the option table, under KoboldCPP's names."""
     launch = p.add_argument_group("launch options (KoboldCPP's names)")
     for opt in OPTIONS:
         kwargs: dict[str, Any] = {"dest": opt.name, "default": None, "help": opt.help}
@@ -53,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs.update(nargs="+", metavar="SHARE")
             flags.append("--tensor-split")
         launch.add_argument(*flags, **kwargs)
+
+
+def _add_commands(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The headless commands that chat, show or plan; returns their group."""
     cmds = p.add_argument_group("headless commands")
     cmds.add_argument("--prompt", metavar="TEXT", help="chat one message, stream the reply")
     cmds.add_argument(
@@ -73,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZES",
         help="plan for these GPUs instead of the real ones, e.g. 24GiB,12GiB",
     )
+    return cmds
+
+
+def _add_sweep_args(p: argparse.ArgumentParser) -> None:
+    """--benchmark and the batch-size sweep's settings."""
     bench = p.add_argument_group("batch-size sweep (with --benchmark)")
     bench.add_argument(
         "--benchmark",
@@ -108,19 +134,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs per pair, interleaved; a pair is picked only when its lead is larger than "
         "the spread of the runs (default 3)",
     )
+
+
+def _add_report_commands(cmds: argparse._ArgumentGroup) -> None:
+    """--self-test and --json, in the headless commands' group."""
     cmds.add_argument(
         "--self-test",
         action="store_true",
         help="load the model, generate a few tokens, print a JSON report",
     )
     cmds.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_generation_args(p: argparse.ArgumentParser) -> None:
+    """The sampling settings of --prompt."""
     gen = p.add_argument_group("generation (with --prompt)")
     gen.add_argument("--max-tokens", type=int, default=256, metavar="N")
     gen.add_argument("--temperature", type=float, default=0.7, metavar="T")
     gen.add_argument("--seed", type=int, default=-1, metavar="N")
     gen.add_argument("--system", metavar="TEXT", default=None, help="system prompt")
-    add_server_args(p)  # the local API's flags: --port, --host, --password, --multiuser, ...
-    return p
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from kobold_gui.core.models.gguf_header import read_header
+from kobold_gui.core.models.gguf_header import GGUFHeader, read_header
 from kobold_gui.core.models.gguf_info import GGUFInfo, TensorInfo
 
 _TOKENIZER_STRINGS = ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.chat_template")
@@ -83,13 +84,22 @@ def write_model(
             raise FileNotFoundError("no vocabulary GGUF given and the default model is missing")
     src = read_header(Path(vocab_from))
     tokens = src.array("tokenizer.ggml.tokens")
-    n_vocab = len(tokens)
-    q = GGMLQuantizationType[qtype]
-    f32 = GGMLQuantizationType.F32
     rng = np.random.default_rng(seed)
-    cache: dict[tuple[object, ...], np.ndarray] = {}
 
     w = gguf.GGUFWriter(str(out), shape.arch, split_max_tensors=split_max_tensors)
+    _add_hyperparameters(w, shape, qtype, extra_floats or {})
+    _add_tokenizer(w, src, tokens)
+    _add_tensors(w, shape, GGMLQuantizationType[qtype], len(tokens), rng)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return w.format_shard_names(out)[0]
+
+
+def _add_hyperparameters(
+    w: gguf.GGUFWriter, shape: Shape, qtype: str, extra_floats: dict[str, float]
+) -> None:
     w.add_name(f"synthetic-{shape.layers}L-{shape.embd}d")
     w.add_block_count(shape.layers)
     w.add_context_length(shape.context)
@@ -101,11 +111,15 @@ def write_model(
     w.add_rope_dimension_count(shape.embd // shape.heads)
     w.add_rope_freq_base(10000.0)
     w.add_file_type(int(getattr(gguf.LlamaFileType, f"MOSTLY_{qtype}", gguf.LlamaFileType.ALL_F32)))
-    for key, value in (extra_floats or {}).items():  # e.g. general.sampling.temp
+    for key, value in extra_floats.items():  # e.g. general.sampling.temp
         w.add_float32(key, value)
     if shape.experts:
         w.add_expert_count(shape.experts)
         w.add_expert_used_count(shape.experts_used)
+
+
+def _add_tokenizer(w: gguf.GGUFWriter, src: GGUFHeader, tokens: list[Any]) -> None:
+    """The vocabulary source's tokenizer and chat template, copied."""
     w.add_tokenizer_model(str(src.fields["tokenizer.ggml.model"]))
     if "tokenizer.ggml.pre" in src.fields:
         w.add_tokenizer_pre(str(src.fields["tokenizer.ggml.pre"]))
@@ -123,6 +137,17 @@ def write_model(
     if "tokenizer.chat_template" in src.fields:
         w.add_chat_template(str(src.fields["tokenizer.chat_template"]))
 
+
+def _add_tensors(
+    w: gguf.GGUFWriter,
+    shape: Shape,
+    q: GGMLQuantizationType,
+    n_vocab: int,
+    rng: np.random.Generator,
+) -> None:
+    """Random weights for every tensor of a llama-shaped model (MoE with shape.experts)."""
+    f32 = GGMLQuantizationType.F32
+    cache: dict[tuple[object, ...], np.ndarray] = {}
     e, f, hd = shape.embd, shape.ffn, shape.embd // shape.heads
     kv = shape.kv_heads * hd
 
@@ -151,11 +176,6 @@ def write_model(
             add(p + "ffn_gate.weight", (f, e), q)
             add(p + "ffn_up.weight", (f, e), q)
             add(p + "ffn_down.weight", (e, f), q)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return w.format_shard_names(out)[0]
 
 
 def main() -> None:

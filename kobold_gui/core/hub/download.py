@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx2
+# huggingface_hub's HTTP module (httpx in 1.x, httpx2 from 2.0): see core/hub/search.py
+from huggingface_hub.utils import httpx
 
 from kobold_gui.core.paths import write_json_atomic
 from kobold_gui.core.units import human_bytes
@@ -154,7 +155,7 @@ def pending_downloads(folder: Path) -> list[tuple[FileSpec, int]]:
 
 def download_files(
     specs: Sequence[FileSpec],
-    client: httpx2.Client,
+    client: httpx.Client,
     headers: dict[str, str],
     control: Control,
     report: Callable[[Progress], None] = lambda p: None,
@@ -221,14 +222,14 @@ def sha256_of(
 
 def _download_one(
     spec: FileSpec,
-    client: httpx2.Client,
+    client: httpx.Client,
     headers: dict[str, str],
     control: Control,
     meter: _Meter,
     index: int,
     count: int,
 ) -> Path:
-    dest, part = spec.path, spec.part
+    dest = spec.path
     if dest.exists():
         if dest.stat().st_size == spec.size and (
             spec.sha256 is None or sha256_of(dest, control) == spec.sha256
@@ -236,6 +237,18 @@ def _download_one(
             return dest  # already here and intact
         raise DownloadError(f"{dest} already exists and is a different file: move it first")
     write_json_atomic(spec.meta, asdict(spec))
+    hasher, done = _hash_part(spec, control, meter, index, count)
+    hasher, done = _fetch_rest(spec, client, headers, control, meter, index, count, hasher, done)
+    _keep_if_intact(spec, hasher, done, meter, index, count)
+    return dest
+
+
+def _hash_part(
+    spec: FileSpec, control: Control, meter: _Meter, index: int, count: int
+) -> tuple[Any, int]:
+    """The hash of the bytes a part already has, and how many (a part longer than the file
+    is deleted)."""
+    part = spec.part
     hasher = hashlib.sha256()
     done = part.stat().st_size if part.exists() else 0
     if done > spec.size:
@@ -247,6 +260,23 @@ def _download_one(
                 hasher.update(chunk)
                 meter.update(f.tell(), "checking", index, count)
                 control.check()
+    return hasher, done
+
+
+def _fetch_rest(
+    spec: FileSpec,
+    client: httpx.Client,
+    headers: dict[str, str],
+    control: Control,
+    meter: _Meter,
+    index: int,
+    count: int,
+    hasher: Any,
+    done: int,
+) -> tuple[Any, int]:
+    """Range requests until the part has every byte, retrying what is transient; returns
+    the hash and the byte count (a new hash when the server made it start over)."""
+    dest, part = spec.path, spec.part
     failures, last_error, requests = 0, "", 0
     while done < spec.size:
         control.check()
@@ -260,7 +290,7 @@ def _download_one(
             got = _fetch_range(
                 spec, client, headers, control, part, done, hasher, meter, index, count
             )
-        except (httpx2.TransportError, _Retry) as e:
+        except (httpx.TransportError, _Retry) as e:
             failures += 1
             last_error = str(e) or type(e).__name__
             if failures > MAX_RETRIES:
@@ -278,6 +308,14 @@ def _download_one(
         if got:
             failures = 0
         done += got
+    return hasher, done
+
+
+def _keep_if_intact(
+    spec: FileSpec, hasher: Any, done: int, meter: _Meter, index: int, count: int
+) -> None:
+    """Give the finished part its name if its SHA-256 is the hub's; else delete it."""
+    dest, part = spec.path, spec.part
     meter.update(done, "verifying", index, count, force=True)
     digest = hasher.hexdigest()
     if spec.sha256 is not None and digest != spec.sha256.lower():
@@ -290,7 +328,6 @@ def _download_one(
     part.replace(dest)
     spec.meta.unlink(missing_ok=True)
     meter.update(done, "done", index, count, force=True)
-    return dest
 
 
 class _Retry(Exception):
@@ -299,7 +336,7 @@ class _Retry(Exception):
 
 def _fetch_range(
     spec: FileSpec,
-    client: httpx2.Client,
+    client: httpx.Client,
     headers: dict[str, str],
     control: Control,
     part: Path,

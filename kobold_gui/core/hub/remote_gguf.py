@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx2
+# huggingface_hub's HTTP module (httpx in 1.x, httpx2 from 2.0): see core/hub/search.py
+from huggingface_hub.utils import httpx
 
 from kobold_gui.core.hub.search import Hub, HubError, ModelEntry, RepoFiles
 from kobold_gui.core.models.gguf_header import (
@@ -46,7 +47,7 @@ class FetchStats:
 
 
 def _read_range(
-    client: httpx2.Client, url: str, headers: dict[str, str], start: int, end: int
+    client: httpx.Client, url: str, headers: dict[str, str], start: int, end: int
 ) -> bytes:
     """Bytes [start, end) of the file. A server that ignores Range answers 200 with the
     whole file: only what is needed is read from that stream, then it is closed."""
@@ -82,7 +83,7 @@ def _next_read(have: int, need: int) -> int:
 
 
 def fetch_header(
-    client: httpx2.Client,
+    client: httpx.Client,
     url: str,
     headers: dict[str, str],
     file_size: int,
@@ -97,7 +98,7 @@ def fetch_header(
     while True:
         try:
             buf += _read_range(client, url, headers, len(buf), want)
-        except httpx2.HTTPError as e:
+        except httpx.HTTPError as e:
             raise HubError(f"reading the header of {name} failed: {e}") from None
         requests += 1
         if buf[:4] != GGUF_MAGIC:

@@ -4,7 +4,11 @@ repository's GGUF files (sizes, SHA-256 from the LFS metadata), and their downlo
 The endpoint is passed to HfApi and hf_hub_url explicitly (huggingface_hub reads
 HF_ENDPOINT only once, at import), so tests and mirrors can point it elsewhere. Files are
 not downloaded with hf_hub_download (it checks only the size and cannot pause): see
-core/hub/download.py."""
+core/hub/download.py.
+
+The HTTP module is huggingface_hub's own, from huggingface_hub.utils (httpx in its 1.x,
+httpx2 from 2.0): its client and the errors it raises come from that one, whichever release
+is installed."""
 
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-import httpx2
 from huggingface_hub import HfApi, get_session, hf_hub_url
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -24,12 +27,12 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils._headers import build_hf_headers
+from huggingface_hub.utils import build_hf_headers, httpx
 
 from kobold_gui import __version__
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-TIMEOUT = httpx2.Timeout(30.0, connect=10.0)
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _SPLIT = re.compile(r"^(?P<prefix>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 # Quantization names as they appear in file names (Q4_K_M, IQ3_XXS, F16, BF16, Q8_0...).
 _QUANT = re.compile(r"(?<![A-Za-z0-9])(I?Q\d+(?:_[A-Z0-9]+)*|BF16|F16|F32)(?![A-Za-z0-9])", re.I)
@@ -109,9 +112,9 @@ def _hub_errors(what: str, endpoint: str) -> Iterator[None]:
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else "?"
         raise HubError(f"{host} answered {status} for {what}: {_first_line(e)}") from None
-    except httpx2.TimeoutException:
+    except httpx.TimeoutException:
         raise HubError(f"{host} did not answer in time ({what}); try again") from None
-    except httpx2.HTTPError as e:
+    except httpx.HTTPError as e:
         raise HubError(f"cannot reach {host} ({_first_line(e)}): are you online?") from None
     except (ValueError, KeyError, TypeError) as e:
         raise HubError(f"{host} sent an answer this app cannot read ({what}): {e}") from None
@@ -190,7 +193,7 @@ class Hub:
             )
         )
 
-    def client(self) -> httpx2.Client:
+    def client(self) -> httpx.Client:
         """The HTTP client huggingface_hub uses (redirects followed, its proxies)."""
         return get_session()
 

@@ -234,43 +234,13 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
 def info_from_headers(shards: Sequence[ShardHeader], path: Path) -> GGUFInfo:
     """A model's description from the headers of its file(s); metadata comes from the first,
     tensors from all of them. Raises ModelFileError with a user-facing message."""
-    name = shards[0].name
     tensors: list[TensorInfo] = []
     for index, shard in enumerate(shards):
-        header = shard.header
-        try:
-            mine = [
-                TensorInfo(
-                    t.name,
-                    t.type_name,
-                    t.n_elements,
-                    t.n_bytes,
-                    header.data_offset + t.offset,
-                    index,
-                )
-                for t in header.tensors
-            ]
-        except HeaderError as e:
-            raise ModelFileError(f"{shard.name} is not a readable GGUF file: {e}") from None
-        data_end = max((t.offset + t.n_bytes for t in mine), default=header.data_offset)
-        if data_end > shard.file_size:
-            raise ModelFileError(
-                f"{shard.name} is truncated: its tensors need {human_bytes(data_end)} "
-                f"but the file has {human_bytes(shard.file_size)} (an incomplete download?)"
-            )
-        tensors += mine
+        tensors += _shard_tensors(shard, index)
     header = shards[0].header
     file_size = sum(s.file_size for s in shards)
     fields = header.fields
-    arch = fields.get("general.architecture")
-    if not isinstance(arch, str):
-        raise ModelFileError(f"{name} has no general.architecture: not a model file")
-    if arch not in known_architectures():
-        raise ModelFileError(
-            f"{name} uses the architecture '{arch}', which this llama.cpp build does not know"
-        )
-    if not tensors:
-        raise ModelFileError(f"{name} has no tensors (a vocabulary-only file?)")
+    arch = _architecture(fields, shards[0].name, tensors)
 
     def arch_int(key: str) -> int | None:
         value = fields.get(f"{arch}.{key}")
@@ -305,3 +275,44 @@ def info_from_headers(shards: Sequence[ShardHeader], path: Path) -> GGUFInfo:
         n_params=sum(t.n_elements for t in tensors),
         tensors=tuple(tensors),
     )
+
+
+def _shard_tensors(shard: ShardHeader, index: int) -> list[TensorInfo]:
+    """The tensors of part `index`, at their offsets in its file; a file too short for them
+    is an error."""
+    header = shard.header
+    try:
+        mine = [
+            TensorInfo(
+                t.name,
+                t.type_name,
+                t.n_elements,
+                t.n_bytes,
+                header.data_offset + t.offset,
+                index,
+            )
+            for t in header.tensors
+        ]
+    except HeaderError as e:
+        raise ModelFileError(f"{shard.name} is not a readable GGUF file: {e}") from None
+    data_end = max((t.offset + t.n_bytes for t in mine), default=header.data_offset)
+    if data_end > shard.file_size:
+        raise ModelFileError(
+            f"{shard.name} is truncated: its tensors need {human_bytes(data_end)} "
+            f"but the file has {human_bytes(shard.file_size)} (an incomplete download?)"
+        )
+    return mine
+
+
+def _architecture(fields: dict[str, Any], name: str, tensors: list[TensorInfo]) -> str:
+    """The model's architecture, checked: known to this llama.cpp, and with tensors."""
+    arch = fields.get("general.architecture")
+    if not isinstance(arch, str):
+        raise ModelFileError(f"{name} has no general.architecture: not a model file")
+    if arch not in known_architectures():
+        raise ModelFileError(
+            f"{name} uses the architecture '{arch}', which this llama.cpp build does not know"
+        )
+    if not tensors:
+        raise ModelFileError(f"{name} has no tensors (a vocabulary-only file?)")
+    return arch

@@ -101,6 +101,21 @@ def assign_layers(n_layer: int, n_gpu_layers: int, shares: Sequence[float]) -> l
 
 
 def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> MemoryPlan:
+    _check_request(req, gpus)
+    n_layer = info.n_layers
+    shares = _shares(req, gpus)
+    where = _layer_devices(n_layer, req, shares)
+    n_dev = len(gpus)
+    weights = _weights(info, req, where, shares, n_dev)
+    kv = _kv(info, req, where, n_dev)
+    pipeline = pipelines(req, n_dev, n_layer)
+    compute = _compute(info, req, gpus, where, pipeline)
+    devices = _device_plans(info, req, gpus, where, weights, kv, compute)
+    plan = MemoryPlan(req, tuple(devices), n_layer, pipeline=pipeline)
+    return MemoryPlan(req, plan.devices, n_layer, tuple(_messages(plan, info)), pipeline)
+
+
+def _check_request(req: PlanRequest, gpus: Sequence[GpuBudget]) -> None:
     if req.split_mode not in SPLIT_MODES:
         raise PlanError(f"split mode must be one of {', '.join(SPLIT_MODES)}")
     if req.kv_type not in KV_BYTES_PER_ELEMENT:
@@ -111,30 +126,40 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
         raise PlanError(
             f"the tensor split has {len(req.tensor_split)} entries for {len(gpus)} GPU(s)"
         )
-    n_layer = info.n_layers
+
+
+def _shares(req: PlanRequest, gpus: Sequence[GpuBudget]) -> list[float]:
+    """Each GPU's share of the offloaded layers (empty: nothing offloaded)."""
     if not gpus or req.n_gpu_layers <= 0:
-        shares: list[float] = []
-    elif req.split_mode == "none":
-        shares = [1.0 if i == req.main_gpu else 0.0 for i in range(len(gpus))]
-    elif req.tensor_split is not None and any(req.tensor_split):
-        shares = list(req.tensor_split)
-    else:
-        shares = [float(g.free) for g in gpus]
+        return []
+    if req.split_mode == "none":
+        return [1.0 if i == req.main_gpu else 0.0 for i in range(len(gpus))]
+    if req.tensor_split is not None and any(req.tensor_split):
+        return list(req.tensor_split)
+    return [float(g.free) for g in gpus]
+
+
+def _layer_devices(n_layer: int, req: PlanRequest, shares: list[float]) -> list[int]:
+    """The device of each of the n_layer + 1 layers (-1: the CPU; the last is the output)."""
     where = assign_layers(n_layer, req.n_gpu_layers, shares) if shares else [-1] * (n_layer + 1)
     if req.split_mode == "row" and shares:
         # Row split: matrices of offloaded layers are cut by rows across the GPUs by the
         # split; KV and small tensors sit on the main GPU. Approximate (not measured here).
         where = [req.main_gpu if d >= 0 else -1 for d in where]
+    return where
 
-    n_dev = len(gpus)
+
+def _slot(device: int, n_dev: int) -> int:
+    """The index of a device in the per-device lists, whose last entry (n_dev) is the CPU."""
+    return n_dev if device < 0 else device
+
+
+def _weights(
+    info: GGUFInfo, req: PlanRequest, where: list[int], shares: list[float], n_dev: int
+) -> list[int]:
+    """Weight bytes per device (the CPU last)."""
     weights = [0] * (n_dev + 1)  # index n_dev = CPU
-    kv = [0] * (n_dev + 1)
-    compute = [0] * (n_dev + 1)
-
-    def slot(device: int) -> int:
-        return n_dev if device < 0 else device
-
-    output_dev = where[n_layer]
+    output_dev = where[info.n_layers]
     has_output = any(t.name == "output.weight" for t in info.tensors)
     # The CPU's weights are mmapped: llama.cpp maps one range per file (split models).
     cpu_spans: dict[int, tuple[int, int]] = {}
@@ -151,30 +176,43 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
             for g, s in enumerate(shares):
                 weights[g] += round(t.n_bytes * s / total_share)
             continue
-        weights[slot(dev)] += t.n_bytes
+        weights[_slot(dev, n_dev)] += t.n_bytes
         if dev < 0 and req.use_mmap:
             start, end = cpu_spans.get(t.file_index, (t.offset, t.offset + t.n_bytes))
             cpu_spans[t.file_index] = (min(start, t.offset), max(end, t.offset + t.n_bytes))
         if t.name == "token_embd.weight" and not has_output:
-            weights[slot(output_dev)] += t.n_bytes  # tied embeddings: a copy for the output
+            weights[_slot(output_dev, n_dev)] += t.n_bytes  # tied embeddings: a copy for output
     if req.use_mmap and cpu_spans:
         # The mapped range spans GPU tensors stored between CPU ones; those pages are
         # mapped but never read, so this is address space more than RAM.
         mapped = sum(end - start for start, end in cpu_spans.values())
         weights[n_dev] = max(weights[n_dev], mapped)
+    return weights
 
-    # KV cache: every layer keeps its K and V on its own device (or the CPU, unoffloaded).
+
+def _kv(info: GGUFInfo, req: PlanRequest, where: list[int], n_dev: int) -> list[int]:
+    """KV cache bytes per device (the CPU last): every layer keeps its K and V on its own
+    device (or the CPU, unoffloaded)."""
+    kv = [0] * (n_dev + 1)
     per_layer_kv = _kv_bytes_per_layer(info, req)
-    for layer in range(n_layer):
+    for layer in range(info.n_layers):
         dev = where[layer] if req.offload_kqv else -1
-        kv[slot(dev)] += per_layer_kv
+        kv[_slot(dev, n_dev)] += per_layer_kv
+    return kv
 
-    # Compute buffers. The output layer is offloaded first (llama.cpp offloads the last
-    # layers), so with any GPU layers the GPU holding it runs the logits, and llama.cpp's
-    # op offload runs the CPU layers' big matmuls there too: the CPU keeps a small buffer.
+
+def _compute(
+    info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget], where: list[int], pipeline: bool
+) -> list[int]:
+    """Compute buffer bytes per device (the CPU last).
+
+    The output layer is offloaded first (llama.cpp offloads the last layers), so with any
+    GPU layers the GPU holding it runs the logits, and llama.cpp's op offload runs the CPU
+    layers' big matmuls there too: the CPU keeps a small buffer."""
+    n_dev, n_layer = len(gpus), info.n_layers
+    compute = [0] * (n_dev + 1)
     gpu_used = any(d >= 0 for d in where)
     partial = any(d < 0 for d in where)
-    pipeline = pipelines(req, n_dev, n_layer)
     first_gpu = next((d for d in where if d >= 0), None)  # gets the CPU layers' output
     # Op offload (the CPU layers' matmuls run on a GPU) needs a local GPU backend: the RPC
     # backend offers none, so over remote devices only the CPU runs its layers.
@@ -200,7 +238,20 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
             compute[n_dev] += compute_bytes(info, req, True, False)
     else:
         compute[n_dev] = compute_bytes(info, req, True, True) + 4 * info.n_vocab
+    return compute
 
+
+def _device_plans(
+    info: GGUFInfo,
+    req: PlanRequest,
+    gpus: Sequence[GpuBudget],
+    where: list[int],
+    weights: list[int],
+    kv: list[int],
+    compute: list[int],
+) -> list[DevicePlan]:
+    """One plan per GPU (local ones numbered as CUDA does), then the CPU's."""
+    n_dev, n_layer = len(gpus), info.n_layers
     devices = []
     local = 0
     for g, gpu in enumerate(gpus):
@@ -233,8 +284,7 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
             layers=tuple(i for i in range(n_layer + 1) if where[i] < 0),
         )
     )
-    plan = MemoryPlan(req, tuple(devices), n_layer, pipeline=pipeline)
-    return MemoryPlan(req, plan.devices, n_layer, tuple(_messages(plan, info)), pipeline)
+    return devices
 
 
 def _kv_bytes_per_layer(info: GGUFInfo, req: PlanRequest) -> int:

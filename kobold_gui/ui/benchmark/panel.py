@@ -65,6 +65,13 @@ class BenchmarkPanel(QWidget):
         self.choice = MeasuredChoice((), "")
         self.expected = 0
         self._runs: dict[tuple[int, int], list[SweepRow]] = {}
+        self._build_settings()
+        self._build_controls()
+        self._build_layout()
+        self._connect()
+
+    def _build_settings(self) -> None:
+        """The sweep's settings: prompt length, steps, runs per pair, the share kept."""
         self.prompt = QSpinBox()
         self.prompt.setRange(16, 1 << 20)
         self.prompt.setValue(DEFAULT_PROMPT_TOKENS)
@@ -82,6 +89,9 @@ class BenchmarkPanel(QWidget):
             "Each pair is measured this many times, interleaved with the others; a pair is "
             "picked only when it is faster than the spread of its runs."
         )
+
+    def _build_controls(self) -> None:
+        """Run and Cancel, the progress and status lines, the export buttons."""
         self.run_button = QPushButton("Run sweep")
         self.run_button.setObjectName("runSweep")
         self.run_button.setEnabled(False)  # until a model is loaded
@@ -99,6 +109,8 @@ class BenchmarkPanel(QWidget):
         self.export_json = QPushButton("Export JSON…")
         for b in (self.export_csv, self.export_json):
             b.setEnabled(False)
+
+    def _build_layout(self) -> None:
         form = QFormLayout()
         form.addRow("Prompt tokens", self.prompt)
         form.addRow("Generation steps", self.gen)
@@ -126,6 +138,12 @@ class BenchmarkPanel(QWidget):
         )
         self.legend.setWordWrap(True)
         layout.addWidget(self.legend)
+        self._build_plots(layout)
+        layout.addLayout(exports)
+        layout.addStretch(1)
+
+    def _build_plots(self, layout: QVBoxLayout) -> None:
+        """One plot per measure, against n_batch on a log axis."""
         self.plots: dict[str, pg.PlotWidget] = {}
         for key, title in PLOTS:
             plot = pg.PlotWidget(title=title)
@@ -139,8 +157,8 @@ class BenchmarkPanel(QWidget):
             plot.getPlotItem().getAxis("bottom").setTicks([ticks, []])
             self.plots[key] = plot
             layout.addWidget(plot)
-        layout.addLayout(exports)
-        layout.addStretch(1)
+
+    def _connect(self) -> None:
         self.run_button.clicked.connect(
             lambda: self.runRequested.emit(self.prompt.value(), self.gen.value())
         )

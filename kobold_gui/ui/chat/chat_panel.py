@@ -94,6 +94,44 @@ class ChatInput(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
+def _lay_out(panel: ChatPanel) -> None:
+    """The system prompt row, the transcript, the input, the status line, the buttons."""
+    system_row = QHBoxLayout()
+    system_row.addWidget(QLabel("System:"))
+    system_row.addWidget(panel.system_prompt, 1)
+    system_row.addWidget(panel.new_button)
+    buttons = QHBoxLayout()
+    buttons.addStretch(1)
+    buttons.addWidget(panel.version_button)
+    buttons.addWidget(panel.continue_button)
+    buttons.addWidget(panel.edit_button)
+    buttons.addWidget(panel.regenerate_button)
+    buttons.addWidget(panel.stop_button)
+    buttons.addWidget(panel.send_button)
+    layout = QVBoxLayout(panel)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addLayout(system_row)
+    layout.addWidget(panel.transcript, 1)
+    layout.addWidget(panel.input)
+    layout.addWidget(panel.status)
+    layout.addLayout(buttons)
+
+
+def _connect(panel: ChatPanel) -> None:
+    """The input's keys, the buttons and the transcript's menu, to the panel's actions."""
+    panel.input.submitted.connect(panel.send)
+    panel.input.escaped.connect(panel.stop)
+    panel.send_button.clicked.connect(panel.send)
+    panel.stop_button.clicked.connect(panel.stop)
+    panel.new_button.clicked.connect(panel.new_chat)
+    panel.regenerate_button.clicked.connect(panel.regenerateRequested)
+    panel.edit_button.clicked.connect(panel.editRequested)
+    panel.version_button.clicked.connect(panel.versionRequested)
+    panel.continue_button.clicked.connect(panel.continueRequested)
+    panel.transcript.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+    panel.transcript.customContextMenuRequested.connect(panel._context_menu)
+
+
 class ChatPanel(QWidget):
     messageSubmitted = Signal(str)  # the user's new message (the controller makes the turn)
     stopRequested = Signal()
@@ -150,38 +188,8 @@ class ChatPanel(QWidget):
         # A long stats line wraps in its own row: no label's text may widen the window.
         self.status.setWordWrap(True)
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-        system_row = QHBoxLayout()
-        system_row.addWidget(QLabel("System:"))
-        system_row.addWidget(self.system_prompt, 1)
-        system_row.addWidget(self.new_button)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.version_button)
-        buttons.addWidget(self.continue_button)
-        buttons.addWidget(self.edit_button)
-        buttons.addWidget(self.regenerate_button)
-        buttons.addWidget(self.stop_button)
-        buttons.addWidget(self.send_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(system_row)
-        layout.addWidget(self.transcript, 1)
-        layout.addWidget(self.input)
-        layout.addWidget(self.status)
-        layout.addLayout(buttons)
-
-        self.input.submitted.connect(self.send)
-        self.input.escaped.connect(self.stop)
-        self.send_button.clicked.connect(self.send)
-        self.stop_button.clicked.connect(self.stop)
-        self.new_button.clicked.connect(self.new_chat)
-        self.regenerate_button.clicked.connect(self.regenerateRequested)
-        self.edit_button.clicked.connect(self.editRequested)
-        self.version_button.clicked.connect(self.versionRequested)
-        self.continue_button.clicked.connect(self.continueRequested)
-        self.transcript.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.transcript.customContextMenuRequested.connect(self._context_menu)
+        _lay_out(self)
+        _connect(self)
         self.n_ctx = 0  # of the loaded model, for the context meter
 
         self._text_format = QTextCharFormat()

@@ -93,42 +93,9 @@ class FindModelDialog(QDialog):
         search_row.addWidget(self.query, 1)
         search_row.addWidget(self.search_button)
 
-        self.results = ResultsTable()
-
-        self.files_title = QLabel(
-            "Choose a repository to see its files and how each would run on this computer."
-        )
-        self.files_title.setWordWrap(True)
-        self.files = FilesTable()
-        files_box = QWidget()
-        files_layout = QVBoxLayout(files_box)
-        files_layout.setContentsMargins(0, 0, 0, 0)
-        files_layout.addWidget(self.files_title)
-        files_layout.addWidget(self.files, 1)
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.results)
-        splitter.addWidget(files_box)
-        splitter.setSizes([200, 300])
-
+        splitter = self._build_browser()
         self.token_row = TokenRow(self.tokens, self.jobs)
-
-        self.folder_label = QLabel()
-        self.folder_label.setWordWrap(True)
-        self.folder_button = QPushButton("Change…")
-        folder_row = QHBoxLayout()
-        folder_row.addWidget(self.folder_label, 1)
-        folder_row.addWidget(self.folder_button)
-        self._show_folder()
-
-        self.downloads = DownloadList()
-        scroll = QScrollArea()
-        scroll.setWidget(self.downloads)
-        scroll.setWidgetResizable(True)
-        scroll.setMaximumHeight(150)
-        downloads_box = QGroupBox("Downloads")
-        box_layout = QVBoxLayout(downloads_box)
-        box_layout.addLayout(folder_row)
-        box_layout.addWidget(scroll)
+        downloads_box = self._build_downloads()
 
         self.status = QLabel(
             "Type a name and press Search. Each file's fit is worked out from its header "
@@ -149,6 +116,47 @@ class FindModelDialog(QDialog):
         self.results.itemSelectionChanged.connect(self._repo_selected)
         self.token_row.tokenChanged.connect(self._token_changed)
         self.folder_button.clicked.connect(self._choose_folder)
+
+    def _build_browser(self) -> QSplitter:
+        """The search results above, the chosen repository's files below."""
+        self.results = ResultsTable()
+
+        self.files_title = QLabel(
+            "Choose a repository to see its files and how each would run on this computer."
+        )
+        self.files_title.setWordWrap(True)
+        self.files = FilesTable()
+        files_box = QWidget()
+        files_layout = QVBoxLayout(files_box)
+        files_layout.setContentsMargins(0, 0, 0, 0)
+        files_layout.addWidget(self.files_title)
+        files_layout.addWidget(self.files, 1)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.results)
+        splitter.addWidget(files_box)
+        splitter.setSizes([200, 300])
+        return splitter
+
+    def _build_downloads(self) -> QGroupBox:
+        """The models folder (and Change…) over the list of downloads."""
+        self.folder_label = QLabel()
+        self.folder_label.setWordWrap(True)
+        self.folder_button = QPushButton("Change…")
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder_label, 1)
+        folder_row.addWidget(self.folder_button)
+        self._show_folder()
+
+        self.downloads = DownloadList()
+        scroll = QScrollArea()
+        scroll.setWidget(self.downloads)
+        scroll.setWidgetResizable(True)
+        scroll.setMaximumHeight(150)
+        downloads_box = QGroupBox("Downloads")
+        box_layout = QVBoxLayout(downloads_box)
+        box_layout.addLayout(folder_row)
+        box_layout.addWidget(scroll)
+        return downloads_box
 
     def _show_folder(self) -> None:
         self.folder_label.setText(f"Saved to {self.folder}")

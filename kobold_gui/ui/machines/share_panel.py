@@ -98,27 +98,7 @@ class SharePanel(QGroupBox):
         self.cache.toggled.connect(self.settingsChanged)
 
     def _build(self) -> None:
-        self.host = QComboBox()
-        self.host.setObjectName("shareHost")
-        self.host.addItem(f"{LOCAL_HOST} — this computer only", LOCAL_HOST)
-        for address in lan_addresses():
-            self.host.addItem(f"{address} — this network (no encryption)", address)
-        self.host.addItem(f"{ALL_NETWORKS} — every network (no encryption)", ALL_NETWORKS)
-        guard_wheel(self.host)
-        self.port = QSpinBox()
-        self.port.setObjectName("sharePort")
-        self.port.setRange(1, 65535)
-        self.port.setValue(DEFAULT_PORT)
-        guard_wheel(self.port)
-        self.device = QComboBox()
-        self.device.setObjectName("shareDevice")
-        guard_wheel(self.device)
-        for combo in (self.host, self.device):  # long entries never widen the tab
-            combo.setSizeAdjustPolicy(
-                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
-            )
-            combo.setMinimumContentsLength(12)
-        self.set_devices([])
+        self._build_settings()
         self.cache = QCheckBox("Tensor cache: a reload does not resend the weights")
         self.cache.setObjectName("shareCache")
         self.cache_path = QLabel()
@@ -158,6 +138,30 @@ class SharePanel(QGroupBox):
         layout.addWidget(self.start_button)
         layout.addWidget(self.status)
         layout.addWidget(self.log)
+
+    def _build_settings(self) -> None:
+        """The address, port and device the RPC server shares."""
+        self.host = QComboBox()
+        self.host.setObjectName("shareHost")
+        self.host.addItem(f"{LOCAL_HOST} — this computer only", LOCAL_HOST)
+        for address in lan_addresses():
+            self.host.addItem(f"{address} — this network (no encryption)", address)
+        self.host.addItem(f"{ALL_NETWORKS} — every network (no encryption)", ALL_NETWORKS)
+        guard_wheel(self.host)
+        self.port = QSpinBox()
+        self.port.setObjectName("sharePort")
+        self.port.setRange(1, 65535)
+        self.port.setValue(DEFAULT_PORT)
+        guard_wheel(self.port)
+        self.device = QComboBox()
+        self.device.setObjectName("shareDevice")
+        guard_wheel(self.device)
+        for combo in (self.host, self.device):  # long entries never widen the tab
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(12)
+        self.set_devices([])
 
     def set_devices(self, devices: list[BackendDevice]) -> None:
         """llama.cpp's devices of this machine (from the hardware feed)."""

@@ -53,58 +53,9 @@ class ModelPanel(QWidget):
         self._scan_job = LatestJob(self)
         self._found_job = LatestJob(self)
 
-        self.recent = QComboBox()
-        guard_wheel(self.recent)
-        self.recent.setObjectName("recentModels")
-        self.recent.setPlaceholderText("Choose a model…")
-        self.recent.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
-        )
-        self.recent.setMinimumContentsLength(20)
-        self.open_button = QPushButton("Open…")
-        self.open_button.setToolTip("Pick a .gguf file (or drop one on the window)")
-        self.folder_button = QPushButton("Folder…")
-        self.folder_button.setToolTip("Choose a folder of models to list below")
-        self.find_button = QPushButton("Find a model on Hugging Face…")
-        self.find_button.setObjectName("findModelButton")
-        self.find_button.setToolTip(
-            "Search Hugging Face for GGUF models, see how each would run on this computer, "
-            "and download one"
-        )
-        pick = QHBoxLayout()
-        pick.addWidget(self.recent, 1)
-        pick.addWidget(self.open_button)
-        pick.addWidget(self.folder_button)
-        self.kcpps = KcppsButton()
-        self.found_label = QLabel("Looking for models of other apps…")
-        self.found_label.setObjectName("foundModels")
-        self.found_label.setWordWrap(True)
-        self.found_label.setStyleSheet("color: palette(mid);")
-        extra = QHBoxLayout()
-        extra.addWidget(self.kcpps)
-        extra.addWidget(self.found_label, 1)
-
-        self.folder_list = QListWidget()
-        self.folder_list.setObjectName("folderModels")
-        self.folder_list.setMaximumHeight(90)
-        self.folder_list.hide()
-
-        self.notice = QLabel()
-        self.notice.setObjectName("modelNotice")
-        self.notice.setWordWrap(True)
-        self.notice.setStyleSheet("color: #b00020;")
-        self.notice.hide()
-
-        self.kcpps_notes = QLabel()
-        self.kcpps_notes.setObjectName("kcppsNotes")
-        self.kcpps_notes.setWordWrap(True)
-        self.kcpps_notes.setTextFormat(Qt.TextFormat.PlainText)
-        self.kcpps_notes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.kcpps_notes.hide()
-
-        self.meta = QFormLayout()
-        self.meta.setContentsMargins(0, 4, 0, 0)
-        self.meta_labels: dict[str, QLabel] = {}
+        pick = self._build_pickers()
+        extra = self._build_extra_row()
+        self._build_notes()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -127,6 +78,68 @@ class ModelPanel(QWidget):
         self.modelChosen.connect(lambda _path: self.kcpps_notes.hide())  # the notes are stale
         if scan_other_apps:
             self.scan_other_apps()
+
+    def _build_pickers(self) -> QHBoxLayout:
+        """The model picker, Open… and Folder… (the row returned), and Find a model."""
+        self.recent = QComboBox()
+        guard_wheel(self.recent)
+        self.recent.setObjectName("recentModels")
+        self.recent.setPlaceholderText("Choose a model…")
+        self.recent.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.recent.setMinimumContentsLength(20)
+        self.open_button = QPushButton("Open…")
+        self.open_button.setToolTip("Pick a .gguf file (or drop one on the window)")
+        self.folder_button = QPushButton("Folder…")
+        self.folder_button.setToolTip("Choose a folder of models to list below")
+        self.find_button = QPushButton("Find a model on Hugging Face…")
+        self.find_button.setObjectName("findModelButton")
+        self.find_button.setToolTip(
+            "Search Hugging Face for GGUF models, see how each would run on this computer, "
+            "and download one"
+        )
+        pick = QHBoxLayout()
+        pick.addWidget(self.recent, 1)
+        pick.addWidget(self.open_button)
+        pick.addWidget(self.folder_button)
+        return pick
+
+    def _build_extra_row(self) -> QHBoxLayout:
+        """The .kcpps menu beside what was found of the other apps' models."""
+        self.kcpps = KcppsButton()
+        self.found_label = QLabel("Looking for models of other apps…")
+        self.found_label.setObjectName("foundModels")
+        self.found_label.setWordWrap(True)
+        self.found_label.setStyleSheet("color: palette(mid);")
+        extra = QHBoxLayout()
+        extra.addWidget(self.kcpps)
+        extra.addWidget(self.found_label, 1)
+        return extra
+
+    def _build_notes(self) -> None:
+        """The folder's models, a notice, the .kcpps import's notes, the model's metadata."""
+        self.folder_list = QListWidget()
+        self.folder_list.setObjectName("folderModels")
+        self.folder_list.setMaximumHeight(90)
+        self.folder_list.hide()
+
+        self.notice = QLabel()
+        self.notice.setObjectName("modelNotice")
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("color: #b00020;")
+        self.notice.hide()
+
+        self.kcpps_notes = QLabel()
+        self.kcpps_notes.setObjectName("kcppsNotes")
+        self.kcpps_notes.setWordWrap(True)
+        self.kcpps_notes.setTextFormat(Qt.TextFormat.PlainText)
+        self.kcpps_notes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.kcpps_notes.hide()
+
+        self.meta = QFormLayout()
+        self.meta.setContentsMargins(0, 4, 0, 0)
+        self.meta_labels: dict[str, QLabel] = {}
 
     # -- lists ------------------------------------------------------------------------
     def set_recent(self, paths: list[Path], default: Path | None) -> None:

@@ -83,6 +83,22 @@ class ServerPanel(QWidget):
 
     # -- layout -------------------------------------------------------------------------
     def _build(self) -> None:
+        setup = self._build_setup()
+        urls = QGroupBox("Connect a front-end")
+        url_form = QFormLayout(urls)
+        self.kobold_url = self._url_row(url_form, "KoboldAI API", "SillyTavern, KoboldAI Lite")
+        self.openai_url = self._url_row(url_form, "OpenAI API", "Open WebUI, agents, editors")
+
+        activity = self._build_activity()
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(setup)
+        layout.addWidget(urls)
+        layout.addWidget(activity, 1)
+        self._show_urls()
+
+    def _build_setup(self) -> QGroupBox:
+        """Address, port and API key, the warning about them, Start, the status line."""
         self.host = QComboBox()
         self.host.setEditable(True)
         self.host.addItem(DEFAULT_HOST, DEFAULT_HOST)
@@ -119,12 +135,10 @@ class ServerPanel(QWidget):
         setup_layout.addWidget(self.warning)
         setup_layout.addWidget(self.start_button)
         setup_layout.addWidget(self.status)
+        return setup
 
-        urls = QGroupBox("Connect a front-end")
-        url_form = QFormLayout(urls)
-        self.kobold_url = self._url_row(url_form, "KoboldAI API", "SillyTavern, KoboldAI Lite")
-        self.openai_url = self._url_row(url_form, "OpenAI API", "Open WebUI, agents, editors")
-
+    def _build_activity(self) -> QGroupBox:
+        """The request counts, the table of recent requests, the last error."""
         activity = QGroupBox("Activity")
         activity_layout = QVBoxLayout(activity)
         self.counts = QLabel("No requests yet.")
@@ -147,12 +161,7 @@ class ServerPanel(QWidget):
         activity_layout.addWidget(self.counts)
         activity_layout.addWidget(self.table, 1)
         activity_layout.addWidget(self.last_error)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(setup)
-        layout.addWidget(urls)
-        layout.addWidget(activity, 1)
-        self._show_urls()
+        return activity
 
     def _url_row(self, form: QFormLayout, label: str, hint: str) -> QLineEdit:
         field = QLineEdit()
