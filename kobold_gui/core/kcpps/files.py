@@ -113,10 +113,10 @@ def read_kcpps(path: Path) -> KcppsImport:
 def apply_config_file(path: Path, given_values: Mapping[str, Any]) -> KcppsImport:
     """--config FILE: the file's launch, with the options given on the command line on top
     (as KoboldCPP does). `given_values` maps option names to the values given (None = not
-    given); a list (--tensor_split 3 1) is joined."""
+    given), as text or typed (given_options's)."""
     result = read_kcpps(path)
     given = {
-        name: " ".join(map(str, value)) if isinstance(value, list) else value
+        name: value
         for name, value in given_values.items()
         if value is not None and name in OPTIONS_BY_NAME
     }

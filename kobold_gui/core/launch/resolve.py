@@ -23,13 +23,7 @@ from kobold_gui.core.launch.batching import (
     effective_batch,
     get_policy,
 )
-from kobold_gui.core.launch.options import (
-    ConfigError,
-    LaunchConfig,
-    gpu_indices,
-    rpc_endpoints,
-    tensor_split_values,
-)
+from kobold_gui.core.launch.options import ConfigError, LaunchConfig
 from kobold_gui.core.models.gguf_info import GGUFInfo
 from kobold_gui.core.plan.memory_plan import (
     GpuBudget,
@@ -84,7 +78,7 @@ class ResolvedLaunch:
                 "gpu_layers_note": self.gpu_layers_note,
                 "n_threads": self.n_threads,
                 "flash_attn": self.config.flashattention,
-                "gpus": self.config.gpus,
+                "gpus": str(self.config.gpus),
                 "main_gpu": self.main_gpu,
                 "split_mode": self.config.splitmode,
                 "tensor_split": list(self.tensor_split) if self.tensor_split else None,
@@ -161,13 +155,12 @@ def _with_remote(
     hardware: HardwareReport | None,
 ) -> _Devices:
     """Put the remote machines' devices before the local GPUs, in config.rpc's order."""
-    endpoints = rpc_endpoints(config.rpc)
-    if not endpoints:  # the local list by name too, for an engine in a child process
+    if not config.rpc:  # the local list by name too, for an engine in a child process
         explicit = devices.choice.handles is not None
         local = _local_names(devices.choice, hardware) if explicit else None
         return replace(devices, names=tuple(local) if local is not None else None)
     ordered: list[RemoteDevice] = []
-    for endpoint in endpoints:
+    for endpoint in map(str, config.rpc):
         found = [d for d in remote if d.endpoint == endpoint]
         if not found:
             raise ConfigError(f"{endpoint} has not answered yet: check it (Machines) first")
@@ -234,7 +227,7 @@ def resolve_launch(
     n_gpu_layers, note = resolve_gpu_layers(
         config.gpulayers, info.n_layers if info else None, devices.can_offload
     )
-    split = tensor_split_values(config.tensor_split)
+    split = config.tensor_split or None
     plan = None
     if info is not None and devices.budgets and devices.can_offload:
         base = _plan_request(config, n_gpu_layers, n_ctx_effective, batch, devices.main_gpu)
@@ -259,7 +252,7 @@ def resolve_launch(
         flash_attn_type=FLASH_ATTN[config.flashattention],
         device_handles=devices.choice.handles,
         device_names=devices.names,
-        rpc_servers=rpc_endpoints(config.rpc),
+        rpc_servers=tuple(map(str, config.rpc)),
         main_gpu=devices.main_gpu,
         split_mode=SPLIT_MODE[config.splitmode],
         tensor_split=split,
@@ -302,11 +295,11 @@ def _resolve_devices(
 ) -> _Devices:
     choice = select_devices(config.gpus, config.maingpu, hardware)
     if assumed_gpus is None:
-        offload = gpu_offload and config.gpus != "none"
+        offload = gpu_offload and not config.gpus.is_none
         return _Devices(choice, choice.main_gpu, _budgets(hardware, config), offload)
     # What-if GPUs (--assume-gpus, simulated ones, or a build that cannot use the real ones):
     # the GPU choice picks among them by index, as it would among real ones.
-    wanted = gpu_indices(config.gpus)
+    wanted = config.gpus.indices
     indices = list(wanted) if wanted is not None else list(range(len(assumed_gpus)))
     last = len(assumed_gpus) - 1
     for index in indices:
@@ -330,7 +323,7 @@ def _plan_request(
         flash_attn=config.flashattention != "off",
         split_mode=config.splitmode,
         main_gpu=main_gpu,
-        tensor_split=tensor_split_values(config.tensor_split),
+        tensor_split=config.tensor_split or None,
         kv_type=config.kvtype,
         offload_kqv=config.kvoffload == "on",
         margin=config.vrammargin * MiB,
@@ -421,11 +414,10 @@ def _budgets(hardware: HardwareReport | None, config: LaunchConfig) -> list[GpuB
     """The GPUs the model may use, in llama.cpp's device order, with their free memory."""
     if hardware is None or not hardware.gpu_offload:
         return []
-    wanted = gpu_indices(config.gpus)
     gpus = [
         g
         for g in hardware.inventory.gpus
-        if not g.lost and (wanted is None or g.index in wanted) and hardware.device_for_gpu(g.index)
+        if not g.lost and config.gpus.allows(g.index) and hardware.device_for_gpu(g.index)
     ]
     # What this process already holds (a loaded model) is freed by the next load.
     return [GpuBudget(g.name, g.memory_total, g.memory_free + g.memory_used_by_us) for g in gpus]
