@@ -19,7 +19,9 @@ from kobold_gui.core.kcpps.files import (
     read_kcpps,
     write_kcpps,
 )
+from kobold_gui.core.launch.batching import BLAS_STOPS, stop_at_or_below
 from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_batch
 from kobold_gui.core.launch.values import ALL_GPUS, GpuSelection
 
 DATA = Path(__file__).parent.parent / "data" / "kcpps"
@@ -235,6 +237,24 @@ def test_command_line_values_override_the_file(kcpps_dir: Path) -> None:
     assert result.config.contextsize == 2048  # given
     assert result.config.tensor_split == (1.0, 1.0)  # given, as KoboldCPP's list
     assert result.config.threads == 6  # not given: the file's
+
+
+@pytest.mark.parametrize("blas", [25, 300, 1000, 4095])
+def test_a_batch_between_stops_is_saved_as_the_stop_below_and_launched_as_given(
+    blas: int,
+) -> None:
+    """KoboldCPP's launcher loads only its stops, so a .kcpps gets the stop below (never a
+    larger batch); the launch, like KoboldCPP running a .kcpps, keeps the value itself."""
+    config = LaunchConfig(blasbatchsize=blas, contextsize=8192)
+    data, notes = export_settings(config, None)
+    assert data["batchsize"] == data["blasbatchsize"] == stop_at_or_below(blas)
+    assert data["batchsize"] in BLAS_STOPS and data["batchsize"] < blas
+    assert [n.key for n in notes if n.key == "batchsize"] == ["batchsize"]
+    assert import_settings(data).config.blasbatchsize == blas  # kobold-gui's key keeps it
+    del data[EXTRAS_KEY]  # as KoboldCPP saves it back: the stop
+    assert import_settings(data).config.blasbatchsize == stop_at_or_below(blas)
+    assert import_settings({"batchsize": blas}).config.blasbatchsize == blas  # as KoboldCPP
+    assert resolve_batch(config).n_batch == blas
 
 
 def test_kcpps_splits_are_read_once_and_bad_ones_named() -> None:

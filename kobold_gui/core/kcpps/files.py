@@ -21,6 +21,7 @@ from typing import Any
 from kobold_gui.core.kcpps import keys
 from kobold_gui.core.kcpps.gpus import gpus_from_kobold, gpus_to_kobold
 from kobold_gui.core.kcpps.keys import KcppsNote
+from kobold_gui.core.launch.batching import stop_at_or_below
 from kobold_gui.core.launch.options import OPTIONS, OPTIONS_BY_NAME, ConfigError, LaunchConfig
 from kobold_gui.core.paths import write_json_atomic
 
@@ -312,7 +313,7 @@ def export_settings(
     notes: list[KcppsNote] = []
     if model is not None:
         out["model_param"] = str(Path(model).absolute())
-    batch = max([b for b in keys.BATCH_SIZES if b <= config.blasbatchsize] or [16])
+    batch = stop_at_or_below(config.blasbatchsize)  # KoboldCPP's launcher knows only stops
     if batch != config.blasbatchsize:
         notes.append(
             KcppsNote("batchsize", config.blasbatchsize, f"KoboldCPP's sizes: saved as {batch}")
