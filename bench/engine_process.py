@@ -54,7 +54,7 @@ def main() -> None:
     engines = {"in-process": Engine(), "child process": Engine(isolate=True)}
     if args.rpc:
         rpc_config = config.with_values(rpc=args.rpc)
-        remote = [d for e in rpc_config.rpc.split(",") for d in probe(e).devices]
+        remote = [d for e in rpc_config.rpc for d in probe(e).devices]
         rpc_launch = resolve_launch(
             rpc_config, path, info, backend.gpu_offload, None, None, None, remote
         )

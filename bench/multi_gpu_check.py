@@ -88,11 +88,10 @@ def main() -> None:
             contextsize=16384,
             gpulayers=-1,
             splitmode=mode,
-            tensor_split=split,
             flashattention="on",
             blasbatchsize=4096,
             batchpolicy="tied",
-        )
+        ).with_values(tensor_split=split)
         plan_cli = subprocess.run(
             [
                 sys.executable,

@@ -95,12 +95,11 @@ def _launch(model: Path, split: str, n_ctx: int, ub: int, fa: str) -> Any:
         blasbatchsize=ub,
         batchpolicy="tied",
         gpulayers=layers,
-        tensor_split=tensor_split,
         splitmode=mode,
         maingpu=main,
         flashattention=fa,
         vrammargin=0,
-    )
+    ).with_values(tensor_split=tensor_split)
     info = read_gguf(model)
     report = probe_hardware(GpuInventory().snapshot())
     return resolve_launch(config, model, info, report.gpu_offload, report), info

@@ -37,7 +37,7 @@ from kobold_gui.core.remote.probe import RpcError, probe
 
 MiB = 1 << 20
 CONFIG = LaunchConfig(
-    contextsize=8192, gpulayers=99, tensor_split="1,1", flashattention="on", blasbatchsize=512
+    contextsize=8192, gpulayers=99, tensor_split=(1.0, 1.0), flashattention="on", blasbatchsize=512
 )
 
 

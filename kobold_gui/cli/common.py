@@ -16,7 +16,7 @@ from kobold_gui.core.hardware.probe import probe_hardware
 from kobold_gui.core.hardware.simulated import inventory_for_environment
 from kobold_gui.core.kcpps.files import apply_config_file
 from kobold_gui.core.launch.batching import MeasuredChoice
-from kobold_gui.core.launch.options import LaunchConfig, given_options, rpc_endpoints
+from kobold_gui.core.launch.options import LaunchConfig, given_options
 from kobold_gui.core.launch.resolve import ResolvedLaunch, resolve_launch
 from kobold_gui.core.llama.library import backend_info
 from kobold_gui.core.models.files import default_model_path
@@ -97,7 +97,7 @@ def assumed_gpus(args: argparse.Namespace) -> list[GpuBudget] | None:
 def remote_devices(config: LaunchConfig) -> list[RemoteDevice]:
     """Check every machine of --rpc before anything else (ggml would abort on a bad one)."""
     devices: list[RemoteDevice] = []
-    for endpoint in rpc_endpoints(config.rpc):
+    for endpoint in config.rpc:
         try:
             devices.extend(probe(endpoint).devices)
         except RpcError as e:

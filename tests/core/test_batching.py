@@ -7,7 +7,7 @@ from kobold_gui.core.launch.batching import (
     DEFAULT_BLAS,
     effective_batch,
     get_policy,
-    nearest_stop,
+    stop_at_or_below,
 )
 
 
@@ -75,6 +75,11 @@ def test_unknown_policy_and_bad_values_are_refused() -> None:
         effective_batch(512, 0)
 
 
-@pytest.mark.parametrize(("value", "stop"), [(1, 16), (24, 16), (25, 32), (700, 512), (5000, 4096)])
-def test_nearest_stop(value: int, stop: int) -> None:
-    assert nearest_stop(value) == stop
+@pytest.mark.parametrize(
+    ("value", "stop"),
+    [(1, 16), (16, 16), (24, 16), (25, 16), (31, 16), (300, 256), (700, 512), (1023, 512),
+     (1024, 1024), (5000, 4096)],
+)  # fmt: skip
+def test_a_value_between_stops_goes_to_the_stop_below(value: int, stop: int) -> None:
+    """Never a larger batch (more compute memory) than the value asked for."""
+    assert stop_at_or_below(value) == stop

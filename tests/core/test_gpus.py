@@ -12,6 +12,7 @@ from kobold_gui.core.hardware.nvml import GpuInventory, normalize_bus_id
 from kobold_gui.core.hardware.probe import probe_hardware
 from kobold_gui.core.hardware.report import hardware_report, match_devices, select_devices
 from kobold_gui.core.launch.options import ConfigError
+from kobold_gui.core.launch.values import ALL_GPUS, GpuSelection, parse_gpus
 from kobold_gui.core.llama.library import backend_info
 from tests.fakes.nvml import FakeGpu, FakeNvml, GiB
 
@@ -107,11 +108,11 @@ def test_gpu_choice_becomes_llama_cpps_device_list() -> None:
     report = _report_with_cuda(3)
     # "All GPUs" is passed explicitly in NVML's order: CUDA's own order (fastest first)
     # would put the shares and the main GPU on other cards.
-    assert select_devices("all", -1, report).handles == (1002, 1001, 1000)
-    choice = select_devices("0,2", 2, report)
+    assert select_devices(ALL_GPUS, -1, report).handles == (1002, 1001, 1000)
+    choice = select_devices(GpuSelection((0, 2)), 2, report)
     assert choice.handles == (1002, 1000)  # NVML 0 is CUDA2, NVML 2 is CUDA0
     assert choice.main_gpu == 1
-    assert select_devices("all", 1, report).handles == (1002, 1001, 1000)
+    assert select_devices(ALL_GPUS, 1, report).handles == (1002, 1001, 1000)
 
 
 @pytest.mark.parametrize(
@@ -124,14 +125,14 @@ def test_gpu_choice_becomes_llama_cpps_device_list() -> None:
 )
 def test_impossible_gpu_choices_are_refused(gpus: str, main: int, words: str) -> None:
     with pytest.raises(ConfigError, match=words):
-        select_devices(gpus, main, _report_with_cuda(2))
+        select_devices(parse_gpus(gpus), main, _report_with_cuda(2))
 
 
 def test_gpu_choice_is_ignored_by_a_cpu_only_build() -> None:
     if backend_info().gpu_offload:
         pytest.skip("this llama.cpp build can offload to a GPU")
     report = probe_hardware(GpuInventory(FakeNvml([FakeGpu()])).snapshot())
-    assert select_devices("0", 0, report).handles is None
+    assert select_devices(GpuSelection((0,)), 0, report).handles is None
 
 
 def test_row_split_is_refused_where_the_backend_has_no_split_buffers() -> None:

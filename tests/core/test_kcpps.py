@@ -19,7 +19,10 @@ from kobold_gui.core.kcpps.files import (
     read_kcpps,
     write_kcpps,
 )
+from kobold_gui.core.launch.batching import BLAS_STOPS, stop_at_or_below
 from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import resolve_batch
+from kobold_gui.core.launch.values import ALL_GPUS, GpuSelection
 
 DATA = Path(__file__).parent.parent / "data" / "kcpps"
 
@@ -38,7 +41,7 @@ def test_current_file_applies_every_launch_setting(kcpps_dir: Path) -> None:
     result = read_kcpps(kcpps_dir / "koboldcpp-1.102.kcpps")
     c = result.config
     assert (c.contextsize, c.gpulayers, c.blasbatchsize, c.threads) == (16384, 99, 1024, 6)
-    assert (c.tensor_split, c.maingpu, c.gpus) == ("3,1", 1, "all")
+    assert (c.tensor_split, c.maingpu, c.gpus) == ((3.0, 1.0), 1, ALL_GPUS)
     assert (c.flashattention, c.kvtype, c.kvoffload, c.splitmode) == ("on", "q8_0", "on", "layer")
     assert result.model == (kcpps_dir / "SmolLM2-135M-Instruct.Q4_1.gguf").absolute()
     assert not result.template
@@ -62,7 +65,9 @@ def test_legacy_file_keys_are_converted_as_koboldcpp_does(kcpps_dir: Path) -> No
     assert c.flashattention == "on"  # flashattention: true -> noflashattention: false
     assert c.kvtype == "q4_0"  # quantkv index 2
     assert c.kvoffload == "off"  # "lowvram" inside usecublas
-    assert c.gpus == "1" and c.tensor_split == ""  # GPU id inside usecublas, no split
+    assert (
+        c.gpus == GpuSelection((1,)) and c.tensor_split == ()
+    )  # GPU id inside usecublas, no split
     assert (c.contextsize, c.gpulayers, c.threads) == (4096, 43, 5)
     assert c.splitmode == "row"  # "rowsplit" inside usecublas: mapped, with a warning
     warned = [n for n in result.notes if n.applied]
@@ -100,8 +105,8 @@ def test_unknown_keys_are_named_and_bad_values_do_not_stop_the_import() -> None:
 def test_a_share_of_zero_leaves_a_gpu_out() -> None:
     result = import_settings({"tensor_split": [2, 0, 1], "usecuda": ["normal", "2"]})
     assert (result.config.gpus, result.config.tensor_split, result.config.maingpu) == (
-        "0,2",
-        "2,1",
+        GpuSelection((0, 2)),
+        (2.0, 1.0),
         2,
     )
 
@@ -171,9 +176,14 @@ def test_written_file_has_every_key_koboldcpp_writes(tmp_path: Path, default_mod
     [
         LaunchConfig(),
         LaunchConfig(flashattention="off", kvoffload="off", threads=12, maingpu=1),
-        LaunchConfig(gpus="0,2", tensor_split="3,1", splitmode="row", kvtype="q8_0"),
-        LaunchConfig(gpus="5", blasbatchsize=300, batchpolicy="tied", vrammargin=1024),
-        LaunchConfig(gpus="1", splitmode="none", ubatch=256, batchpolicy="custom"),
+        LaunchConfig(
+            gpus=GpuSelection((0, 2)), tensor_split=(3.0, 1.0), splitmode="row", kvtype="q8_0"
+        ),
+        LaunchConfig(
+            gpus=GpuSelection((5,)), blasbatchsize=300, batchpolicy="tied", vrammargin=1024
+        ),
+        LaunchConfig(gpus=GpuSelection((1,)), splitmode="none", ubatch=256, batchpolicy="custom"),
+        LaunchConfig().with_values(rpc="gpu-box:50052,10.0.0.2:6000", gpus="none"),
     ],
 )
 def test_kobold_gui_round_trip_keeps_every_option(tmp_path: Path, config: LaunchConfig) -> None:
@@ -208,7 +218,11 @@ def test_current_file_round_trip_through_kobold_gui(kcpps_dir: Path, tmp_path: P
 
 def test_export_notes_what_koboldcpp_cannot_express() -> None:
     config = LaunchConfig(
-        blasbatchsize=300, gpus="0,1", splitmode="none", batchpolicy="tied", vrammargin=100
+        blasbatchsize=300,
+        gpus=GpuSelection((0, 1)),
+        splitmode="none",
+        batchpolicy="tied",
+        vrammargin=100,
     )
     data, notes = export_settings(config, None)
     assert data["batchsize"] == 256 and data["tensor_split"] == [1.0, 1.0]
@@ -221,5 +235,32 @@ def test_command_line_values_override_the_file(kcpps_dir: Path) -> None:
     given = {"contextsize": 2048, "tensor_split": [1, 1], "threads": None}
     result = apply_config_file(kcpps_dir / "koboldcpp-1.102.kcpps", given)
     assert result.config.contextsize == 2048  # given
-    assert result.config.tensor_split == "1,1"  # given, as KoboldCPP's list
+    assert result.config.tensor_split == (1.0, 1.0)  # given, as KoboldCPP's list
     assert result.config.threads == 6  # not given: the file's
+
+
+@pytest.mark.parametrize("blas", [25, 300, 1000, 4095])
+def test_a_batch_between_stops_is_saved_as_the_stop_below_and_launched_as_given(
+    blas: int,
+) -> None:
+    """KoboldCPP's launcher loads only its stops, so a .kcpps gets the stop below (never a
+    larger batch); the launch, like KoboldCPP running a .kcpps, keeps the value itself."""
+    config = LaunchConfig(blasbatchsize=blas, contextsize=8192)
+    data, notes = export_settings(config, None)
+    assert data["batchsize"] == data["blasbatchsize"] == stop_at_or_below(blas)
+    assert data["batchsize"] in BLAS_STOPS and data["batchsize"] < blas
+    assert [n.key for n in notes if n.key == "batchsize"] == ["batchsize"]
+    assert import_settings(data).config.blasbatchsize == blas  # kobold-gui's key keeps it
+    del data[EXTRAS_KEY]  # as KoboldCPP saves it back: the stop
+    assert import_settings(data).config.blasbatchsize == stop_at_or_below(blas)
+    assert import_settings({"batchsize": blas}).config.blasbatchsize == blas  # as KoboldCPP
+    assert resolve_batch(config).n_batch == blas
+
+
+def test_kcpps_splits_are_read_once_and_bad_ones_named() -> None:
+    assert import_settings({"tensor_split": "3 1"}).config.tensor_split == (3.0, 1.0)
+    assert import_settings({"tensor_split": []}).config.tensor_split == ()
+    result = import_settings({"tensor_split": ["a", 1], "contextsize": 2048})
+    assert result.config.tensor_split == () and result.config.contextsize == 2048
+    (note,) = result.not_applied
+    assert note.key == "tensor_split" and note.reason.startswith("not a split: expected numbers")

@@ -177,7 +177,7 @@ def test_bad_splits_are_refused(
 
 def test_launch_options_reach_the_plan(model: GGUFInfo) -> None:
     gpus = [GpuBudget("a", 24 * GiB, 24 * GiB), GpuBudget("b", 12 * GiB, 12 * GiB)]
-    config = LaunchConfig(tensor_split="3,1", gpulayers=99, kvtype="q8_0", contextsize=8192)
+    config = LaunchConfig(tensor_split=(3.0, 1.0), gpulayers=99, kvtype="q8_0", contextsize=8192)
     launch = resolve_launch(config, model.path, model, False, None, gpus)
     assert launch.plan is not None and launch.plan.request.tensor_split == (3.0, 1.0)
     assert launch.kv_type == 8 and launch.tensor_split == (3.0, 1.0)
@@ -263,6 +263,6 @@ def test_seed_rule_is_not_changed_but_names_the_largest_blas_that_fits(model: GG
 def test_a_split_for_gpus_does_not_break_the_cpu_only_plan(model: GGUFInfo) -> None:
     """A KoboldCPP file or another machine's settings name a split; on a CPU-only machine
     the launch still resolves (everything in RAM)."""
-    config = LaunchConfig(tensor_split="3,1", maingpu=1)
+    config = LaunchConfig(tensor_split=(3.0, 1.0), maingpu=1)
     launch = resolve_launch(config, model.path, model, False)
     assert launch.plan is not None and not any(d.is_gpu for d in launch.plan.devices)

@@ -55,7 +55,8 @@ def test_probe_reads_version_devices_and_round_trip(servers: list[RpcServer]) ->
 
 
 def test_addresses_are_checked_and_normalized() -> None:
-    assert parse_endpoints(" a:1, b:2,a:1 ") == ("a:1", "b:2")
+    assert parse_endpoints(" a:1, b:2,a:1 ") == (("a", 1), ("b", 2))  # host, port
+    assert [str(e) for e in parse_endpoints("[::1]:50052,b:2")] == ["::1:50052", "b:2"]
     for bad in ("nohost", "host:", ":50052", "host:70000", "host:port"):
         with pytest.raises(RpcError, match="host:port"):
             parse_endpoints(bad)

@@ -53,6 +53,7 @@ def test_widget_ranges_come_from_the_option_table(qtbot: QtBot) -> None:
 
 def test_every_launch_setting_survives_a_round_trip(qtbot: QtBot) -> None:
     from kobold_gui.core.launch.options import LaunchConfig
+    from kobold_gui.core.launch.values import GpuSelection
 
     panel = LaunchPanel()
     qtbot.addWidget(panel)
@@ -61,9 +62,9 @@ def test_every_launch_setting_survives_a_round_trip(qtbot: QtBot) -> None:
         batchpolicy="tied",
         contextsize=8192,
         gpulayers=20,
-        gpus="0,1",
+        gpus=GpuSelection((0, 1)),
         maingpu=1,
-        tensor_split="3,1",
+        tensor_split=(3.0, 1.0),
         splitmode="row",
         kvtype="q8_0",
         kvoffload="off",
@@ -74,4 +75,17 @@ def test_every_launch_setting_survives_a_round_trip(qtbot: QtBot) -> None:
     panel.set_config(config)
     assert panel.config() == config
     panel.kvtype.setCurrentIndex(panel.kvtype.findData("q4_0"))
-    assert panel.config().kvtype == "q4_0" and panel.config().tensor_split == "3,1"
+    assert panel.config().kvtype == "q4_0" and panel.config().tensor_split == (3.0, 1.0)
+
+
+def test_a_value_between_stops_sits_on_the_stop_below_and_launches_as_given(
+    qtbot: QtBot,
+) -> None:
+    from kobold_gui.core.launch.options import LaunchConfig
+
+    panel = LaunchPanel()
+    qtbot.addWidget(panel)
+    panel.set_config(LaunchConfig(blasbatchsize=1000))  # e.g. from a .kcpps
+    assert panel.batch.blas() == 512  # the stop a .kcpps would save
+    assert panel.batch.effective_label.text() == "BLAS 1000 → n_batch 1000, n_ubatch 1000"
+    assert panel.config().blasbatchsize == 1000  # showing it changed nothing

@@ -10,6 +10,7 @@ from PySide6.QtCore import QElapsedTimer, QTimer
 from pytestqt.qtbot import QtBot
 
 from kobold_gui.core.hardware.nvml import GpuInventory
+from kobold_gui.core.launch.values import ALL_GPUS, NO_GPUS, GpuSelection
 from kobold_gui.ui.hardware.gpu_panel import GpuPanel
 from kobold_gui.ui.hardware.gpu_poller import GpuMonitor
 from tests.conftest import HANG_GUARD_MS
@@ -62,17 +63,20 @@ def test_no_driver_message(qtbot: QtBot) -> None:
 
 def test_check_boxes_and_main_gpu_make_the_selection(qtbot: QtBot) -> None:
     panel, _ = panel_with(qtbot, FakeNvml([FakeGpu() for _ in range(3)]))
-    assert panel.selection() == ("all", -1)
+    assert panel.selection() == (ALL_GPUS, -1)
     with qtbot.waitSignal(panel.selectionChanged) as sig:
         panel.cards[1].use.setChecked(False)
-    assert sig.args == ["0,2", -1]
+    assert sig.args == [GpuSelection((0, 2)), -1]
     with qtbot.waitSignal(panel.selectionChanged) as sig:
         panel.cards[2].main.setChecked(True)
-    assert sig.args == ["0,2", 2]
+    assert sig.args == [GpuSelection((0, 2)), 2]
     panel.cards[1].main.setChecked(True)  # choosing a main GPU also uses it
-    assert panel.selection() == ("all", 1) and not panel.cards[2].main.isChecked()
-    panel.set_selection("0", 0)
-    assert panel.selection() == ("0", 0) and not panel.cards[2].use.isChecked()
+    assert panel.selection() == (ALL_GPUS, 1) and not panel.cards[2].main.isChecked()
+    panel.set_selection(GpuSelection((0,)), 0)
+    assert panel.selection() == (GpuSelection((0,)), 0) and not panel.cards[2].use.isChecked()
+    panel.cards[0].main.setChecked(False)
+    panel.cards[0].use.setChecked(False)  # no box left: no local GPU (not all of them)
+    assert panel.selection() == (NO_GPUS, -1)
 
 
 def test_poller_works_off_the_gui_thread_even_when_nvml_stalls(qtbot: QtBot) -> None:
@@ -126,7 +130,7 @@ def test_window_with_fake_gpus_passes_the_choice_into_the_launch(qtbot: QtBot) -
         lambda: len(window.gpus.cards) == 2 and window.backend is not None, timeout=HANG_GUARD_MS
     )
     window.gpus.cards[0].use.setChecked(False)
-    assert window.launch_config().gpus == "1"
+    assert window.launch_config().gpus == GpuSelection((1,))
     assert "CPU-only" in window.gpus.build_note.text()  # this build cannot use them
     started = time.perf_counter()
     window.close()

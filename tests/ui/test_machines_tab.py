@@ -15,8 +15,9 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from kobold_gui.core.engine.types import SamplingParams
+from kobold_gui.core.launch.options import given_options
 from kobold_gui.core.remote.machines import SavedMachine
-from kobold_gui.core.remote.probe import probe
+from kobold_gui.core.remote.probe import parse_endpoint, probe
 from kobold_gui.core.settings import SettingsStore
 from kobold_gui.ui.machines.card import MachineCard
 from kobold_gui.ui.machines.share_panel import SharePanel
@@ -88,7 +89,10 @@ def test_two_machines_split_the_model_and_a_dropped_one_is_named(
         # At 1366 x 768 nothing in the tab is wider than the tab (it would be cut off).
         viewport = window.tabs.currentWidget().viewport()  # type: ignore[attr-defined]
         assert window.machines.minimumSizeHint().width() <= viewport.width()
-        assert window.launch_state.config.rpc == f"{servers[0].endpoint},{servers[1].endpoint}"
+        assert window.launch_state.config.rpc == (
+            parse_endpoint(servers[0].endpoint),
+            parse_endpoint(servers[1].endpoint),
+        )
 
         # 20 of the model's 31 layers go to the two machines; the rest stays on this CPU.
         window.launch.gpu_layers.setValue(20)
@@ -112,7 +116,7 @@ def test_two_machines_split_the_model_and_a_dropped_one_is_named(
         editor.auto_split.setChecked(False)
         editor.shares[0].setValue(75.0)
         editor.shares[1].setValue(25.0)
-        assert window.launch_state.config.tensor_split == "75,25"
+        assert window.launch_state.config.tensor_split == (75.0, 25.0)
         plan = window.launch_state.resolved.plan  # type: ignore[union-attr]
         layers = [len([x for x in d.layers if x < plan.n_layer]) for d in plan.devices]
         assert layers[0] > layers[1] > 0 and sum(layers) == plan.n_layer
@@ -153,9 +157,9 @@ def test_two_machines_split_the_model_and_a_dropped_one_is_named(
         # The window responds: the dead machine is checked again and left out of the launch.
         qtbot.waitUntil(lambda: "refused" in second.state.text(), timeout=HANG_GUARD_MS)
         qtbot.waitUntil(lambda: "✓ reachable" in first.state.text(), timeout=HANG_GUARD_MS)
-        assert window.launch_state.config.rpc == servers[0].endpoint
+        assert window.launch_state.config.rpc == (parse_endpoint(servers[0].endpoint),)
         # The split typed for two machines went back to automatic for the one left.
-        assert window.launch_state.config.tensor_split == "" and editor.auto_split.isChecked()
+        assert window.launch_state.config.tensor_split == () and editor.auto_split.isChecked()
         # Check again: the row shows the check running, then its answer.
         qtbot.mouseClick(second.check_button, Qt.MouseButton.LeftButton)
         assert second.state.text() == "checking…" and not second.check_button.isEnabled()
@@ -184,7 +188,7 @@ def test_the_machine_list_survives_a_restart_and_a_down_machine_is_not_used(
         assert list(cards) == [server.endpoint, down]
         qtbot.waitUntil(lambda: "✓ reachable" in cards[server.endpoint].state.text())
         assert cards[server.endpoint].use.isChecked() and not cards[down].use.isChecked()
-        assert window.launch_state.config.rpc == server.endpoint
+        assert window.launch_state.config.rpc == (parse_endpoint(server.endpoint),)
         qtbot.mouseClick(cards[down].remove_button, Qt.MouseButton.LeftButton)
         assert list(window.machines.cards) == [server.endpoint]
         assert SettingsStore().load()[0].machines == [SavedMachine(server.endpoint)]  # at once
@@ -196,7 +200,7 @@ def test_the_machine_list_survives_a_restart_and_a_down_machine_is_not_used(
     card = window.machines.cards[server.endpoint]
     qtbot.waitUntil(lambda: "refused" in card.state.text(), timeout=HANG_GUARD_MS)
     assert card.use.isChecked()  # still wanted: used again once it answers
-    assert window.launch_state.config.rpc == ""
+    assert window.launch_state.config.rpc == ()
     assert not any(name.startswith("RPC") for name in plan_names(window))
     window.close()
 
@@ -241,12 +245,12 @@ def test_a_split_over_machines_stays_at_restart_and_resets_when_one_goes(
 
         window = open_window(qtbot, default_model)
         qtbot.waitUntil(lambda: window.launch_state.resolved is not None, timeout=HANG_GUARD_MS)
-        assert window.launch_state.config.tensor_split == "75,25"  # the machines answered
+        assert window.launch_state.config.tensor_split == (75.0, 25.0)  # the machines answered
         assert not window.split_editor.auto_split.isChecked()
         qtbot.mouseClick(
             window.machines.cards[servers[1].endpoint].remove_button, Qt.MouseButton.LeftButton
         )
-        assert window.launch_state.config.tensor_split == ""  # typed for two devices
+        assert window.launch_state.config.tensor_split == ()  # typed for two devices
         assert window.split_editor.auto_split.isChecked()
         assert plan_names(window) == [f"RPC0 {servers[0].endpoint} (CPU)", "CPU (RAM)"]
         window.close()
@@ -256,7 +260,8 @@ def test_machines_given_on_the_command_line_are_listed_and_used(
     qtbot: QtBot, default_model: Path, tmp_path: Path
 ) -> None:
     with rpc_servers(tmp_path, 1) as (server,):
-        window = MainWindow(initial_model=default_model, initial_options={"rpc": server.endpoint})
+        given = given_options({"rpc": server.endpoint})  # as the app gives --rpc
+        window = MainWindow(initial_model=default_model, initial_options=given)
         qtbot.addWidget(window)
         card = window.machines.cards[server.endpoint]
         assert card.use.isChecked()

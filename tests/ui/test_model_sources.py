@@ -99,7 +99,7 @@ def test_import_applies_the_launch_and_shows_what_was_not_applied(
         window.models.kcpps.import_file(kcpps_file)
     config = window.launch_config()
     assert (config.contextsize, config.blasbatchsize, config.kvtype) == (16384, 1024, "q8_0")
-    assert (config.tensor_split, config.maingpu, config.threads) == ("3,1", 1, 6)
+    assert (config.tensor_split, config.maingpu, config.threads) == ((3.0, 1.0), 1, 6)
     assert window.models.current == kcpps_file.parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
     notes = window.models.kcpps_notes
     assert notes.isVisible() and "Not applied:" in notes.text()

@@ -43,13 +43,13 @@ def test_editing_shares_asks_for_a_new_split(qtbot: QtBot, default_model: Path) 
     assert not editor.shares[0].isEnabled()  # automatic split
     with qtbot.waitSignal(editor.splitChanged) as sig:
         editor.auto_split.setChecked(False)
-    assert sig.args[0] == "50,50"
+    assert sig.args[0] == (50.0, 50.0)
     with qtbot.waitSignal(editor.splitChanged) as sig:
         editor.shares[0].setValue(75)
-    assert sig.args[0] == "75,50"
+    assert sig.args[0] == (75.0, 50.0)
     with qtbot.waitSignal(editor.splitChanged) as sig:
         editor.auto_split.setChecked(True)
-    assert sig.args[0] == ""
+    assert sig.args[0] == ()
 
 
 def test_window_shows_the_cpu_plan_and_updates_it_live(qtbot: QtBot, tiny_model: Path) -> None:

@@ -202,7 +202,7 @@ def sweep_identity(
         "n_ctx": launch.n_ctx_effective,
         "gpu_layers": launch.n_gpu_layers,
         "split": list(launch.tensor_split) if launch.tensor_split else None,
-        "gpus_used": launch.config.gpus,
+        "gpus_used": str(launch.config.gpus),
         "threads": launch.n_threads,
         "flash_attn": launch.config.flashattention,
         "kv_type": launch.config.kvtype,

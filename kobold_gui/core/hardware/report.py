@@ -9,7 +9,7 @@ from typing import Any
 from kobold_gui.core.engine.types import BackendInfo
 from kobold_gui.core.hardware.ggml_devices import BackendDevice
 from kobold_gui.core.hardware.nvml import Inventory
-from kobold_gui.core.launch.options import ConfigError, gpu_indices
+from kobold_gui.core.launch.values import ConfigError, GpuSelection
 
 CUDA_FIX = "KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup"
 
@@ -65,7 +65,7 @@ class DeviceChoice:
     note: str
 
 
-def select_devices(gpus: str, maingpu: int, report: HardwareReport | None) -> DeviceChoice:
+def select_devices(gpus: GpuSelection, maingpu: int, report: HardwareReport | None) -> DeviceChoice:
     """Turn the user's GPU choice (NVML indices) into llama.cpp's device list.
 
     The list is passed explicitly, in NVML's order (the window's), whenever llama.cpp's GPUs
@@ -73,7 +73,7 @@ def select_devices(gpus: str, maingpu: int, report: HardwareReport | None) -> De
     CUDA's order would put a split, the main GPU and the plan's shares on other cards. The
     choice reaches llama.cpp through the model params, not CUDA_VISIBLE_DEVICES (CUDA reads
     that once, at start). Raises ConfigError for GPUs that don't exist."""
-    wanted = gpu_indices(gpus)
+    wanted = gpus.indices
     if report is None or not report.gpu_offload:
         return DeviceChoice(None, 0, "")
     present = [g.index for g in report.inventory.gpus if not g.lost]

@@ -21,6 +21,7 @@ from typing import Any
 from kobold_gui.core.kcpps import keys
 from kobold_gui.core.kcpps.gpus import gpus_from_kobold, gpus_to_kobold
 from kobold_gui.core.kcpps.keys import KcppsNote
+from kobold_gui.core.launch.batching import stop_at_or_below
 from kobold_gui.core.launch.options import OPTIONS, OPTIONS_BY_NAME, ConfigError, LaunchConfig
 from kobold_gui.core.paths import write_json_atomic
 
@@ -113,10 +114,10 @@ def read_kcpps(path: Path) -> KcppsImport:
 def apply_config_file(path: Path, given_values: Mapping[str, Any]) -> KcppsImport:
     """--config FILE: the file's launch, with the options given on the command line on top
     (as KoboldCPP does). `given_values` maps option names to the values given (None = not
-    given); a list (--tensor_split 3 1) is joined."""
+    given), as text or typed (given_options's)."""
     result = read_kcpps(path)
     given = {
-        name: " ".join(map(str, value)) if isinstance(value, list) else value
+        name: value
         for name, value in given_values.items()
         if value is not None and name in OPTIONS_BY_NAME
     }
@@ -312,7 +313,7 @@ def export_settings(
     notes: list[KcppsNote] = []
     if model is not None:
         out["model_param"] = str(Path(model).absolute())
-    batch = max([b for b in keys.BATCH_SIZES if b <= config.blasbatchsize] or [16])
+    batch = stop_at_or_below(config.blasbatchsize)  # KoboldCPP's launcher knows only stops
     if batch != config.blasbatchsize:
         notes.append(
             KcppsNote("batchsize", config.blasbatchsize, f"KoboldCPP's sizes: saved as {batch}")

@@ -13,42 +13,36 @@ from collections.abc import Mapping
 from typing import Any
 
 from kobold_gui.core.kcpps.keys import KcppsNote
-from kobold_gui.core.launch.options import LaunchConfig, gpu_indices, tensor_split_values
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.values import ConfigError, GpuSelection, parse_tensor_split, split_text
 
 MAX_CUDA_DIGIT = 3  # usecuda accepts the words 0 to 3
 
 
-def _shares(value: Any) -> list[float] | None:
-    if value is None or value == []:
-        return None
-    items = value if isinstance(value, list) else str(value).replace(",", " ").split()
-    shares = [float(x) for x in items]
-    if any(s < 0 for s in shares) or not any(shares):
-        raise ValueError("shares must be zero or more, one above zero")
-    return shares
-
-
 def gpus_from_kobold(data: Mapping[str, Any], values: dict[str, Any]) -> list[KcppsNote]:
-    """Set gpus, tensor_split and maingpu in `values` from usecuda, tensor_split and maingpu."""
+    """Set gpus, tensor_split and maingpu in `values` from usecuda, tensor_split and maingpu
+    (KoboldCPP's list of shares, or its text, read here once)."""
     notes: list[KcppsNote] = []
     cuda = data.get("usecuda")
     words = [str(w) for w in cuda] if isinstance(cuda, list) else []
     digit = next((int(w) for w in words if w.isdigit()), None)
+    raw = data.get("tensor_split")
     try:
-        shares = _shares(data.get("tensor_split"))
-    except (TypeError, ValueError) as e:
-        notes.append(KcppsNote("tensor_split", data.get("tensor_split"), f"not a split: {e}"))
-        shares = None
+        shares = parse_tensor_split(raw) if raw is not None else ()
+    except ConfigError as e:
+        why = str(e).removeprefix("--tensor_split: ")
+        notes.append(KcppsNote("tensor_split", raw, f"not a split: {why}"))
+        shares = ()
     if shares:
-        used = [i for i, s in enumerate(shares) if s > 0]
+        used = tuple(i for i, s in enumerate(shares) if s > 0)
         if len(used) < len(shares):  # a share of 0 leaves a GPU out
-            values["gpus"] = ",".join(map(str, used))
-        kept = [shares[i] for i in used]
-        values["tensor_split"] = ",".join(f"{s:g}" for s in kept) if len(kept) > 1 else ""
+            values["gpus"] = GpuSelection(used)
+        kept = tuple(shares[i] for i in used)
+        values["tensor_split"] = kept if len(kept) > 1 else ()
         if digit is not None and values.get("maingpu", -1) < 0:
             values["maingpu"] = digit
     elif digit is not None:
-        values["gpus"] = str(digit)  # KoboldCPP shows only this GPU to CUDA
+        values["gpus"] = GpuSelection((digit,))  # KoboldCPP shows only this GPU to CUDA
         values["maingpu"] = -1
     return notes
 
@@ -57,10 +51,10 @@ def gpus_to_kobold(config: LaunchConfig, out: dict[str, Any]) -> list[KcppsNote]
     """Write usecuda, tensor_split and maingpu for the launch's GPU choice."""
     notes: list[KcppsNote] = []
     words = ["lowvram" if config.kvoffload == "off" else "normal"]
-    wanted = gpu_indices(config.gpus)
+    wanted = config.gpus.indices
     if wanted == ():  # no GPU: KoboldCPP runs on the CPU when usecuda is absent
         return notes
-    shares = tensor_split_values(config.tensor_split)
+    shares = config.tensor_split
     split: list[float] | None = list(shares) if shares else None
     if wanted is not None and len(wanted) == 1 and wanted[0] <= MAX_CUDA_DIGIT:
         words.append(str(wanted[0]))
@@ -70,7 +64,7 @@ def gpus_to_kobold(config: LaunchConfig, out: dict[str, Any]) -> list[KcppsNote]
         if not shares or len(shares) != len(wanted):
             why = "by free memory" if not shares else f"{len(shares)} shares for {len(wanted)} GPUs"
             reason = f"KoboldCPP needs a share per GPU to leave GPUs out ({why}): saved as equal"
-            notes.append(KcppsNote("tensor_split", config.tensor_split, reason))
+            notes.append(KcppsNote("tensor_split", split_text(shares), reason))
             shares = tuple(1.0 for _ in wanted)
         split = [0.0] * (max(wanted) + 1)
         for index, share in zip(wanted, shares, strict=True):

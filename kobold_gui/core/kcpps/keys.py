@@ -202,9 +202,6 @@ LEGACY: dict[str, tuple[Any, str]] = {
 # The spelling KoboldCPP reads today for a legacy key that carries a launch setting.
 RENAMED: dict[str, str] = {"usecublas": "usecuda", "blasbatchsize": "batchsize"}
 
-# KoboldCPP's batch sizes (the --batchsize choices other than -1, "don't batch").
-BATCH_SIZES: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-
 # KV cache types: quantkv was an index (0 f16, 1 q8, 2 q4; 3 bf16 later) and is now a name.
 QUANTKV_NAMES: dict[str, str] = {"0": "f16", "1": "q8_0", "2": "q4_0", "3": "bf16"}
 QUANTKV_INDEX: dict[str, int] = {"f16": 0, "q8_0": 1, "q4_0": 2}

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+# The one table of batch stops: the slider's positions, and KoboldCPP's --batchsize choices
+# (other than -1, "don't batch"), which a .kcpps it loads in its launcher must hold.
 BLAS_STOPS: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 DEFAULT_BLAS = 512
 KOBOLD_UBATCH_CAP = 1024
@@ -124,9 +126,16 @@ class BatchPlan:
         return f"{text} ({'; '.join(self.reasons)})" if self.reasons else text
 
 
-def nearest_stop(blas: int) -> int:
-    """The slider stop closest to a value (ties go to the smaller stop)."""
-    return min(BLAS_STOPS, key=lambda s: (abs(s - blas), s))
+def stop_at_or_below(blas: int) -> int:
+    """The stop for a value between stops: the largest stop at or below it (the smallest
+    stop for a smaller value). Where the slider sits, and what a .kcpps saves.
+
+    Only where a stop must be chosen is a value rounded: the launch itself keeps the value
+    as given, as KoboldCPP does (a .kcpps it runs passes --batchsize to llama.cpp unchanged;
+    only its argparse choices and its launcher's slider know the stops). Down, never up:
+    the compute buffer grows with the batch, so the stop below never asks more memory than
+    the value did, and a launch that fitted still fits."""
+    return max((s for s in BLAS_STOPS if s <= blas), default=BLAS_STOPS[0])
 
 
 def effective_batch(blas: int, n_ctx: int, policy: str | BatchPolicy = DEFAULT_POLICY) -> BatchPlan:

@@ -7,78 +7,48 @@ A new launch option is added here (and as a field of LaunchConfig) and nowhere e
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from kobold_gui.core.launch.batching import BLAS_STOPS, DEFAULT_BLAS, DEFAULT_POLICY, POLICIES
+from kobold_gui.core.launch.values import (
+    ALL_GPUS,
+    ConfigError,
+    GpuSelection,
+    parse_gpus,
+    parse_rpc,
+    parse_tensor_split,
+    rpc_text,
+    split_text,
+)
+from kobold_gui.core.remote.probe import Endpoint
+
+# ConfigError is defined with the typed values, and raised and caught under this name.
+__all__ = [
+    "OPTIONS",
+    "OPTIONS_BY_NAME",
+    "ConfigError",
+    "LaunchConfig",
+    "Option",
+    "Typed",
+    "given_options",
+]
 
 
-class ConfigError(ValueError):
-    """A launch setting the user gave is not valid; the message says which and why."""
+@dataclass(frozen=True)
+class Typed:
+    """A launch value carried typed (core/launch/values.py): its parser, for text or an
+    already typed value, and its spelling for the command line and the settings file."""
 
-
-def parse_gpu_list(text: str) -> str:
-    """'all', 'none' (no local GPU: the CPU, and remote devices with --rpc) or a comma list
-    of distinct GPU indices, normalized ('2, 0' -> '0,2')."""
-    if text.lower() in ("", "all"):
-        return "all"
-    if text.lower() == "none":
-        return "none"
-    try:
-        indices = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
-        raise ConfigError(f"--gpus: expected 'all' or indices like 0,1, got {text!r}") from None
-    if not indices or indices[0] < 0:
-        raise ConfigError(f"--gpus: expected 'all' or indices like 0,1, got {text!r}")
-    return ",".join(map(str, indices))
-
-
-def parse_tensor_split(text: str) -> str:
-    """'3 1', '3,1', '3, 1' -> '3,1'; '' -> '' (by free memory). Shares are >= 0, one > 0."""
-    parts = [p for p in text.replace(",", " ").split() if p]
-    if not parts:
-        return ""
-    try:
-        shares = [float(p) for p in parts]
-    except ValueError:
-        raise ConfigError(f"--tensor_split: expected numbers like 3,1, got {text!r}") from None
-    if any(s < 0 for s in shares):
-        raise ConfigError("--tensor_split: shares cannot be negative")
-    if not any(shares):
-        raise ConfigError("--tensor_split: at least one share must be above zero")
-    return ",".join(f"{s:g}" for s in shares)
-
-
-def parse_rpc(text: str) -> str:
-    """'a:1, b:2' -> 'a:1,b:2': remote machines as llama-server's --rpc takes them."""
-    from kobold_gui.core.remote.probe import RpcError, parse_endpoints
-
-    try:
-        return ",".join(parse_endpoints(text))
-    except RpcError as e:
-        raise ConfigError(f"--rpc: {e}") from None
-
-
-def rpc_endpoints(value: str) -> tuple[str, ...]:
-    return tuple(p for p in value.split(",") if p)
-
-
-def tensor_split_values(value: str) -> tuple[float, ...] | None:
-    return tuple(float(p) for p in value.split(",")) if value else None
-
-
-def gpu_indices(value: str) -> tuple[int, ...] | None:
-    """None for all GPUs, else the chosen indices (none: an empty tuple)."""
-    if value == "none":
-        return ()
-    return None if value == "all" else tuple(int(p) for p in value.split(","))
+    parse: Callable[[Any], Any]
+    text: Callable[[Any], str]
 
 
 @dataclass(frozen=True)
 class Option:
     name: str  # field of LaunchConfig and key in JSON / saved settings
-    kind: type  # int, str or float
+    kind: type  # int, str, or the type carried (GpuSelection, tuple)
     default: Any
     flag: str  # our CLI flag
     help: str
@@ -93,9 +63,12 @@ class Option:
     step: int = 1
     suffix: str = ""
     gpu_only: bool = False  # meaningless without a GPU to offload to
+    typed: Typed | None = None  # parsed into a typed value (GPUs, machines, split)
 
     def parse(self, value: Any) -> Any:
         """Convert and validate a value from the CLI, a settings file or a widget."""
+        if self.typed is not None:
+            return self.typed.parse(value)
         if self.kind is int:
             if isinstance(value, bool) or not isinstance(value, (int, str)):
                 raise ConfigError(f"{self.flag}: expected a whole number, got {value!r}")
@@ -109,15 +82,13 @@ class Option:
                 raise ConfigError(f"{self.flag}: {number} is above the maximum {self.maximum}")
             return number
         text = str(value).strip()
-        if self.name == "gpus":
-            return parse_gpu_list(text)
-        if self.name == "tensor_split":
-            return parse_tensor_split(text)
-        if self.name == "rpc":
-            return parse_rpc(text)
         if self.choices is not None and text not in self.choices:
             raise ConfigError(f"{self.flag}: {text!r} is not one of {', '.join(self.choices)}")
         return text
+
+    def text(self, value: Any) -> Any:
+        """The value as the settings file, a .kcpps's extra key and --show-config write it."""
+        return self.typed.text(value) if self.typed is not None else value
 
 
 # fmt: off
@@ -144,20 +115,21 @@ OPTIONS: tuple[Option, ...] = (
            "0 none; more than the model has means all, the output layer included.",
            kobold_flag="--gpulayers", minimum=-1, maximum=999, label="GPU layers",
            special="auto", gpu_only=True),
-    Option("gpus", str, "all", "--gpus",
+    Option("gpus", GpuSelection, ALL_GPUS, "--gpus",
            "Which GPUs of this machine the model may use: all, none, or NVML indices like "
-           "0,2 (see --list-gpus)."),
+           "0,2 (see --list-gpus).", typed=Typed(parse_gpus, str)),
     Option("maingpu", int, -1, "--maingpu",
            "The main GPU (NVML index) for small tensors and results; -1 = the first one used.",
            kobold_flag="--maingpu", minimum=-1, maximum=63),
-    Option("rpc", str, "", "--rpc",
+    Option("rpc", tuple, (), "--rpc",
            "Other machines' devices, through llama.cpp's RPC servers: host:port,host:port "
            "(llama-server's flag). They come first in the device list, before this machine's "
-           "GPUs. Start a server with kobold-gui --rpc-server."),
-    Option("tensor_split", str, "", "--tensor_split",
+           "GPUs. Start a server with kobold-gui --rpc-server.",
+           typed=Typed(parse_rpc, rpc_text)),
+    Option("tensor_split", tuple, (), "--tensor_split",
            "How the offloaded layers are shared between the devices used (remote ones first), "
            "e.g. 3,1 (or 3 1); empty = in proportion to free memory.",
-           kobold_flag="--tensor_split"),
+           kobold_flag="--tensor_split", typed=Typed(parse_tensor_split, split_text)),
     Option("splitmode", str, "layer", "--splitmode",
            "layer: whole layers per GPU; row: each matrix split by rows; none: main GPU only.",
            choices=("layer", "row", "none"), label="Split mode",
@@ -190,23 +162,32 @@ OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 
 @dataclass(frozen=True)
 class LaunchConfig:
-    """How a model is loaded. Values are validated; effective values are derived elsewhere."""
+    """How a model is loaded. Values are validated and typed (text comes in through
+    from_mapping and with_values); effective values are derived elsewhere."""
 
     blasbatchsize: int = DEFAULT_BLAS
     batchpolicy: str = DEFAULT_POLICY
     ubatch: int = 512
     contextsize: int = 4096
     gpulayers: int = -1
-    gpus: str = "all"
+    gpus: GpuSelection = ALL_GPUS
     maingpu: int = -1
-    rpc: str = ""
-    tensor_split: str = ""
+    rpc: tuple[Endpoint, ...] = ()  # remote machines, their devices first
+    tensor_split: tuple[float, ...] = ()  # shares per device; () = by free memory
     splitmode: str = "layer"
     kvtype: str = "f16"
     kvoffload: str = "on"
     vrammargin: int = 512
     threads: int = 0
     flashattention: str = "auto"
+
+    def __post_init__(self) -> None:
+        for option in OPTIONS:
+            if option.typed is not None and not isinstance(getattr(self, option.name), option.kind):
+                raise TypeError(
+                    f"LaunchConfig.{option.name} takes a {option.kind.__name__}: text goes "
+                    "through LaunchConfig.from_mapping or with_values"
+                )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, strict: bool = True) -> LaunchConfig:
@@ -227,7 +208,9 @@ class LaunchConfig:
         return replace(self, **parsed)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every option by name, as text where the value is typed ("0,2", "3,1"): the
+        settings file's format, and --show-config's."""
+        return {o.name: o.text(getattr(self, o.name)) for o in OPTIONS}
 
     def resolved_threads(self) -> int:
         """0 means automatic: about the physical cores (llama.cpp's own default), taken as
@@ -240,10 +223,9 @@ class LaunchConfig:
 
 def given_options(values: Mapping[str, Any]) -> dict[str, Any]:
     """The launch options among parsed command-line values (argparse's namespace as a dict):
-    those given, by option name, validated. Every option in the table counts."""
+    those given, by option name, validated. Every option in the table counts (a list, as
+    --tensor_split 3 1 gives, is read by the typed value's parser)."""
     given = {o.name: values[o.name] for o in OPTIONS if values.get(o.name) is not None}
-    if isinstance(given.get("tensor_split"), list):  # --tensor_split 3 1
-        given["tensor_split"] = " ".join(str(s) for s in given["tensor_split"])
     return {name: OPTIONS_BY_NAME[name].parse(value) for name, value in given.items()}
 
 

@@ -16,7 +16,7 @@ from kobold_gui.core.launch.options import ConfigError, LaunchConfig
 from kobold_gui.core.launch.resolve import ResolvedLaunch, resolve_batch, resolve_launch
 from kobold_gui.core.models.gguf_info import GGUFInfo
 from kobold_gui.core.plan.memory_plan import GpuBudget
-from kobold_gui.core.remote.probe import RemoteDevice
+from kobold_gui.core.remote.probe import Endpoint, RemoteDevice
 
 Listener = Callable[["LaunchState"], None]
 
@@ -72,11 +72,13 @@ class LaunchState:
         self.assumed_gpus = assumed_gpus
         self._update()
 
-    def set_remote(self, devices: tuple[RemoteDevice, ...], endpoints: tuple[str, ...]) -> None:
+    def set_remote(
+        self, devices: tuple[RemoteDevice, ...], endpoints: tuple[Endpoint, ...]
+    ) -> None:
         """The machines in use (config.rpc, in order) and the devices of those that answered
         their check (core/remote/probe.py): one change, one resolve."""
         self.remote = devices
-        self.config = self.config.with_values(rpc=",".join(endpoints))
+        self.config = self.config.with_values(rpc=endpoints)
         self._update()
 
     def set_measured(self, measured: MeasuredChoice | None) -> None:

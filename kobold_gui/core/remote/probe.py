@@ -17,6 +17,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 RPC_PROTO = (7, 0, 0)  # the version this build's RPC client speaks (ggml-rpc.h)
 CONN_CAPS_SIZE = 24
@@ -68,8 +69,18 @@ class RemoteMachine:
         return ".".join(map(str, self.version))
 
 
-def parse_endpoint(text: str) -> tuple[str, int]:
-    """'host:port' (as llama-server's --rpc takes it) -> (host, port). Raises RpcError."""
+class Endpoint(NamedTuple):
+    """A remote machine's address; written as llama-server's --rpc takes it (host:port)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    """'host:port' (as llama-server's --rpc takes it) -> Endpoint. Raises RpcError."""
     host, sep, port = text.strip().rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise RpcError(
@@ -78,28 +89,23 @@ def parse_endpoint(text: str) -> tuple[str, int]:
         )
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    return host, int(port)
+    return Endpoint(host, int(port))
 
 
-def parse_endpoints(text: str) -> tuple[str, ...]:
-    """'a:1,b:2' -> normalized endpoints, in order, without repeats. Raises RpcError."""
-    out: list[str] = []
+def parse_endpoints(text: str) -> tuple[Endpoint, ...]:
+    """'a:1,b:2' -> the endpoints, in order, without repeats. Raises RpcError."""
+    out: list[Endpoint] = []
     for part in text.split(","):
-        if not part.strip():
-            continue
-        host, port = parse_endpoint(part)
-        endpoint = f"{host}:{port}"
-        if endpoint not in out:
+        if part.strip() and (endpoint := parse_endpoint(part)) not in out:
             out.append(endpoint)
     return tuple(out)
 
 
 class _Conn:
-    def __init__(self, endpoint: str, timeout: float) -> None:
-        host, port = parse_endpoint(endpoint)
-        self.endpoint = endpoint
+    def __init__(self, address: Endpoint, timeout: float) -> None:
+        self.endpoint = endpoint = str(address)
         try:
-            self.sock = socket.create_connection((host, port), timeout=timeout)
+            self.sock = socket.create_connection(address, timeout=timeout)
         except TimeoutError:
             raise RpcError(f"{endpoint} does not answer (no connection in {timeout:g} s)") from None
         except ConnectionRefusedError:
@@ -136,10 +142,13 @@ class _Conn:
         self.sock.close()
 
 
-def probe(endpoint: str, timeout: float = 3.0) -> RemoteMachine:
+def probe(address: str | Endpoint, timeout: float = 3.0) -> RemoteMachine:
     """Connect, say hello, and read each device's memory. Raises RpcError saying what
     happened: unreachable, refused, busy with another client, another version."""
-    conn = _Conn(endpoint, timeout)
+    if not isinstance(address, Endpoint):
+        address = parse_endpoint(address)
+    endpoint = str(address)
+    conn = _Conn(address, timeout)
     try:
         t0 = time.perf_counter()
         try:
@@ -182,6 +191,6 @@ def probe(endpoint: str, timeout: float = 3.0) -> RemoteMachine:
     return RemoteMachine(endpoint, version, rtt * 1000, tuple(devices))
 
 
-def probe_all(endpoints: tuple[str, ...], timeout: float = 3.0) -> list[RemoteMachine]:
+def probe_all(endpoints: tuple[str | Endpoint, ...], timeout: float = 3.0) -> list[RemoteMachine]:
     """Every machine, in order; the first that cannot be used raises RpcError."""
     return [probe(e, timeout) for e in endpoints]

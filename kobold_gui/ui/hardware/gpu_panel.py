@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from kobold_gui.core.hardware.nvml import GpuSnapshot, Inventory
+from kobold_gui.core.launch.values import ALL_GPUS, GpuSelection
 from kobold_gui.core.units import human_bytes
 
 HISTORY_S = 60
@@ -142,7 +143,7 @@ class GpuCard(QFrame):
 
 
 class GpuPanel(QWidget):
-    selectionChanged = Signal(str, int)  # gpus ("all" or "0,2"), main GPU (-1 = first)
+    selectionChanged = Signal(object, int)  # GpuSelection, main GPU (-1 = first)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -162,7 +163,7 @@ class GpuPanel(QWidget):
         layout.addLayout(self.cards_layout)
         layout.addStretch(1)
         self._t0: float | None = None
-        self._selection = ("all", -1)
+        self._selection: tuple[GpuSelection, int] = (ALL_GPUS, -1)
 
     def set_build_note(self, text: str) -> None:
         self.build_note.setText(text)
@@ -192,25 +193,24 @@ class GpuPanel(QWidget):
             card.update_from(gpu, t)
 
     # -- selection ------------------------------------------------------------------------
-    def selection(self) -> tuple[str, int]:
+    def selection(self) -> tuple[GpuSelection, int]:
         if not self.cards:
             return self._selection
-        used = [i for i, c in sorted(self.cards.items()) if c.use.isChecked()]
-        gpus = "all" if len(used) == len(self.cards) else ",".join(map(str, used))
+        used = tuple(i for i, c in sorted(self.cards.items()) if c.use.isChecked())
+        gpus = ALL_GPUS if len(used) == len(self.cards) else GpuSelection(used)
         main = next((i for i, c in self.cards.items() if c.main.isChecked()), -1)
         return gpus, main
 
-    def set_selection(self, gpus: str, maingpu: int) -> None:
+    def set_selection(self, gpus: GpuSelection, maingpu: int) -> None:
         self._selection = (gpus, maingpu)
         self._apply_selection()
 
     def _apply_selection(self) -> None:
         gpus, main = self._selection
-        chosen = None if gpus == "all" else {int(i) for i in gpus.split(",")}
         for i, card in self.cards.items():
             for w in (card.use, card.main):
                 w.blockSignals(True)
-            card.use.setChecked(chosen is None or i in chosen)
+            card.use.setChecked(gpus.allows(i))
             card.main.setChecked(i == main)
             for w in (card.use, card.main):
                 w.blockSignals(False)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from kobold_gui.core.launch.batching import BLAS_STOPS, DEFAULT_BLAS, BatchPlan, nearest_stop
+from kobold_gui.core.launch.batching import BLAS_STOPS, DEFAULT_BLAS, BatchPlan, stop_at_or_below
 
 
 class BatchSlider(QWidget):
@@ -54,7 +54,7 @@ class BatchSlider(QWidget):
         return BLAS_STOPS[self.slider.value()]
 
     def set_blas(self, blas: int) -> None:
-        self.slider.setValue(BLAS_STOPS.index(nearest_stop(blas)))
+        self.slider.setValue(BLAS_STOPS.index(stop_at_or_below(blas)))
         self.value_label.setText(str(self.blas()))
 
     def show_batch(self, plan: BatchPlan) -> None:

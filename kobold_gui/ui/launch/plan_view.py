@@ -84,7 +84,7 @@ def _legend(remote: bool) -> str:
 
 
 class SplitEditor(QWidget):
-    splitChanged = Signal(str)  # "" = automatic (by free memory), else "3,1"
+    splitChanged = Signal(object)  # tuple of shares per device; () = automatic (free memory)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -165,10 +165,9 @@ class SplitEditor(QWidget):
         self.summary.setText(note)
         self.warnings.setText("\n".join(plan.messages))
 
-    def show_split(self, split: str) -> None:
-        """A saved split ("3,1", or "" for automatic) into the editor, without echoing it
-        back as an edit."""
-        shares = [float(p) for p in split.split(",")] if split else []
+    def show_split(self, shares: tuple[float, ...]) -> None:
+        """A saved split ((3.0, 1.0), or () for automatic) into the editor, without echoing
+        it back as an edit."""
         self._ensure_rows(max(len(shares), len(self.shares)))
         self.auto_split.blockSignals(True)
         self.auto_split.setChecked(not shares)
@@ -219,12 +218,12 @@ class SplitEditor(QWidget):
 
     def _shares_edited(self, *_args: object) -> None:
         if self.auto_split.isChecked():
-            self.splitChanged.emit("")
+            self.splitChanged.emit(())
             return
-        visible = [
+        visible = tuple(
             b.value()
             for b, row in zip(self.shares, self.rows, strict=True)
             if row.isVisibleTo(self)
-        ]
+        )
         if any(visible):
-            self.splitChanged.emit(",".join(f"{v:g}" for v in visible))
+            self.splitChanged.emit(visible)

@@ -18,10 +18,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kobold_gui.core.launch.options import rpc_endpoints
 from kobold_gui.core.launch.state import LaunchState
 from kobold_gui.core.remote.machines import MachineList, SavedMachine
-from kobold_gui.core.remote.probe import DEFAULT_PORT, RemoteMachine, RpcError, probe
+from kobold_gui.core.remote.probe import (
+    DEFAULT_PORT,
+    Endpoint,
+    RemoteMachine,
+    RpcError,
+    parse_endpoint,
+    probe,
+)
 from kobold_gui.ui.common.net_jobs import NetJobs
 from kobold_gui.ui.machines.card import MachineCard
 from kobold_gui.ui.machines.share_panel import SharePanel
@@ -119,9 +125,9 @@ class MachinesPanel(QWidget):
         self.changed.emit()
         return True
 
-    def want(self, endpoints: Iterable[str]) -> None:
+    def want(self, addresses: Iterable[Endpoint]) -> None:
         """Machines given on the command line (--rpc): in the list and used."""
-        for endpoint in endpoints:
+        for endpoint in map(str, addresses):
             machine = self.machines.get(endpoint)
             if machine is None:
                 self.add(endpoint)
@@ -221,8 +227,11 @@ class MachinesPanel(QWidget):
         """The used machines into the launch state, when they differ from what it has (its
         config may also come from a model's saved settings: this list decides)."""
         devices, endpoints = self.machines.launch_remote()
-        if self.state.remote != devices or rpc_endpoints(self.state.config.rpc) != endpoints:
-            self.state.set_remote(devices, endpoints)
+        # The list keys machines by their address as text (normalized when added): typed
+        # here, where they go into the launch.
+        rpc = tuple(parse_endpoint(e) for e in endpoints)
+        if self.state.remote != devices or self.state.config.rpc != rpc:
+            self.state.set_remote(devices, rpc)
         ids = tuple((d.endpoint, d.index) for d in devices)
         changed = ids != self._applied and not self._first_checks
         self._applied = ids

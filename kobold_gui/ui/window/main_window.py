@@ -26,7 +26,7 @@ from kobold_gui.core.hardware.ggml_devices import BackendDevice
 from kobold_gui.core.hardware.nvml import GpuInventory, Inventory
 from kobold_gui.core.kcpps.files import SUFFIXES as KCPPS_SUFFIXES
 from kobold_gui.core.kcpps.files import KcppsImport
-from kobold_gui.core.launch.options import LaunchConfig, rpc_endpoints
+from kobold_gui.core.launch.options import LaunchConfig
 from kobold_gui.core.launch.resolve import ResolvedLaunch
 from kobold_gui.core.launch.state import LaunchState
 from kobold_gui.core.llama.buffers import device_totals, parse_buffer_sizes
@@ -106,7 +106,7 @@ class MainWindow(QMainWindow):
         self.sampling_panel = SamplingPanel()
         self.server_panel = ServerPanel(self.engine.worker)  # the local API, on the same engine
         self.machines = MachinesPanel(self.launch_state, self.settings.machines)
-        self.machines.want(rpc_endpoints(str(self._initial_options.get("rpc", ""))))
+        self.machines.want(self._initial_options.get("rpc", ()))
         self.conversations = ConversationController(
             self.chat,
             self.chat_list,
@@ -276,8 +276,8 @@ class MainWindow(QMainWindow):
         """A machine came, went or dropped: a split typed for the old devices goes back to
         automatic (by free memory)."""
         if self.launch_state.config.tensor_split:
-            self.split_editor.show_split("")
-            self.launch_state.edit(tensor_split="")
+            self.split_editor.show_split(())
+            self.launch_state.edit(tensor_split=())
             self.statusBar().showMessage("The devices changed: the split is automatic again.")
 
     def _busy(self) -> bool:
