@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kobold_gui.core.models.gguf_info import GGUFInfo
-from kobold_gui.core.plan.types import MiB, PlanRequest, layer_of
+from kobold_gui.core.plan.types import PlanRequest, layer_of
+from kobold_gui.core.units import MiB
 
 
 def pipelines(req: PlanRequest, n_gpus: int, n_layer: int) -> bool:

@@ -39,15 +39,13 @@ from kobold_gui.core.plan.types import (
     KV_BYTES_PER_ELEMENT,
     SPLIT_MODES,
     DevicePlan,
-    GiB,
     GpuBudget,
     MemoryPlan,
-    MiB,
     PlanError,
     PlanRequest,
     layer_of,
 )
-from kobold_gui.core.units import human_bytes
+from kobold_gui.core.units import GiB, MiB, human_bytes
 
 __all__ = [
     "CUDA_CONTEXT_BYTES",
