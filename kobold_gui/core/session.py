@@ -77,6 +77,7 @@ class SessionState:
 
     @property
     def can_send(self) -> bool:
+        """A new reply may start (a reply still ending aside: see reply_started)."""
         return self.loaded and self.activity is Activity.IDLE
 
     @property
