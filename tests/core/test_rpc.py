@@ -19,8 +19,8 @@ from kobold_gui.core.launch.options import ConfigError, LaunchConfig
 from kobold_gui.core.launch.resolve import ResolvedLaunch, resolve_launch
 from kobold_gui.core.llama.buffers import parse_buffer_sizes, rpc_buffer_device
 from kobold_gui.core.models.gguf_info import read_gguf
-from kobold_gui.core.units import MiB
 from kobold_gui.core.remote.probe import RPC_PROTO, RpcError, parse_endpoints, probe
+from kobold_gui.core.units import MiB
 from tests.rpc_servers import RpcServer, free_port, rpc_servers
 
 GREEDY = SamplingParams(max_tokens=16, temperature=0.0, seed=1)

@@ -9,7 +9,11 @@ import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 from pytestqt.qtbot import QtBot
 
+from kobold_gui.core.engine.types import BackendInfo
 from kobold_gui.core.hardware.nvml import GpuInventory
+from kobold_gui.core.hardware.report import hardware_report
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.state import LaunchState
 from kobold_gui.core.launch.values import ALL_GPUS, NO_GPUS, GpuSelection
 from kobold_gui.ui.hardware.gpu_panel import GpuPanel
 from kobold_gui.ui.hardware.gpu_poller import GpuMonitor
@@ -54,6 +58,28 @@ def test_a_lost_gpu_shows_as_lost(qtbot: QtBot) -> None:
     panel.update_inventory(inventory.snapshot())
     assert panel.cards[1].error.isVisibleTo(panel) and "GPU lost" in panel.cards[1].error.text()
     assert not panel.cards[0].error.isVisibleTo(panel)
+
+
+def test_the_panel_follows_the_launch_state(qtbot: QtBot) -> None:
+    """A model's saved GPU choice shows on the cards; a choice on the cards goes into the
+    launch; the build's warnings show above them."""
+    state = LaunchState()
+    panel = GpuPanel(state)
+    qtbot.addWidget(panel)
+    inventory = GpuInventory(FakeNvml([FakeGpu(), FakeGpu(), FakeGpu()])).snapshot()
+    panel.update_inventory(inventory)
+    state.set_config(LaunchConfig().with_values(gpus="1,2", maingpu=2))
+    assert [panel.cards[i].use.isChecked() for i in range(3)] == [False, True, True]
+    assert panel.cards[2].main.isChecked()
+    panel.cards[1].use.setChecked(False)
+    assert (state.config.gpus, state.config.maingpu) == (GpuSelection((2,)), 2)
+    assert not panel.cards[1].use.isChecked()  # the edit is not echoed back
+    state.edit(contextsize=2048)  # another setting: the cards stay as they are
+    assert [panel.cards[i].use.isChecked() for i in range(3)] == [False, False, True]
+    assert not panel.build_note.isVisibleTo(panel)
+    cpu_only = BackendInfo("CPU", False, "test", "")
+    state.set_backend(False, hardware_report(inventory, cpu_only, []))
+    assert panel.build_note.isVisibleTo(panel) and "CPU-only" in panel.build_note.text()
 
 
 def test_no_driver_message(qtbot: QtBot) -> None:

@@ -71,6 +71,9 @@ def test_pick_slide_load_chat_stop(qtbot: QtBot, tiny_model: Path) -> None:
     type_and_send(qtbot, window, "Tell me a long story")
     assert window.chat.input.toPlainText() == ""
     assert window.chat.stop_button.isEnabled() and not window.chat.send_button.isEnabled()
+    # While the reply streams, nothing else may use the model.
+    assert not window.unload_button.isEnabled() and not window.load_button.isEnabled()
+    assert not window.benchmark.run_button.isEnabled()
     qtbot.waitUntil(lambda: len(chunks) >= 3, timeout=HANG_GUARD_MS)
     assert "Tell me a long story" in window.chat.transcript.toPlainText()
     with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS) as finished:
@@ -86,6 +89,7 @@ def test_pick_slide_load_chat_stop(qtbot: QtBot, tiny_model: Path) -> None:
     words = re.findall(r"[A-Za-z]{5,}", result.text)
     assert not words or words[-1] in window.chat.transcript.toPlainText()
     assert window.chat.send_button.isEnabled() and not window.chat.stop_button.isEnabled()
+    assert window.unload_button.isEnabled() and window.benchmark.run_button.isEnabled()
     close(qtbot, window)
 
 

@@ -8,6 +8,7 @@ from pytestqt.qtbot import QtBot
 
 from kobold_gui.core.launch.options import LaunchConfig
 from kobold_gui.core.launch.resolve import resolve_launch
+from kobold_gui.core.launch.state import LaunchState
 from kobold_gui.core.models.gguf_info import read_gguf
 from kobold_gui.core.plan.memory_plan import GiB, GpuBudget
 from kobold_gui.ui.launch.plan_view import SplitEditor
@@ -50,6 +51,28 @@ def test_editing_shares_asks_for_a_new_split(qtbot: QtBot, default_model: Path) 
     with qtbot.waitSignal(editor.splitChanged) as sig:
         editor.auto_split.setChecked(True)
     assert sig.args[0] == ()
+
+
+def test_the_editor_follows_the_launch_state(qtbot: QtBot, default_model: Path) -> None:
+    """The plan redraws on each change; a split set elsewhere (a model's saved settings)
+    shows; shares typed here go into the launch and stay as typed."""
+    state = LaunchState()
+    editor = SplitEditor(state)
+    qtbot.addWidget(editor)
+    editor.show()
+    what_if = (GpuBudget("a", 24 * GiB, 24 * GiB), GpuBudget("b", 24 * GiB, 24 * GiB))
+    state.set_backend(False, None, what_if)
+    info = read_gguf(default_model)
+    state.set_model(info.path, info)
+    assert editor.plan is not None and editor.summary.text().startswith("What-if")
+    state.set_config(LaunchConfig().with_values(tensor_split="3,1"))
+    assert not editor.auto_split.isChecked()
+    assert [b.value() for b in editor.shares] == [75.0, 25.0]
+    editor.shares[0].setValue(60)
+    assert state.config.tensor_split == (60.0, 25.0)
+    assert [b.value() for b in editor.shares] == [60.0, 25.0]  # not made 70.6 / 29.4
+    state.edit(tensor_split=())  # the machines changed: automatic again
+    assert editor.auto_split.isChecked() and not editor.shares[0].isEnabled()
 
 
 def test_window_shows_the_cpu_plan_and_updates_it_live(qtbot: QtBot, tiny_model: Path) -> None:

@@ -1,12 +1,13 @@
 """The Benchmark tab's sweep, wired: it runs on the engine thread, its results are kept per
 machine, model and settings, and the measured policy's choice goes to the launch state (the
-one place the batch label and the load read it from)."""
+one place the batch label and the load read it from). Whether a sweep may run, and that one
+runs, is the window's session (core/session.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject
 
 from kobold_gui.core.benchmark.results import (
     SweepRow,
@@ -20,33 +21,34 @@ from kobold_gui.core.engine.loaded_model import LoadedModel
 from kobold_gui.core.engine.types import BackendInfo
 from kobold_gui.core.hardware.nvml import Inventory
 from kobold_gui.core.launch.state import LaunchState
+from kobold_gui.core.session import Session
 from kobold_gui.ui.benchmark.panel import BenchmarkPanel
 from kobold_gui.ui.engine.controller import EngineController
 from kobold_gui.ui.launch.batch_slider import BatchSlider
 
 
 class SweepController(QObject):
-    busyChanged = Signal(bool)
-
     def __init__(
         self,
         panel: BenchmarkPanel,
         engine: EngineController,
         state: LaunchState,
         slider: BatchSlider,
+        session: Session,
         machine: Callable[[], tuple[Inventory, BackendInfo | None]],
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.panel, self.engine, self.state, self.slider = panel, engine, state, slider
         self.machine = machine  # the GPUs and llama.cpp build now: what results are kept by
-        self.running = False
+        self.session = session
         self.loaded: LoadedModel | None = None
         panel.runRequested.connect(self.run)
         panel.cancelRequested.connect(engine.stop)
         panel.choiceChanged.connect(self._publish)
         engine.sweepRow.connect(panel.add_run)
         engine.sweepFinished.connect(self._finished)
+        session.subscribe(panel.show_session)
 
     def model_loaded(self, loaded: LoadedModel | None) -> None:
         """Show the results kept for this model and these settings (or none)."""
@@ -57,7 +59,7 @@ class SweepController(QObject):
 
     def run(self, prompt: int, gen: int, can_run: bool = True) -> None:
         loaded = self.loaded
-        if loaded is None or self.running:
+        if loaded is None or not self.session.state.can_benchmark:
             self.panel.status.setText("Load a model first (and let a reply finish).")
             return
         prompt = min(prompt, loaded.n_ctx - gen - 2)
@@ -68,21 +70,17 @@ class SweepController(QObject):
         if prompt < 16 or not candidates:
             self.panel.status.setText("The context is too small for a sweep.")
             return
-        self._set_running(True)
+        self.session.sweep_started()
         repeats = self.panel.repeats.value()
         self.panel.started(len(candidates), repeats)
         self.engine.sweep(candidates, prompt, gen, repeats)
 
     def _finished(self, rows: list[SweepRow]) -> None:
-        self._set_running(False)
+        self.session.sweep_ended()
         self.panel.finished(rows)
         identity = self._identity()
         if identity and rows:
             save_sweep(identity, rows)
-
-    def _set_running(self, running: bool) -> None:
-        self.running = running
-        self.busyChanged.emit(running)
 
     def _identity(self) -> dict[str, object] | None:
         inventory, backend = self.machine()

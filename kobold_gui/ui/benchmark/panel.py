@@ -35,6 +35,7 @@ from kobold_gui.core.benchmark.results import (
     rows_to_csv,
 )
 from kobold_gui.core.launch.batching import BLAS_STOPS, MeasuredChoice
+from kobold_gui.core.session import SessionState
 from kobold_gui.ui.common.wheel_guard import guard_wheel
 
 STYLES = {  # kind -> (pen colour, symbol, legend name)
@@ -176,8 +177,6 @@ class BenchmarkPanel(QWidget):
         self.progress.setRange(0, self.expected)
         self.progress.setValue(0)
         self.progress.show()
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
         self.status.setText(
             f"Measuring {count} (n_batch, n_ubatch) pairs, {repeats} runs each, interleaved…"
         )
@@ -191,8 +190,6 @@ class BenchmarkPanel(QWidget):
 
     def finished(self, rows: list[SweepRow]) -> None:
         self.progress.hide()
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
         self.set_rows(rows)
         done = sum(max(1, len(r.prompt_runs)) for r in rows)
         if done < self.expected:
@@ -200,8 +197,13 @@ class BenchmarkPanel(QWidget):
                 f"Cancelled after {done} of {self.expected} runs. " + self.status.text()
             )
 
+    def show_session(self, state: SessionState) -> None:
+        """Run sweep while a model is loaded and nothing else runs on it; Cancel while a
+        sweep runs (the window's session: core/session.py)."""
+        self.run_button.setEnabled(state.can_benchmark)
+        self.cancel_button.setEnabled(state.can_cancel_sweep)
+
     def set_model_ready(self, ready: bool) -> None:
-        self.run_button.setEnabled(ready)
         if not self.rows:
             self.status.setText(
                 "Run the sweep: each pair runs several times, interleaved, on fresh contexts "

@@ -1,10 +1,13 @@
-"""What the chat panel draws of a saved conversation, and a reply's stats as saved."""
+"""What the chat panel draws of a saved conversation (the whole of it, all but the reply
+that streams again, the count of the last reply's versions), a reply's stats as saved, and
+the conversation as the engine is asked with it."""
 
 from __future__ import annotations
 
 from kobold_gui.core.chats.types import Conversation
+from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.types import GenerationResult
-from kobold_gui.ui.chat.chat_panel import CUT_NOTE, ShownMessage, stats_line
+from kobold_gui.ui.chat.chat_panel import CUT_NOTE, ChatPanel, ShownMessage, stats_line
 
 
 def shown_messages(conv: Conversation, streaming: int | None = None) -> list[ShownMessage]:
@@ -35,3 +38,31 @@ def result_stats(result: GenerationResult) -> dict[str, object]:
         "generated_tokens": result.generated_tokens,
         "stop_reason": result.stop_reason,
     }
+
+
+def history(conv: Conversation) -> list[Message]:
+    """The conversation's user and assistant messages, as the engine is asked with."""
+    return [
+        Message("user" if m.role == "user" else "assistant", m.content)
+        for m in conv.messages
+        if m.role in ("user", "assistant")
+    ]
+
+
+def show_versions(chat: ChatPanel, conv: Conversation) -> None:
+    """Other version (n) when the last reply has earlier versions."""
+    msgs = conv.messages
+    count = len(msgs[-1].alternatives) + 1 if msgs and msgs[-1].role == "assistant" else 1
+    chat.set_versions(count)
+
+
+def redraw(chat: ChatPanel, conv: Conversation) -> None:
+    chat.show_conversation(shown_messages(conv), chat.system_prompt.text())
+    show_versions(chat, conv)
+
+
+def redraw_without_last(chat: ChatPanel, conv: Conversation) -> None:
+    """All but the last reply, which streams again below (continue, regenerate)."""
+    shown = shown_messages(conv, streaming=len(conv.messages) - 1)
+    chat.show_conversation(shown, chat.system_prompt.text())
+    chat.set_versions(1)

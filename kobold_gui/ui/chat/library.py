@@ -1,51 +1,82 @@
-"""The chats list's side of the conversation controller: listing the chats on start (from
-the index, on a worker thread), search, rename, delete and undo. A mixin of
-ConversationController, kept apart to keep each file short; every change still goes through
-the controller's writer, so it never races the open conversation's saving."""
+"""The chats list's side of the chats: listing them on start (from the index, on a worker
+thread), search, rename, delete and undo, export and import, and the files set aside. Held by
+the conversation controller; every change goes through the same writer (and journal) as the
+open conversation's saving, so it never races it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from pathlib import Path
+from typing import Protocol
 
-from PySide6.QtCore import SignalInstance
+from PySide6.QtCore import QObject, Signal
 
 from kobold_gui.core.chats.store import ChatStore
-from kobold_gui.core.chats.types import ChatSummary, Conversation, Op, op_meta
+from kobold_gui.core.chats.types import ChatSummary, Conversation, op_meta
 from kobold_gui.core.chats.writer import ChatWriter
-from kobold_gui.core.engine.types import SamplingParams
+from kobold_gui.ui.chat.chat_files import ChatFiles
 from kobold_gui.ui.chat.conversation_list import ConversationList
+from kobold_gui.ui.chat.journal import ChatJournal
+from kobold_gui.ui.chat.notice import SetAsideNotice
 from kobold_gui.ui.common.background import LatestJob
 
 
-class ChatLibrary:
-    # Provided by ConversationController:
+class OpenChat(Protocol):
+    """What the library needs of the open conversation's controller."""
+
     conversation: Conversation
-    sampling: SamplingParams
-    store: ChatStore
-    writer: ChatWriter
-    chat_list: ConversationList
-    say: Callable[[str], None]
-    problemsChanged: SignalInstance
-    _renamed: SignalInstance
-    _saved: bool
-    _scan: LatestJob
-    _search: LatestJob
-    _deleted_id: str | None
 
     @property
-    def streaming(self) -> bool:
-        raise NotImplementedError
+    def streaming(self) -> bool: ...
 
-    def open(self, conv_id: str) -> None:
-        raise NotImplementedError
+    def open(self, conv_id: str) -> None: ...
 
-    def _show(self, conv: Conversation, saved: bool) -> None:
-        raise NotImplementedError
+    def new(self) -> None: ...
 
-    def _record(self, *ops: Op) -> None:
-        raise NotImplementedError
+    def show(self, conv: Conversation, saved: bool) -> None: ...
 
+
+class ChatLibrary(QObject):
+    problemsChanged = Signal(list)  # messages about chat files set aside
+    _renamed = Signal(object)  # ChatSummary, from the writer thread
+
+    def __init__(
+        self,
+        chat: OpenChat,
+        store: ChatStore,
+        writer: ChatWriter,
+        journal: ChatJournal,
+        files: ChatFiles,
+        say: Callable[[str], None],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.chat, self.store, self.writer, self.journal = chat, store, writer, journal
+        self.chat_list: ConversationList = journal.chat_list
+        self.files, self.say = files, say
+        self.notice = SetAsideNotice(store.folder)  # the window puts it in its status bar
+        self._deleted_id: str | None = None
+        self._scan = LatestJob(self)
+        self._search = LatestJob(self)
+        self._connect(self.chat_list)
+
+    def _connect(self, chat_list: ConversationList) -> None:
+        self._renamed.connect(chat_list.upsert)
+        chat_list.openRequested.connect(self.chat.open)
+        chat_list.renameRequested.connect(self.rename)
+        chat_list.deleteRequested.connect(self.delete)
+        chat_list.undoRequested.connect(self.undelete)
+        chat_list.searchChanged.connect(self.search)
+        chat_list.exportRequested.connect(lambda: self.files.export_dialog(self.chat.conversation))
+        chat_list.importRequested.connect(lambda: self.files.import_dialog(self.imported))
+        chat_list.openFolderRequested.connect(self.notice.open_folder)
+        self.problemsChanged.connect(self.notice.show_problems)
+        self.problemsChanged.connect(chat_list.show_problems)
+
+    def report_problems(self) -> None:
+        self.problemsChanged.emit(list(self.store.problems))
+
+    # -- listing ----------------------------------------------------------------------------
     def open_last(self) -> None:
         """Lists the chats (from the index, on a worker thread), then opens the latest."""
         self._scan.run(
@@ -56,43 +87,12 @@ class ChatLibrary:
 
     def _scanned(self, summaries: list[ChatSummary]) -> None:
         self.chat_list.set_summaries(summaries)
-        if self._saved:
-            self.chat_list.upsert(self.conversation.summary())
-        self.problemsChanged.emit(list(self.store.problems))
-        if summaries and not self._saved and not self.conversation.messages:
-            self.open(summaries[0].id)
-
-    def rename(self, conv_id: str, title: str) -> None:
-        if conv_id == self.conversation.id:
-            self.conversation.title = title
-            if self._saved:
-                self._record()
-            return
-        self.writer.call(lambda: self._renamed.emit(self._rename_saved(conv_id, title)))
-
-    def _rename_saved(self, conv_id: str, title: str) -> ChatSummary:  # on the writer thread
-        conv = self.store.load(conv_id)
-        conv.title = title
-        self.store.append(conv_id, [op_meta(conv)])
-        return conv.summary()
-
-    def delete(self, conv_id: str) -> None:
-        if conv_id == self.conversation.id:
-            if self.streaming:
-                self.say("Stop the reply first, then delete the chat.")
-                return
-            self._show(Conversation(sampling=asdict(self.sampling)), saved=False)
-        self.writer.call(lambda: self.store.delete(conv_id))
-        self._deleted_id = conv_id
-        self.chat_list.remove(conv_id)
-        self.chat_list.deleted()
-
-    def undelete(self) -> None:
-        if self._deleted_id is None or self.streaming:
-            return
-        conv_id, self._deleted_id = self._deleted_id, None
-        self.writer.call(lambda: self.store.undelete(conv_id))
-        self.open(conv_id)
+        conversation = self.chat.conversation
+        if self.journal.saved:
+            self.chat_list.upsert(conversation.summary())
+        self.report_problems()
+        if summaries and not self.journal.saved and not conversation.messages:
+            self.chat.open(summaries[0].id)
 
     def search(self, text: str) -> None:
         if not text.strip():
@@ -104,3 +104,56 @@ class ChatLibrary:
             done=self.chat_list.set_search_result,
             failed=lambda e: self.say(f"Search failed: {e}"),
         )
+
+    # -- changing the list ----------------------------------------------------------------------
+    def rename(self, conv_id: str, title: str) -> None:
+        conversation = self.chat.conversation
+        if conv_id == conversation.id:
+            conversation.title = title
+            if self.journal.saved:
+                self.journal.record(conversation)
+            return
+        self.writer.call(lambda: self._renamed.emit(self._rename_saved(conv_id, title)))
+
+    def _rename_saved(self, conv_id: str, title: str) -> ChatSummary:  # on the writer thread
+        conv = self.store.load(conv_id)
+        conv.title = title
+        self.store.append(conv_id, [op_meta(conv)])
+        return conv.summary()
+
+    def delete(self, conv_id: str) -> None:
+        if conv_id == self.chat.conversation.id:
+            if self.chat.streaming:
+                self.say("Stop the reply first, then delete the chat.")
+                return
+            self.chat.new()
+        self.writer.call(lambda: self.store.delete(conv_id))
+        self._deleted_id = conv_id
+        self.chat_list.remove(conv_id)
+        self.chat_list.deleted()
+
+    def undelete(self) -> None:
+        if self._deleted_id is None or self.chat.streaming:
+            return
+        conv_id, self._deleted_id = self._deleted_id, None
+        self.writer.call(lambda: self.store.undelete(conv_id))
+        self.chat.open(conv_id)
+
+    # -- export and import ----------------------------------------------------------------------
+    def write_export(self, path: Path, name_filter: str | None = None) -> Path:
+        return self.files.write(self.chat.conversation, path, name_filter)
+
+    def read_import(self, path: Path) -> None:
+        conv = self.files.read(path)
+        if conv is not None:
+            self.imported(conv)
+
+    def imported(self, conv: Conversation) -> None:
+        """An imported chat is saved and opened."""
+        if self.chat.streaming:
+            self.say("Stop the reply first, then import.")
+            return
+        self.writer.save(conv)
+        self.chat.show(conv, saved=True)
+        self.chat_list.upsert(conv.summary())
+        self.chat_list.mark_current(conv.id)

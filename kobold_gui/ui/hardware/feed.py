@@ -1,6 +1,7 @@
 """The hardware side of the launch: llama.cpp's build and devices (read once, off the GUI
-thread) and NVML's GPUs (each poll) become the hardware report the launch state plans with,
-and what the GPUs tab and the launch panel show of them."""
+thread) and NVML's GPUs (each poll) become the hardware report the launch state plans with.
+The panels that show them follow the launch state themselves (the GPUs tab its build
+warnings, the launch panel whether GPU settings matter) or the GPU monitor (the cards)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ from kobold_gui.core.hardware.report import hardware_report
 from kobold_gui.core.launch.state import LaunchState
 from kobold_gui.core.llama.library import backend_info
 from kobold_gui.ui.common.background import LatestJob
-from kobold_gui.ui.hardware.gpu_panel import GpuPanel
-from kobold_gui.ui.launch.launch_panel import LaunchPanel
 from kobold_gui.ui.text.plan_summary import what_if_gpus
 
 
@@ -29,15 +28,10 @@ class HardwareFeed(QObject):
     backendFailed = Signal(str)
 
     def __init__(
-        self,
-        state: LaunchState,
-        gpus: GpuPanel,
-        launch: LaunchPanel,
-        paused: Callable[[], bool],
-        parent: QObject | None = None,
+        self, state: LaunchState, paused: Callable[[], bool], parent: QObject | None = None
     ) -> None:
         super().__init__(parent)
-        self.state, self.gpus, self.launch, self.paused = state, gpus, launch, paused
+        self.state, self.paused = state, paused
         self.backend: BackendInfo | None = None
         self.devices: list[BackendDevice] = []
         self.inventory = Inventory()
@@ -49,15 +43,11 @@ class HardwareFeed(QObject):
 
     def inventory_updated(self, inventory: Inventory) -> None:
         self.inventory = inventory
-        self.gpus.update_inventory(inventory)
-        if self.backend is None:
+        # A load's own allocations are not a reason to re-plan.
+        if self.backend is None or self.paused():
             return
         report = hardware_report(inventory, self.backend, self.devices)
-        self.gpus.set_build_note(" ".join(report.warnings))
-        if self.paused():  # a load's own allocations are not a reason to re-plan
-            return
         what_if = what_if_gpus(inventory) if not self.backend.gpu_offload else None
-        self.launch.set_gpu_offload(self.backend.gpu_offload or bool(what_if))
         self.state.set_backend(self.backend.gpu_offload, report, what_if)
 
     def _backend_ready(self, found: tuple[BackendInfo, list[BackendDevice]]) -> None:

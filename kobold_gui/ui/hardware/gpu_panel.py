@@ -1,6 +1,8 @@
 """The GPU panel: one card per NVIDIA GPU with a VRAM bar (this app / others / free),
 utilization, temperature, power and a 60-second graph; check boxes for the GPUs the model
-may use and the main GPU. Fed by GpuMonitor snapshots; it never calls NVML itself."""
+may use and the main GPU. Fed by GpuMonitor snapshots; it never calls NVML itself. Given the
+launch state, it follows it itself: the GPUs chosen elsewhere (a model's saved settings) and
+the build's warnings show here, and the choice made here goes there."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from kobold_gui.core.hardware.nvml import GpuSnapshot, Inventory
+from kobold_gui.core.launch.state import LaunchState
 from kobold_gui.core.launch.values import ALL_GPUS, GpuSelection
 from kobold_gui.core.units import human_bytes
 
@@ -145,7 +148,7 @@ class GpuCard(QFrame):
 class GpuPanel(QWidget):
     selectionChanged = Signal(object, int)  # GpuSelection, main GPU (-1 = first)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, state: LaunchState | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.cards: dict[int, GpuCard] = {}
         self.header = QLabel("Looking for GPUs…")
@@ -164,6 +167,19 @@ class GpuPanel(QWidget):
         layout.addStretch(1)
         self._t0: float | None = None
         self._selection: tuple[GpuSelection, int] = (ALL_GPUS, -1)
+        self._emitting = False  # the choice is this panel's own edit
+        if state is not None:
+            self._chosen = (state.config.gpus, state.config.maingpu)  # the state's, last seen
+            state.subscribe(self._launch_changed)
+            self.selectionChanged.connect(lambda gpus, main: state.edit(gpus=gpus, maingpu=main))
+
+    def _launch_changed(self, state: LaunchState) -> None:
+        chosen = (state.config.gpus, state.config.maingpu)
+        if chosen != self._chosen:
+            self._chosen = chosen
+            if not self._emitting:
+                self.set_selection(*chosen)
+        self.set_build_note(" ".join(state.hardware.warnings) if state.hardware else "")
 
     def set_build_note(self, text: str) -> None:
         self.build_note.setText(text)
@@ -228,4 +244,8 @@ class GpuPanel(QWidget):
 
     def _emit_selection(self) -> None:
         self._selection = self.selection()
-        self.selectionChanged.emit(*self._selection)
+        self._emitting = True
+        try:
+            self.selectionChanged.emit(*self._selection)
+        finally:
+            self._emitting = False

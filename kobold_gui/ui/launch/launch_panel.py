@@ -66,7 +66,6 @@ class LaunchPanel(QWidget):
         self.gpu_layers_note = QLabel()
         self.gpu_layers_note.setObjectName("gpuLayersNote")
         self.gpu_layers_note.setWordWrap(True)
-        self.gpu_offload = True
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         for opt in (o for o in OPTIONS if o.label):
@@ -107,14 +106,13 @@ class LaunchPanel(QWidget):
     def set_config(self, config: LaunchConfig) -> None:
         self.state.set_config(config)
 
-    def set_gpu_offload(self, can_offload: bool) -> None:
-        """Settings that only matter with a GPU are hidden when nothing can be offloaded
-        (remote machines' devices count: layers can go there)."""
-        self.gpu_offload = can_offload
-        self._show_gpu_settings()
-
     def _show_gpu_settings(self) -> None:
-        visible = self.gpu_offload or bool(self.state.remote)
+        """Settings that only matter with a GPU are hidden when nothing can be offloaded: a
+        CPU-only build with no GPUs to plan for as a what-if (remote machines' devices count:
+        layers can go there). Shown until the build is known."""
+        state = self.state
+        offload = state.gpu_offload is not False or bool(state.assumed_gpus)
+        visible = offload or bool(state.remote)
         for opt in OPTIONS:
             if opt.gpu_only and opt.name in self.rows:
                 for w in self.rows[opt.name]:

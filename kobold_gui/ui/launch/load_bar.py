@@ -1,10 +1,14 @@
 """Load, Cancel and Unload with the load's progress and status: always in view below the
-tabs, whatever tab or scroll position."""
+tabs, whatever tab or scroll position. Which of them are offered is the window's session
+(core/session.py); whether the launch is over budget, the launch state's plan."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from kobold_gui.core.launch.state import LaunchState
+from kobold_gui.core.session import Session, SessionState
 
 
 class LoadBar(QWidget):
@@ -37,26 +41,30 @@ class LoadBar(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
 
-    def show_loadable(self, enabled: bool, over_budget: list[str] | None) -> None:
-        """Load is offered (or not); over budget, it says so and why in its tooltip."""
-        self.load_button.setEnabled(enabled)
-        self.load_button.setText("Load (over budget!)" if over_budget else "Load model")
-        self.load_button.setToolTip("\n".join(over_budget or ()))
+    def follow(self, session: Session, launch: LaunchState) -> None:
+        session.subscribe(self.show_session)
+        launch.subscribe(self.show_plan)
+
+    def show_session(self, state: SessionState) -> None:
+        self.load_button.setEnabled(state.can_load)
+        self.unload_button.setEnabled(state.can_unload)
+        self.cancel_button.setVisible(state.can_cancel_load)
+        self.progress.setVisible(state.can_cancel_load)
+
+    def show_plan(self, launch: LaunchState) -> None:
+        """Over budget, Load says so, and why in its tooltip."""
+        plan = launch.resolved.plan if launch.resolved else None
+        over = list(plan.messages) if plan is not None and not plan.fits else None
+        self.load_button.setText("Load (over budget!)" if over else "Load model")
+        self.load_button.setToolTip("\n".join(over or ()))
 
     def loading(self, name: str) -> None:
-        self.load_button.setEnabled(False)
-        self.unload_button.setEnabled(False)
-        self.cancel_button.show()
         self.progress.setValue(0)
         self.progress.setFormat(f"Loading {name}… %p%")
-        self.progress.show()
         self.status.setText("Loading…")
 
     def set_progress(self, value: float) -> None:
         self.progress.setValue(round(value * 1000))
 
-    def done(self, text: str, model_loaded: bool) -> None:
-        self.cancel_button.hide()
-        self.progress.hide()
-        self.unload_button.setEnabled(model_loaded)
+    def done(self, text: str) -> None:
         self.status.setText(text)

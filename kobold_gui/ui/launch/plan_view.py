@@ -1,7 +1,9 @@
 """The memory plan, drawn: one bar per GPU stacked by weights / KV cache / compute / CUDA
 context against its free memory (red when over budget), the CPU's share in RAM, and the
 split between GPUs as editable shares. It redraws on every change of the launch settings,
-before anything is loaded; after a load it shows the measured use beside the plan."""
+before anything is loaded; after a load it shows the measured use beside the plan. Given the
+launch state, it follows it itself: the plan, and a split set elsewhere (a model's saved
+settings); edited shares go there."""
 
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kobold_gui.core.launch.state import LaunchState
 from kobold_gui.core.plan.memory_plan import DevicePlan, MemoryPlan
 from kobold_gui.core.units import human_bytes
 from kobold_gui.ui.common.wheel_guard import guard_wheel
+from kobold_gui.ui.text.plan_summary import plan_summary
 
 PARTS = (
     ("weights", QColor("#3584e4")),
@@ -86,9 +90,10 @@ def _legend(remote: bool) -> str:
 class SplitEditor(QWidget):
     splitChanged = Signal(object)  # tuple of shares per device; () = automatic (free memory)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, state: LaunchState | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.plan: MemoryPlan | None = None
+        self._emitting = False  # the split is this editor's own edit
         self.bars: list[PlanBar] = []
         self.labels: list[QLabel] = []
         self.shares: list[QDoubleSpinBox] = []
@@ -121,6 +126,22 @@ class SplitEditor(QWidget):
         layout.addWidget(self.measured)
         layout.addWidget(legend)
         self.auto_split.toggled.connect(self._auto_toggled)
+        if state is not None:
+            self._split = state.config.tensor_split  # as the launch state had it last
+            state.subscribe(self._launch_changed)
+            self.splitChanged.connect(lambda split: state.edit(tensor_split=split))
+
+    def _launch_changed(self, state: LaunchState) -> None:
+        split = state.config.tensor_split
+        if split != self._split:
+            self._split = split
+            if not self._emitting:  # set elsewhere; typed shares stay as typed
+                self.show_split(split)
+        launch = state.resolved
+        self.set_plan(
+            launch.plan if launch else None,
+            plan_summary(launch, bool(state.assumed_gpus)) if launch else state.error or "",
+        )
 
     def set_plan(self, plan: MemoryPlan | None, note: str = "") -> None:
         self.plan = plan
@@ -218,7 +239,7 @@ class SplitEditor(QWidget):
 
     def _shares_edited(self, *_args: object) -> None:
         if self.auto_split.isChecked():
-            self.splitChanged.emit(())
+            self._emit_split(())
             return
         visible = tuple(
             b.value()
@@ -226,4 +247,11 @@ class SplitEditor(QWidget):
             if row.isVisibleTo(self)
         )
         if any(visible):
-            self.splitChanged.emit(visible)
+            self._emit_split(visible)
+
+    def _emit_split(self, split: tuple[float, ...]) -> None:
+        self._emitting = True
+        try:
+            self.splitChanged.emit(split)
+        finally:
+            self._emitting = False
