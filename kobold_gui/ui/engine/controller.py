@@ -1,5 +1,5 @@
 """The window's side of the engine: a thin Qt adapter over the core job runner
-(core/engine/worker.py), whose thread owns the Engine. The window's requests become jobs in
+(core/engine/worker.py), whose thread owns the engine. The window's requests become jobs in
 the same queue as the API's; their results come back as signals on the GUI thread."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from kobold_gui.core.benchmark.results import Candidate, SweepRow
 from kobold_gui.core.benchmark.sweep import run_sweep
-from kobold_gui.core.engine.engine import Engine
 from kobold_gui.core.engine.loaded_model import LoadedModel
 from kobold_gui.core.engine.prompt_template import Message
+from kobold_gui.core.engine.protocol import Engine
 from kobold_gui.core.engine.types import (
     EngineError,
     GenerationResult,
@@ -77,10 +77,7 @@ class EngineController(QObject):
                 last[0] = value
                 self._emit("loadProgress", value)
 
-        def run(engine: Engine, cancel: threading.Event) -> LoadedModel:
-            return engine.load(launch, progress, cancel, info)
-
-        self._load_job = self.worker.submit(Job("load", run, on_done=self._load_done))
+        self._load_job = self.worker.load(launch, progress, info, on_done=self._load_done)
 
     def _load_done(self, job: Job[LoadedModel]) -> None:
         still = self.worker.loaded
