@@ -36,7 +36,7 @@ def child_engine(model: str | None, tokens: int, ctx: int, threads: int) -> None
     """Runs in a fresh process: load, warm up, one timed generation; prints JSON."""
     from pathlib import Path
 
-    from kobold_gui.core.engine.engine import Engine
+    from kobold_gui.core.engine.local import LocalEngine
     from kobold_gui.core.engine.types import SamplingParams
     from kobold_gui.core.hardware.nvml import GpuInventory
     from kobold_gui.core.hardware.probe import probe_hardware
@@ -48,7 +48,7 @@ def child_engine(model: str | None, tokens: int, ctx: int, threads: int) -> None
 
     path = Path(model) if model else default_model_path()
     assert path is not None
-    engine = Engine()
+    engine = LocalEngine()
     config = LaunchConfig(contextsize=ctx, threads=threads)
     # Launched as the server launches it (GPU layers, devices): the same work on both sides.
     offload = backend_info().gpu_offload

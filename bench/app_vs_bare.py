@@ -26,7 +26,7 @@ os.environ.setdefault("KOBOLD_GUI_HOME", "/tmp/kobold-gui-bench-home")
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.engine.prompt_template import ChatFormatter, Message
 from kobold_gui.core.engine.types import SamplingParams
 from kobold_gui.core.launch.options import LaunchConfig
@@ -166,7 +166,7 @@ def startup_times(runs: int) -> list[float]:
 
 
 def stop_latency_core(model: Path) -> tuple[float, int, int]:
-    engine = Engine()
+    engine = LocalEngine()
     engine.load(
         resolve_launch(
             LaunchConfig(contextsize=8192, blasbatchsize=4096, threads=2), model, None, False

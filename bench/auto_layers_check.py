@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.engine.types import EngineError
 from kobold_gui.core.hardware.nvml import GpuInventory
 from kobold_gui.core.hardware.probe import probe_hardware
@@ -31,7 +31,7 @@ def main() -> None:
         report = probe_hardware(inventory.snapshot())
         config = LaunchConfig(contextsize=ctx, vrammargin=margin, flashattention="on")
         launch = resolve_launch(config, path, info, True, report)
-        engine = Engine()
+        engine = LocalEngine()
         try:
             engine.load(launch)
             loaded = "loaded"

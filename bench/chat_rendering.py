@@ -21,7 +21,7 @@ from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from kobold_gui.core.chats.store import ChatStore
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.types import GenerationResult, SamplingParams
 from kobold_gui.core.launch.options import LaunchConfig
@@ -105,7 +105,7 @@ def stream_reply(
 def ttft_by_turn(turns: int = 10) -> list[GenerationResult]:
     model = default_model_path()
     assert model is not None
-    engine = Engine()
+    engine = LocalEngine()
     engine.load(resolve_launch(LaunchConfig(contextsize=8192), model, None, False))
     history = [Message("system", "You are a helpful assistant.")]
     results = []

@@ -1,6 +1,6 @@
 """What running the engine in a child process costs, side by side in one run: the same model
-and settings loaded in-process and in the child (Engine(isolate=True), the path of loads over
-other machines), then replies alternating between the two: time to first token, generation
+and settings loaded in-process (LocalEngine) and in the child (ChildEngine, the path of loads
+over other machines), then replies alternating between the two: time to first token, generation
 tokens/s (each the engine's own figures, after llama_synchronize), the wall time of the whole
 reply as the caller sees it (the child's relay included), and load time. Optionally the same
 split over local RPC servers (--rpc HOST:PORT,...).
@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 import kobold_gui  # noqa: F401  (libllama before numpy)
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.child import ChildEngine
+from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.engine.prompt_template import Message
+from kobold_gui.core.engine.protocol import Engine
 from kobold_gui.core.engine.types import GenerationResult, SamplingParams
 from kobold_gui.core.launch.options import LaunchConfig
 from kobold_gui.core.launch.resolve import resolve_launch
@@ -51,7 +53,7 @@ def main() -> None:
     print(f"backend {backend.name}, gpu offload {backend.gpu_offload}, model {path.name}")
     config = LaunchConfig(contextsize=args.ctx, gpulayers=args.gpulayers)
     launch = resolve_launch(config, path, info, backend.gpu_offload, None)
-    engines = {"in-process": Engine(), "child process": Engine(isolate=True)}
+    engines: dict[str, Engine] = {"in-process": LocalEngine(), "child process": ChildEngine()}
     if args.rpc:
         rpc_config = config.with_values(rpc=args.rpc)
         remote = [d for e in rpc_config.rpc for d in probe(e).devices]
@@ -64,7 +66,7 @@ def main() -> None:
         engine.load(launch)
         loads[name] = time.perf_counter() - t0
     if args.rpc:
-        engines["over RPC"] = Engine()
+        engines["over RPC"] = ChildEngine()
         t0 = time.perf_counter()
         engines["over RPC"].load(rpc_launch)
         loads["over RPC"] = time.perf_counter() - t0

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.types import SamplingParams
 from kobold_gui.core.hardware.nvml import GpuInventory
@@ -66,7 +66,7 @@ def main() -> None:
     report = probe_hardware(inventory.snapshot())
     config = LaunchConfig(contextsize=args.contextsize, gpulayers=-1, flashattention="on")
     launch = resolve_launch(config, model, read_gguf(model), report.gpu_offload, report)
-    engine = Engine()
+    engine = LocalEngine()
     loaded = engine.load(launch)
     reply = engine.chat(
         [Message("user", "Hello")], SamplingParams(max_tokens=32, temperature=0), lambda _t: None

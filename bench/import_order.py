@@ -26,7 +26,7 @@ from kobold_gui.cli.common import open_inventory
 from kobold_gui.core.llama.library import backend_info
 from kobold_gui.core.hardware.probe import probe_hardware
 from kobold_gui.core.engine.prompt_template import Message
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.engine.types import SamplingParams
 from kobold_gui.core.models.gguf_info import read_gguf
 from kobold_gui.core.launch.resolve import resolve_launch
@@ -37,7 +37,7 @@ info = read_gguf(path)
 backend = backend_info()
 report = probe_hardware(open_inventory().snapshot()) if backend.gpu_offload else None
 launch = resolve_launch(LaunchConfig(contextsize=512), path, info, backend.gpu_offload, report)
-engine = Engine()
+engine = LocalEngine()
 engine.load(launch, info=info)
 result = engine.chat([Message("user", "Hi")], SamplingParams(max_tokens=2), lambda _t: None)
 assert result.generated_tokens > 0

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.engine.types import EngineError
 from kobold_gui.core.hardware.nvml import GpuInventory
 from kobold_gui.core.hardware.probe import probe_hardware
@@ -124,7 +124,7 @@ def main() -> None:
             "plan_rc": plan_cli.returncode,
             "n_gpu_layers": launch.n_gpu_layers,
         }
-        engine = Engine()
+        engine = LocalEngine()
         try:
             engine.load(launch)
         except EngineError as e:

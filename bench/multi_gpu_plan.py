@@ -136,13 +136,13 @@ def load_child(model: Path, split: str, baseline: list[int], estimate: bool) -> 
 
     import llama_cpp
 
-    from kobold_gui.core.engine.engine import Engine
+    from kobold_gui.core.engine.local import LocalEngine
     from kobold_gui.core.llama.buffers import parse_buffer_sizes
     from kobold_gui.core.llama.log import llama_log_count, llama_log_since
 
     n_ctx0, ub0, fa0 = CONTEXTS[0]
     launch, info = _launch(model, split, n_ctx0, ub0, fa0)
-    engine = Engine()
+    engine = LocalEngine()
     t = time.perf_counter()
     loaded = engine.load(launch, info=info)
     load_s = time.perf_counter() - t

@@ -26,7 +26,7 @@ from typing import Any
 import kobold_gui  # noqa: F401  (libllama first)
 from bench.multi_gpu_plan import nvml_used, plan_rows
 from kobold_gui.core.engine.child_process import self_command
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.choice import engine_for
 from kobold_gui.core.hardware.nvml import GpuInventory
 from kobold_gui.core.hardware.probe import probe_hardware
 from kobold_gui.core.launch.options import LaunchConfig
@@ -91,7 +91,7 @@ def launch_for(model: Path, rpc: bool) -> ResolvedLaunch:
 def run(model: Path, rpc: bool, prompt: int, gen: int) -> dict[str, Any]:
     launch = launch_for(model, rpc)
     before = nvml_used()
-    engine = Engine()
+    engine = engine_for(launch)
     t0 = time.perf_counter()
     loaded = engine.load(launch)
     load_s = time.perf_counter() - t0
@@ -157,7 +157,7 @@ def main() -> None:
         loads = []
         for _ in range(2):
             launch = launch_for(args.model, True)
-            engine = Engine()
+            engine = engine_for(launch)
             t0 = time.perf_counter()
             engine.load(launch)
             loads.append(time.perf_counter() - t0)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kobold_gui.core.benchmark.results import candidates_from
 from kobold_gui.core.benchmark.sweep import run_sweep
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.launch.options import LaunchConfig
 from kobold_gui.core.launch.resolve import resolve_launch
 from kobold_gui.core.models.files import default_model_path
@@ -23,7 +23,7 @@ from kobold_gui.core.models.files import default_model_path
 def main() -> None:
     model = Path(sys.argv[1]) if len(sys.argv) > 1 else default_model_path()
     assert model is not None
-    engine = Engine()
+    engine = LocalEngine()
     engine.load(resolve_launch(LaunchConfig(contextsize=8192), model, None, False))
     latencies = []
     for delay in (0.3, 0.6, 0.9, 1.2, 1.5):

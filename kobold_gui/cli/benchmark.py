@@ -20,7 +20,7 @@ from kobold_gui.core.benchmark.results import (
     sweep_identity,
 )
 from kobold_gui.core.benchmark.sweep import run_sweep
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.choice import engine_for
 from kobold_gui.core.launch.resolve import ResolvedLaunch
 from kobold_gui.core.llama.library import backend_info
 from kobold_gui.core.models.gguf_info import read_gguf
@@ -89,7 +89,7 @@ def benchmark(args: argparse.Namespace) -> int:
     path = model_path(args)
     info = read_gguf(path)
     resolved = resolve(args, path, info)
-    engine = Engine()
+    engine = engine_for(resolved)
     engine.load(resolved, info=info)
     total = len(candidates) * args.repeats
 

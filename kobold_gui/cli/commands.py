@@ -11,7 +11,7 @@ import threading
 
 from kobold_gui.cli.common import model_path, open_inventory, resolve
 from kobold_gui.cli.parser import CliError
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.choice import engine_for
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.types import EngineError, SamplingParams
 from kobold_gui.core.hardware.probe import probe_hardware
@@ -56,7 +56,7 @@ def run_prompt(args: argparse.Namespace) -> int:
     path = model_path(args)
     info = read_gguf(path)
     resolved = resolve(args, path, info)
-    engine = Engine()
+    engine = engine_for(resolved)
     engine.load(resolved, info=info)
     messages = [Message("system", args.system)] if args.system else []
     messages.append(Message("user", args.prompt))

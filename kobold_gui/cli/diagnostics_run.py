@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from kobold_gui.cli.common import model_path, open_inventory, resolve
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.choice import engine_for
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.types import SamplingParams
 from kobold_gui.core.llama.library import backend_info
@@ -24,8 +24,9 @@ def load_and_reply(args: argparse.Namespace, report: dict[str, Any]) -> None:
     path = model_path(args)
     info = read_gguf(path)
     report["model"] = str(path)
-    engine = Engine()
-    loaded = engine.load(resolve(args, path, info), info=info)
+    launch = resolve(args, path, info)
+    engine = engine_for(launch)
+    loaded = engine.load(launch, info=info)
     report["load_seconds"] = round(loaded.load_seconds, 3)
     result = engine.chat(
         [Message("user", "Say hello.")],

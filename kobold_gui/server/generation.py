@@ -10,7 +10,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.protocol import Engine
 from kobold_gui.core.engine.types import EngineError, GenerationResult, SamplingParams
 from kobold_gui.core.engine.worker import Job, ModelUnavailable
 from kobold_gui.server.state import ServerState

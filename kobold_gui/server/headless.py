@@ -58,11 +58,9 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _load(worker: Any, launch: ResolvedLaunch, info: GGUFInfo) -> Any:
-    from kobold_gui.core.engine.worker import Job
-
     name = launch.model_path.name if launch.model_path else "model"
     print(f"Loading {name}…", file=sys.stderr, flush=True)
-    job = worker.submit(Job("load", lambda engine, cancel: engine.load(launch, None, cancel, info)))
+    job = worker.load(launch, info=info)
     while not job.wait(0.5):
         pass
     return job

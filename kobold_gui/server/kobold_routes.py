@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from sse_starlette.sse import EventSourceResponse
 
 from kobold_gui import __version__
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.protocol import Engine
 from kobold_gui.core.engine.types import GenerationResult, SamplingParams
 from kobold_gui.core.engine.worker import ModelUnavailable
 from kobold_gui.server.auth import authorized, require_key

@@ -13,8 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from sse_starlette.sse import EventSourceResponse
 
-from kobold_gui.core.engine.engine import Engine
 from kobold_gui.core.engine.prompt_template import Message
+from kobold_gui.core.engine.protocol import Engine
 from kobold_gui.core.engine.types import GenerationResult, SamplingParams
 from kobold_gui.core.engine.worker import ModelUnavailable
 from kobold_gui.server.auth import require_key

@@ -287,12 +287,12 @@ def test_a_kill_mid_stream_leaves_a_readable_chat(tmp_path: Path) -> None:
 
 
 def test_overlong_conversation_drops_the_oldest_turns(tiny_model: Path) -> None:
-    from kobold_gui.core.engine.engine import Engine
+    from kobold_gui.core.engine.local import LocalEngine
     from kobold_gui.core.engine.types import SamplingParams
     from kobold_gui.core.launch.options import LaunchConfig
     from kobold_gui.core.launch.resolve import resolve_launch
 
-    engine = Engine()
+    engine = LocalEngine()
     engine.load(resolve_launch(LaunchConfig(contextsize=512), tiny_model, None, False))
     turns = [Message("system", "You are terse.")]
     for i in range(12):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.stop_strings import StopStringFilter
 from kobold_gui.core.engine.types import EngineError, LoadCancelled, SamplingParams
@@ -18,14 +18,14 @@ from kobold_gui.core.models.gguf_info import ModelFileError
 GREEDY = SamplingParams(max_tokens=24, temperature=0.0)
 
 
-def load(path: Path, **options: object) -> Engine:
-    engine = Engine()
+def load(path: Path, **options: object) -> LocalEngine:
+    engine = LocalEngine()
     engine.load(resolve_launch(LaunchConfig().with_values(**options), path, None, False))
     return engine
 
 
 @pytest.fixture(scope="module")
-def smol(default_model: Path) -> Engine:
+def smol(default_model: Path) -> LocalEngine:
     engine = load(default_model, contextsize=2048)
     yield engine
     engine.close()
@@ -46,7 +46,7 @@ def test_batch_values_read_back_from_the_context(
 ) -> None:
     config = LaunchConfig(blasbatchsize=blas, contextsize=ctx, batchpolicy=policy)
     launch = resolve_launch(config, tiny_model, None, False)
-    engine = Engine()
+    engine = LocalEngine()
     loaded = engine.load(launch)
     try:
         assert (loaded.n_batch, loaded.n_ubatch) == expected
@@ -56,7 +56,7 @@ def test_batch_values_read_back_from_the_context(
         engine.close()
 
 
-def test_reply_streams_in_pieces_and_is_deterministic_when_greedy(smol: Engine) -> None:
+def test_reply_streams_in_pieces_and_is_deterministic_when_greedy(smol: LocalEngine) -> None:
     pieces: list[str] = []
     messages = [Message("user", "What is the capital of France?")]
     first = smol.chat(messages, GREEDY, pieces.append)
@@ -68,7 +68,7 @@ def test_reply_streams_in_pieces_and_is_deterministic_when_greedy(smol: Engine) 
     assert first.tokens_per_s > 0 and first.time_to_first_token_s > 0
 
 
-def test_next_turn_reuses_the_cached_prefix(smol: Engine) -> None:
+def test_next_turn_reuses_the_cached_prefix(smol: LocalEngine) -> None:
     turn1 = [Message("system", "Be brief."), Message("user", "Name a colour.")]
     r1 = smol.chat(turn1, GREEDY, lambda _t: None)
     turn2 = [*turn1, Message("assistant", r1.text), Message("user", "Another one?")]
@@ -146,7 +146,7 @@ def test_load_can_be_cancelled_from_the_progress_callback(default_model: Path) -
         if value > 0.2:
             cancel.set()
 
-    engine = Engine()
+    engine = LocalEngine()
     launch = resolve_launch(LaunchConfig(), default_model, None, False)
     with pytest.raises(LoadCancelled):
         engine.load(launch, progress, cancel)
@@ -155,17 +155,48 @@ def test_load_can_be_cancelled_from_the_progress_callback(default_model: Path) -
 
 def test_progress_reaches_one_on_a_full_load(default_model: Path) -> None:
     seen: list[float] = []
-    engine = Engine()
+    engine = LocalEngine()
     engine.load(resolve_launch(LaunchConfig(), default_model, None, False), seen.append)
     assert seen[-1] == pytest.approx(1.0) and seen == sorted(seen) and len(seen) > 5
     engine.close()
 
 
 def test_bad_file_is_refused_before_llama_cpp(bad_files: dict[str, Path]) -> None:
-    engine = Engine()
+    engine = LocalEngine()
     for path in bad_files.values():
         with pytest.raises(ModelFileError):
             engine.load(resolve_launch(LaunchConfig(), path, None, False))
+
+
+def test_a_bad_file_given_to_the_worker_leaves_the_model_loaded(
+    tiny_model: Path, bad_files: dict[str, Path]
+) -> None:
+    from kobold_gui.core.engine.worker import EngineWorker
+
+    worker = EngineWorker()
+    try:
+        good = worker.load(resolve_launch(LaunchConfig(), tiny_model, None, False))
+        assert good.wait(120) and good.error is None and worker.loaded is not None
+        bad_path = next(iter(bad_files.values()))
+        bad = worker.load(resolve_launch(LaunchConfig(), bad_path, None, False))
+        assert bad.wait(120) and isinstance(bad.error, ModelFileError)
+        assert worker.loaded is good.result  # read before anything was freed
+        assert worker.tokenize("hello")
+    finally:
+        worker.close()
+
+
+def test_a_load_over_other_machines_or_isolated_gets_a_child_engine(tiny_model: Path) -> None:
+    from dataclasses import replace
+
+    from kobold_gui.core.engine.child import ChildEngine
+    from kobold_gui.core.engine.choice import engine_for
+
+    local = resolve_launch(LaunchConfig(), tiny_model, None, False)
+    remote = replace(local, rpc_servers=("127.0.0.1:50052",))
+    assert type(engine_for(local)) is LocalEngine
+    assert type(engine_for(remote)) is ChildEngine
+    assert type(engine_for(local, isolate=True)) is ChildEngine
 
 
 def test_loading_another_model_frees_the_first(tiny_model: Path, default_model: Path) -> None:

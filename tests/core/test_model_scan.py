@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.types import SamplingParams
 from kobold_gui.core.launch.options import LaunchConfig
@@ -256,7 +256,7 @@ def test_an_ollama_blob_loads_in_place_with_the_real_engine(apps_home: Path) -> 
     blob = next(
         m for m in scan_models(default_roots(linux(apps_home))).models if m.source == OLLAMA
     )
-    engine = Engine()
+    engine = LocalEngine()
     try:
         loaded = engine.load(resolve_launch(LaunchConfig(contextsize=512), blob.path, None, False))
         assert loaded.info.path == blob.path  # a file without .gguf in its name, not copied

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.child import ChildEngine
+from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.engine.prompt_template import Message
+from kobold_gui.core.engine.protocol import Engine
 from kobold_gui.core.engine.types import EngineError, ModelLost, SamplingParams
 from kobold_gui.core.launch.options import ConfigError, LaunchConfig
 from kobold_gui.core.launch.resolve import ResolvedLaunch, resolve_launch
@@ -118,24 +120,24 @@ def test_unreachable_address_is_refused_before_loading(default_model: Path) -> N
     from dataclasses import replace
 
     closed = f"127.0.0.1:{free_port()}"
-    engine = Engine()
+    engine = ChildEngine()
     with pytest.raises(EngineError, match=f"{closed}.*refused"):
         engine.load(replace(launch, rpc_servers=(closed,)))
     assert engine.loaded is None and engine._child is None  # no child was started
 
 
 @pytest.fixture(scope="module")
-def over_rpc(default_model: Path, servers: list[RpcServer]) -> Iterator[Engine]:
-    engine = Engine()
+def over_rpc(default_model: Path, servers: list[RpcServer]) -> Iterator[ChildEngine]:
+    engine = ChildEngine()
     engine.load(split_launch(default_model, servers))
     yield engine
     engine.close()
 
 
 def test_load_over_two_machines_and_the_cpu_chats_like_a_local_load(
-    default_model: Path, over_rpc: Engine
+    default_model: Path, over_rpc: ChildEngine
 ) -> None:
-    local = Engine()
+    local = LocalEngine()
     local.load(resolve_launch(LaunchConfig(contextsize=1024), default_model, None, False))
     try:
         expected = local.chat(QUESTION, GREEDY, lambda _t: None).text
@@ -147,7 +149,7 @@ def test_load_over_two_machines_and_the_cpu_chats_like_a_local_load(
     assert result.text == "".join(pieces) == expected  # the same numbers, computed remotely
 
 
-def test_plan_per_remote_device_matches_llama_cpp_buffers(over_rpc: Engine) -> None:
+def test_plan_per_remote_device_matches_llama_cpp_buffers(over_rpc: ChildEngine) -> None:
     loaded = over_rpc.loaded
     assert loaded is not None and loaded.launch.plan is not None
     sizes = parse_buffer_sizes(loaded.log)
@@ -165,7 +167,7 @@ def test_plan_per_remote_device_matches_llama_cpp_buffers(over_rpc: Engine) -> N
         assert real > 10 * MiB  # the layers really went there
 
 
-def test_stop_reaches_the_child_at_once(over_rpc: Engine) -> None:
+def test_stop_reaches_the_child_at_once(over_rpc: ChildEngine) -> None:
     cancel = threading.Event()
     long = SamplingParams(max_tokens=400, temperature=1.0, seed=3, ban_eos=True)
 
@@ -181,7 +183,7 @@ def test_machine_killed_mid_generation_gives_a_clear_error(
     default_model: Path, tmp_path: Path
 ) -> None:
     with rpc_servers(tmp_path, 2) as pair:
-        engine = Engine()
+        engine = ChildEngine()
         engine.load(split_launch(default_model, pair))
         victim = pair[1]
         started = threading.Event()
@@ -206,7 +208,7 @@ def test_machine_killed_mid_generation_gives_a_clear_error(
 
 def test_machine_killed_while_loading_names_it(default_model: Path, tmp_path: Path) -> None:
     with rpc_servers(tmp_path, 2) as pair:
-        engine = Engine()
+        engine = ChildEngine()
 
         def on_progress(value: float) -> None:
             if value > 0.05:
@@ -221,7 +223,7 @@ def test_cancel_while_loading_over_machines(default_model: Path, tmp_path: Path)
     from kobold_gui.core.engine.types import LoadCancelled
 
     with rpc_servers(tmp_path, 2) as pair:
-        engine = Engine()
+        engine = ChildEngine()
         cancel = threading.Event()
         with pytest.raises(LoadCancelled):
             engine.load(split_launch(default_model, pair), lambda _v: cancel.set(), cancel)
@@ -231,14 +233,14 @@ def test_cancel_while_loading_over_machines(default_model: Path, tmp_path: Path)
 
 
 def test_a_machine_serving_another_client_is_busy(
-    default_model: Path, over_rpc: Engine, servers: list[RpcServer]
+    default_model: Path, over_rpc: ChildEngine, servers: list[RpcServer]
 ) -> None:
     """One client at a time: while a model is loaded over a machine, another load is
     refused before it starts, with the reason."""
     assert over_rpc.loaded is not None
     with pytest.raises(RpcError, match="busy serving another client"):
         probe(servers[0].endpoint, timeout=0.5)
-    other = Engine()
+    other = ChildEngine()
     with pytest.raises(EngineError, match="busy serving another client"):
         other.load(over_rpc.loaded.launch)
     assert other._child is None and over_rpc.loaded is not None  # the first is untouched
@@ -304,8 +306,9 @@ def test_a_model_lost_by_any_client_is_told_to_the_worker_listeners(
         lost: list[ModelLost] = []
         worker.add_model_lost_listener(lost.append)
         launch = split_launch(default_model, pair)
-        load = worker.submit(Job("load", lambda engine, cancel: engine.load(launch, None, cancel)))
+        load = worker.load(launch)
         assert load.wait(120) and load.error is None
+        assert isinstance(worker.engine, ChildEngine)  # the worker chose it for the launch
 
         def reply(engine: Engine, cancel: threading.Event) -> object:
             long = SamplingParams(max_tokens=2000, temperature=1.0, ban_eos=True)

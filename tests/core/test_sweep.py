@@ -20,7 +20,7 @@ from kobold_gui.core.benchmark.results import (
     save_sweep,
 )
 from kobold_gui.core.benchmark.sweep import run_sweep
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.launch.options import LaunchConfig
 from kobold_gui.core.launch.resolve import resolve_launch
 
@@ -118,7 +118,7 @@ def test_bad_candidates(sizes: list[int], pairs: list[tuple[int, int]], words: s
 
 
 def test_real_sweep_of_two_candidates_then_cancel(default_model: Path) -> None:
-    engine = Engine()
+    engine = LocalEngine()
     engine.load(resolve_launch(LaunchConfig(contextsize=1024), default_model, None, False))
     runs: list[SweepRow] = []
     rows = run_sweep(

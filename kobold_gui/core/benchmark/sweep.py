@@ -22,7 +22,7 @@ from kobold_gui.core.benchmark.results import (
     SweepRow,
     merge_runs,
 )
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.protocol import Engine
 from kobold_gui.core.engine.types import EngineError, Stopped
 from kobold_gui.core.llama.buffers import parse_buffer_sizes
 

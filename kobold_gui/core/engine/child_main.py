@@ -1,28 +1,27 @@
-"""The engine's child process (started by core/engine/child_process.py): one Engine, driven by
-calls from the app over a socket. A reader thread takes the calls and the app's "cancel"
-messages (which set the running call's cancel event, llama.cpp's abort callback), so Stop
-works as in-process. The devices of remote machines are registered here, never in the app."""
+"""The engine's child process (started by core/engine/child_process.py for a ChildEngine): one
+LocalEngine, driven by calls from the app over a socket. A reader thread takes the calls and
+the app's "cancel" messages (which set the running call's cancel event, llama.cpp's abort
+callback), so Stop works as in-process. The devices of remote machines are registered here,
+never in the app."""
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.local import LocalEngine
+from kobold_gui.core.engine.text_batcher import CHILD_TO_PARENT_S, TextBatcher
 from kobold_gui.core.engine.types import EngineError
 from kobold_gui.core.launch.resolve import ResolvedLaunch
-
-TEXT_GATHER_S = 0.01
 
 
 class _Child:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.engine = Engine(in_child=True)
+        self.engine = LocalEngine()
         self.calls: queue.Queue[tuple[str, tuple[Any, ...], threading.Event] | None] = queue.Queue()
         self.replies: queue.Queue[Any] = queue.Queue()
         self.current = threading.Event()
@@ -70,24 +69,12 @@ class _Child:
         return self.engine.load(launch, lambda v: self.send(("progress", v)), cancel, info)
 
     def do_generate(self, cancel: threading.Event, tokens: list[int], params: Any) -> Any:
-        """Text goes out at once when it follows a pause, else gathered for TEXT_GATHER_S:
-        one message per token cost a fast GPU 7 % of its generation speed."""
-        pending: list[str] = []
-        last = [0.0]
+        """Text is gathered for the app (core/engine/text_batcher.py: CHILD_TO_PARENT_S)."""
+        with TextBatcher(self._send_text, CHILD_TO_PARENT_S) as text:
+            return self.engine.generate(tokens, params, text.add, cancel)
 
-        def on_text(piece: str) -> None:
-            pending.append(piece)
-            now = time.perf_counter()
-            if now - last[0] >= TEXT_GATHER_S:
-                self.send(("text", "".join(pending)))
-                pending.clear()
-                last[0] = now
-
-        try:
-            return self.engine.generate(tokens, params, on_text, cancel)
-        finally:
-            if pending:
-                self.send(("text", "".join(pending)))
+    def _send_text(self, text: str) -> None:
+        self.send(("text", text))
 
     def do_measure_batch(
         self, cancel: threading.Event, n_batch: int, n_ubatch: int, prompt: int, gen: int

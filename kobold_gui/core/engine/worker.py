@@ -1,4 +1,4 @@
-"""One thread owns the Engine; everyone else submits jobs to it.
+"""One thread owns the engine; everyone else submits jobs to it.
 
 The window's chat, the benchmark sweep and every API client share one loaded model. Jobs
 run one at a time in the order they came (FIFO across clients, as KoboldCPP's --multiuser
@@ -8,6 +8,10 @@ only their own generation; a cancelled job that has not started leaves the queue
 Loading or unloading pre-empts generations: the running one is stopped and those waiting
 fail with ModelUnavailable (an API answers 503), so no client waits on a model that is
 going away.
+
+Which engine runs the model is chosen per load (core/engine/choice.py): `load` replaces the
+engine with the kind the launch needs (in-process, or a child process for a load over other
+machines, or for every load with `isolate`). Jobs get whichever engine is current.
 """
 
 from __future__ import annotations
@@ -21,9 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from kobold_gui.core.engine.engine import Engine
+from kobold_gui.core.engine.choice import engine_for
 from kobold_gui.core.engine.loaded_model import LoadedModel
+from kobold_gui.core.engine.local import LocalEngine
+from kobold_gui.core.engine.protocol import Engine, OnProgress, model_info
 from kobold_gui.core.engine.types import EngineError, ModelLost
+from kobold_gui.core.launch.resolve import ResolvedLaunch
+from kobold_gui.core.models.gguf_info import GGUFInfo
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +50,8 @@ class QueueClosed(EngineError):
 
 @dataclass(eq=False)
 class Job(Generic[T]):
-    """A unit of work for the engine thread. `run(engine, cancel)` runs there."""
+    """A unit of work for the engine thread. `run(engine, cancel)` runs there. Loads go
+    through EngineWorker.load, which picks the engine for the launch."""
 
     kind: str  # load, unload, chat, completion, sweep, call
     run: Callable[[Engine, threading.Event], T]
@@ -75,8 +84,9 @@ class Job(Generic[T]):
 class EngineWorker:
     """The job queue and the thread that owns `engine`."""
 
-    def __init__(self, engine: Engine | None = None, name: str = "engine") -> None:
-        self.engine = engine or Engine()
+    def __init__(self, isolate: bool = False, name: str = "engine") -> None:
+        self.isolate = isolate  # every load in a child process, not only remote ones
+        self.engine: Engine = LocalEngine()  # none loaded; replaced by each load
         self._queue: deque[Job[Any]] = deque()
         self._cond = threading.Condition()
         self._running: Job[Any] | None = None
@@ -163,6 +173,35 @@ class EngineWorker:
 
     def call(self, fn: Callable[[Engine, threading.Event], T], kind: str = "call") -> Job[T]:
         return self.submit(Job(kind=kind, run=fn))
+
+    def load(
+        self,
+        launch: ResolvedLaunch,
+        on_progress: OnProgress | None = None,
+        info: GGUFInfo | None = None,
+        on_done: Callable[[Job[LoadedModel]], None] | None = None,
+        client: str = "window",
+    ) -> Job[LoadedModel]:
+        """Queue a load of `launch` on the engine it needs; the job's cancel event ends it."""
+
+        def run(_engine: Engine, cancel: threading.Event) -> LoadedModel:
+            return self._load(launch, on_progress, cancel, info)
+
+        return self.submit(Job("load", run, client=client, on_done=on_done))
+
+    def _load(
+        self,
+        launch: ResolvedLaunch,
+        on_progress: OnProgress | None,
+        cancel: threading.Event,
+        info: GGUFInfo | None,
+    ) -> LoadedModel:
+        """On the engine thread, under the model lock. The file is read before the model in
+        use is freed, so a bad file leaves that model loaded."""
+        info = model_info(launch, info)
+        self.engine.close()
+        self.engine = engine_for(launch, self.isolate)
+        return self.engine.load(launch, on_progress, cancel, info)
 
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         """Tokenize on the caller's thread (no wait behind a generation)."""
