@@ -200,7 +200,7 @@ def load_child(model: Path, split: str, baseline: list[int], estimate: bool) -> 
 
 
 def no_alloc_estimates(model: Path, split: str) -> list[dict[str, Any]]:
-    from kobold_gui.core.plan.llama_estimate import estimate_buffers
+    from kobold_gui.core.engine.estimate import estimate_buffers
 
     out = []
     for n_ctx, ub, fa in CONTEXTS:

@@ -121,6 +121,36 @@ def test_no_import_cycles() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
+def core_area(module: str) -> str | None:
+    """kobold_gui.core.launch.batching -> core.launch; a module directly in core/ is its own."""
+    parts = module.split(".")
+    return ".".join(parts[1:3]) if parts[:2] == ["kobold_gui", "core"] and len(parts) > 2 else None
+
+
+def area_graph(graph: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    areas: dict[str, set[str]] = {}
+    for name, deps in graph.items():
+        area = core_area(name)
+        if area is not None:
+            found = {core_area(d) for d in deps} - {area, None}
+            areas.setdefault(area, set()).update(a for a in found if a is not None)
+    return areas
+
+
+def test_the_cores_areas_stand_on_each_other_without_a_cycle() -> None:
+    """Areas are floors: types at the bottom (units, llama), launch above hardware and the
+    plan, the engine above launch. A cycle between two areas means a module is in the
+    wrong room."""
+    cycle = import_cycle(area_graph(GRAPH))
+    assert cycle is None, "areas in a cycle: " + " -> ".join(cycle or [])
+
+
+def test_a_planted_cycle_between_areas_is_found() -> None:
+    graph = {k: set(v) for k, v in GRAPH.items()}
+    graph["kobold_gui.core.plan.memory_plan"].add("kobold_gui.core.launch.resolve")
+    assert import_cycle(area_graph(graph)) is not None
+
+
 def test_no_module_function_or_class_is_too_large() -> None:
     found = [v for name, source in SOURCES.items() for v in size_violations(name, source)]
     assert found == []
@@ -184,7 +214,7 @@ def test_a_planted_cycle_is_found() -> None:
     ("module", "imported"),
     [
         ("kobold_gui.core.launch.batching", "PySide6.QtCore"),
-        ("kobold_gui.core.engine.engine", "kobold_gui.ui.chat.chat_panel"),
+        ("kobold_gui.core.engine.local", "kobold_gui.ui.chat.chat_panel"),
         ("kobold_gui.ui.window.main_window", "kobold_gui.cli.common"),
         ("kobold_gui.ui.app", "tests.fakes.nvml"),
         ("kobold_gui.cli.common", "kobold_gui.dev.synthetic_gguf"),

@@ -12,13 +12,13 @@ import threading
 from kobold_gui.cli.common import model_path, open_inventory, resolve
 from kobold_gui.cli.parser import CliError
 from kobold_gui.core.engine.choice import engine_for
+from kobold_gui.core.engine.estimate import estimate_buffers
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.types import EngineError, SamplingParams
 from kobold_gui.core.hardware.probe import probe_hardware
 from kobold_gui.core.launch.resolve import ResolvedLaunch
 from kobold_gui.core.llama.library import backend_info
 from kobold_gui.core.models.gguf_info import read_gguf
-from kobold_gui.core.plan.llama_estimate import estimate_buffers
 from kobold_gui.core.units import human_bytes
 
 

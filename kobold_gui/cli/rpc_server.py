@@ -58,8 +58,8 @@ def run_rpc_server(argv: Sequence[str]) -> int:
     if not 0 < args.port < 65536:
         print(f"kobold-gui: error: port {args.port} is not valid", file=sys.stderr)
         return 2
-    from kobold_gui.core.engine.types import EngineError
     from kobold_gui.core.hardware.ggml_devices import backend_devices
+    from kobold_gui.core.llama.types import LlamaError
     from kobold_gui.core.remote.rpc_backend import serve
 
     known = {d.name for d in backend_devices()}
@@ -77,7 +77,7 @@ def run_rpc_server(argv: Sequence[str]) -> int:
     sys.stdout.flush()
     try:
         serve(f"{args.host}:{args.port}", names, args.cache, threads)
-    except EngineError as e:
+    except LlamaError as e:
         print(f"kobold-gui: error: {e}", file=sys.stderr)
         return 2
     # ggml's server loop only returns when it could not start (e.g. the port is taken).

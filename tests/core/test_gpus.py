@@ -10,7 +10,8 @@ import pytest
 from kobold_gui.core.hardware.ggml_devices import BackendDevice, backend_devices
 from kobold_gui.core.hardware.nvml import GpuInventory, normalize_bus_id
 from kobold_gui.core.hardware.probe import probe_hardware
-from kobold_gui.core.hardware.report import hardware_report, match_devices, select_devices
+from kobold_gui.core.hardware.report import hardware_report, match_devices
+from kobold_gui.core.launch.devices import select_devices
 from kobold_gui.core.launch.options import ConfigError
 from kobold_gui.core.launch.values import ALL_GPUS, GpuSelection, parse_gpus
 from kobold_gui.core.llama.library import backend_info
@@ -92,7 +93,7 @@ def _report_with_cuda(count: int) -> object:
         BackendDevice(i, f"CUDA{i}", "fake", "GPU", 0, 0, g.pci_bus_id, 1000 + i)
         for i, g in enumerate(reversed(inv.gpus))
     ]
-    from kobold_gui.core.engine.types import BackendInfo
+    from kobold_gui.core.llama.types import BackendInfo
 
     cuda = BackendInfo("CUDA", True, "0.3.36", "CUDA")
     return hardware_report(inv, cuda, devices)

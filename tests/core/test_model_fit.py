@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kobold_gui.core.engine.types import BackendInfo
 from kobold_gui.core.hardware.ggml_devices import BackendDevice
 from kobold_gui.core.hardware.nvml import GpuInventory
 from kobold_gui.core.hardware.report import HardwareReport, hardware_report
 from kobold_gui.core.hub.fit import plan_fit
+from kobold_gui.core.llama.types import BackendInfo
 from kobold_gui.core.models.gguf_info import GGUFInfo, read_gguf
 from kobold_gui.core.plan.memory_plan import GiB, MiB
 from tests.fakes.nvml import FakeGpu, FakeNvml

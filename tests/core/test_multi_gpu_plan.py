@@ -30,7 +30,7 @@ SPLITS = {"1:1": ((1.0, 1.0), 33), "3:1": ((3.0, 1.0), 33), "3:1-20layers": ((3.
 # The one setting the model misses: with 12 layers left on the CPU, flash attention, n_ctx
 # 32768 and n_ubatch 2048, the first GPU's compute is 89 MiB (14 %) short. Its growth with
 # the context is not the mask's and not yet understood; llama.cpp's own no-alloc estimate
-# (core/plan/llama_estimate.py) has it exactly.
+# (core/engine/estimate.py) has it exactly.
 KNOWN_MISS = ("3:1-20layers", 32768, 2048, "on")
 
 

@@ -9,12 +9,12 @@ import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 from pytestqt.qtbot import QtBot
 
-from kobold_gui.core.engine.types import BackendInfo
 from kobold_gui.core.hardware.nvml import GpuInventory
 from kobold_gui.core.hardware.report import hardware_report
 from kobold_gui.core.launch.options import LaunchConfig
 from kobold_gui.core.launch.state import LaunchState
 from kobold_gui.core.launch.values import ALL_GPUS, NO_GPUS, GpuSelection
+from kobold_gui.core.llama.types import BackendInfo
 from kobold_gui.ui.hardware.gpu_panel import GpuPanel
 from kobold_gui.ui.hardware.gpu_poller import GpuMonitor
 from tests.conftest import HANG_GUARD_MS

@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kobold_gui.core.engine.types import BackendInfo
 from kobold_gui.core.hardware.nvml import Inventory
 from kobold_gui.core.launch.batching import BLAS_STOPS, DEFAULT_BLAS, KoboldRule, MeasuredChoice
 from kobold_gui.core.launch.resolve import ResolvedLaunch
+from kobold_gui.core.llama.types import BackendInfo
 from kobold_gui.core.paths import cache_dir, write_json_atomic
 
 DEFAULT_PROMPT_TOKENS = 2048

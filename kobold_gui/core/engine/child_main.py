@@ -16,6 +16,7 @@ from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.engine.text_batcher import CHILD_TO_PARENT_S, TextBatcher
 from kobold_gui.core.engine.types import EngineError
 from kobold_gui.core.launch.resolve import ResolvedLaunch
+from kobold_gui.core.llama.types import LlamaError
 
 
 class _Child:
@@ -91,11 +92,14 @@ def _device_handles(launch: ResolvedLaunch) -> tuple[int, ...] | None:
     remote machines' devices, in the launch's order, and look every name up."""
     from kobold_gui.core.remote.rpc_backend import add_servers, device_handle
 
-    if launch.rpc_servers:
-        add_servers(launch.rpc_servers)
-    if launch.device_names is None:
-        return None
-    return tuple(device_handle(name) for name in launch.device_names)
+    try:
+        if launch.rpc_servers:
+            add_servers(launch.rpc_servers)
+        if launch.device_names is None:
+            return None
+        return tuple(device_handle(name) for name in launch.device_names)
+    except LlamaError as e:  # the RPC backend's refusal, as the engine's own error
+        raise EngineError(str(e)) from e
 
 
 def _picklable(e: BaseException) -> bool:

@@ -21,14 +21,6 @@ class ModelLost(EngineError):
 
 
 @dataclass(frozen=True)
-class BackendInfo:
-    name: str  # CPU, CUDA, Metal, Vulkan, ...
-    gpu_offload: bool
-    llama_cpp_python: str
-    system_info: str
-
-
-@dataclass(frozen=True)
 class SamplingParams:
     max_tokens: int = 512
     temperature: float = 0.7

@@ -10,10 +10,47 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from kobold_gui.core.hardware.report import DeviceChoice, HardwareReport, select_devices
+from kobold_gui.core.hardware.report import HardwareReport
 from kobold_gui.core.launch.options import ConfigError, LaunchConfig
+from kobold_gui.core.launch.values import GpuSelection
 from kobold_gui.core.plan.memory_plan import GpuBudget
 from kobold_gui.core.remote.probe import RemoteDevice
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    handles: tuple[int, ...] | None  # ggml devices for llama_model_params.devices; None = all
+    main_gpu: int  # position in that list (llama_model_params.main_gpu)
+    note: str
+
+
+def select_devices(gpus: GpuSelection, maingpu: int, report: HardwareReport | None) -> DeviceChoice:
+    """Turn the user's GPU choice (NVML indices) into llama.cpp's device list.
+
+    The list is passed explicitly, in NVML's order (the window's), whenever llama.cpp's GPUs
+    are all matched to NVML's: CUDA numbers its devices fastest first, so "all devices" in
+    CUDA's order would put a split, the main GPU and the plan's shares on other cards. The
+    choice reaches llama.cpp through the model params, not CUDA_VISIBLE_DEVICES (CUDA reads
+    that once, at start). Raises ConfigError for GPUs that don't exist."""
+    wanted = gpus.indices
+    if report is None or not report.gpu_offload:
+        return DeviceChoice(None, 0, "")
+    present = [g.index for g in report.inventory.gpus if not g.lost]
+    for index in (*(wanted or ()), *((maingpu,) if maingpu >= 0 else ())):
+        if index not in present:
+            have = ", ".join(map(str, present)) or "none"
+            raise ConfigError(f"GPU {index} does not exist or is lost (GPUs here: {have})")
+    chosen = list(wanted) if wanted is not None else present
+    if maingpu >= 0 and maingpu not in chosen:
+        raise ConfigError(f"the main GPU {maingpu} is not among the GPUs chosen ({gpus})")
+    devices = [report.device_for_gpu(i) for i in chosen]
+    if wanted is None and maingpu < 0 and (not chosen or not report.all_gpus_matched):
+        return DeviceChoice(None, 0, "all GPUs")  # llama.cpp's own list: nothing to reorder
+    if any(d is None for d in devices):
+        raise ConfigError("llama.cpp has no device for one of the chosen GPUs")
+    main = chosen.index(maingpu) if maingpu >= 0 else 0
+    names = ", ".join(f"GPU {i}" for i in chosen)
+    return DeviceChoice(tuple(d.handle for d in devices if d), main, names)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import llama_cpp
 
-from kobold_gui.core.engine.types import BackendInfo
 from kobold_gui.core.llama.log import install_log_capture
+from kobold_gui.core.llama.types import BackendInfo
 
 _backend_ready = False
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kobold_gui.core.engine.types import EngineError
+from kobold_gui.core.llama.types import LlamaError
 
 
 @dataclass(frozen=True)
@@ -51,20 +51,20 @@ def _lib() -> Any:
 def _rpc_proc(lib: Any, name: str) -> int:
     reg = lib.ggml_backend_reg_by_name(b"RPC")
     if not reg:
-        raise EngineError(
+        raise LlamaError(
             "this llama.cpp build has no RPC backend: rebuild it with -DGGML_RPC=ON "
             "(bash tools/dev.sh setup does)"
         )
     fn = lib.ggml_backend_reg_get_proc_address(reg, name.encode())
     if not fn:
-        raise EngineError(f"the RPC backend has no {name}")
+        raise LlamaError(f"the RPC backend has no {name}")
     return int(fn)
 
 
 def has_rpc() -> bool:
     try:
         _rpc_proc(_lib(), "ggml_backend_rpc_add_server")
-    except EngineError:
+    except LlamaError:
         return False
     return True
 
@@ -83,7 +83,7 @@ def add_servers(endpoints: tuple[str, ...]) -> list[RegisteredDevice]:
         if endpoint not in _added:
             reg = add(endpoint.encode())
             if not reg:
-                raise EngineError(f"{endpoint} offers no device")
+                raise LlamaError(f"{endpoint} offers no device")
             lib.ggml_backend_register(reg)
             devices = []
             for i in range(lib.ggml_backend_reg_dev_count(reg)):
@@ -99,7 +99,7 @@ def device_handle(name: str) -> int:
     """A local device of this process by llama.cpp's name (CUDA0, CPU, RPC1, ...)."""
     handle = _lib().ggml_backend_dev_by_name(name.encode())
     if not handle:
-        raise EngineError(f"llama.cpp has no device named {name}")
+        raise LlamaError(f"llama.cpp has no device named {name}")
     return int(handle)
 
 

@@ -18,9 +18,9 @@ from kobold_gui.core.benchmark.results import (
     sweep_identity,
 )
 from kobold_gui.core.engine.loaded_model import LoadedModel
-from kobold_gui.core.engine.types import BackendInfo
 from kobold_gui.core.hardware.nvml import Inventory
 from kobold_gui.core.launch.state import LaunchState
+from kobold_gui.core.llama.types import BackendInfo
 from kobold_gui.core.session import Session
 from kobold_gui.ui.benchmark.panel import BenchmarkPanel
 from kobold_gui.ui.engine.controller import EngineController

@@ -9,12 +9,12 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from kobold_gui.core.engine.types import BackendInfo
 from kobold_gui.core.hardware.ggml_devices import BackendDevice, backend_devices
 from kobold_gui.core.hardware.nvml import Inventory
 from kobold_gui.core.hardware.report import hardware_report
 from kobold_gui.core.launch.state import LaunchState
 from kobold_gui.core.llama.library import backend_info
+from kobold_gui.core.llama.types import BackendInfo
 from kobold_gui.ui.common.background import LatestJob
 from kobold_gui.ui.text.plan_summary import what_if_gpus
 

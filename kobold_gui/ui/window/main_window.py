@@ -15,13 +15,14 @@ from PySide6.QtWidgets import QMainWindow
 from kobold_gui import __version__
 from kobold_gui.core.chats.store import ChatStore
 from kobold_gui.core.engine.loaded_model import LoadedModel
-from kobold_gui.core.engine.types import BackendInfo, SamplingParams
+from kobold_gui.core.engine.types import SamplingParams
 from kobold_gui.core.hardware.ggml_devices import BackendDevice
 from kobold_gui.core.hardware.nvml import GpuInventory, Inventory
 from kobold_gui.core.kcpps.files import SUFFIXES as KCPPS_SUFFIXES
 from kobold_gui.core.launch.options import LaunchConfig
 from kobold_gui.core.launch.resolve import ResolvedLaunch
 from kobold_gui.core.launch.state import LaunchState
+from kobold_gui.core.llama.types import BackendInfo
 from kobold_gui.core.models.files import default_model_path
 from kobold_gui.core.session import Session
 from kobold_gui.core.settings import SettingsStore

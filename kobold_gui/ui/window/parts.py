@@ -9,11 +9,11 @@ from typing import Protocol
 from PySide6.QtWidgets import QLabel, QStatusBar, QTabWidget, QWidget
 
 from kobold_gui.core.engine.loaded_model import LoadedModel
-from kobold_gui.core.engine.types import BackendInfo
 from kobold_gui.core.hardware.ggml_devices import BackendDevice
 from kobold_gui.core.hardware.nvml import Inventory
 from kobold_gui.core.launch.options import LaunchConfig
 from kobold_gui.core.launch.state import LaunchState
+from kobold_gui.core.llama.types import BackendInfo
 from kobold_gui.core.session import Session
 from kobold_gui.core.settings import AppSettings
 from kobold_gui.ui.benchmark.controller import SweepController

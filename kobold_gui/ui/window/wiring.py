@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
-from kobold_gui.core.engine.types import BackendInfo
 from kobold_gui.core.kcpps.files import KcppsImport
+from kobold_gui.core.llama.types import BackendInfo
 from kobold_gui.core.session import Activity
 from kobold_gui.ui.hardware.feed import HardwareFeed
 from kobold_gui.ui.hub.hook import open_find_model
