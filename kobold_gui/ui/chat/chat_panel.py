@@ -32,10 +32,10 @@ from PySide6.QtWidgets import (
 )
 
 from kobold_gui.core.engine.prompt_template import Message
+from kobold_gui.core.engine.text_batcher import RENDER_MARKDOWN_S
 from kobold_gui.core.engine.types import GenerationResult
 from kobold_gui.ui.chat.reply_renderer import ReplyRenderer
 
-RENDER_EVERY_MS = 400  # complete Markdown pieces of a streaming reply are drawn this often
 ROLE_STYLE = {"user": ("You", "#1a5fb4"), "assistant": ("Assistant", "#26a269")}
 STOP_REASONS = {
     "eos": "",
@@ -158,7 +158,7 @@ class ChatPanel(QWidget):
         self.code_blocks: dict[int, str] = {}
         self._reply: ReplyRenderer | None = None  # the reply that streams
         self._render_timer = QTimer(self)
-        self._render_timer.setInterval(RENDER_EVERY_MS)
+        self._render_timer.setInterval(int(RENDER_MARKDOWN_S * 1000))  # text_batcher.py
         self._render_timer.timeout.connect(self._render_pieces)
         self.transcript.setPlaceholderText("Load a model, then type a message below.")
         self.input = ChatInput()

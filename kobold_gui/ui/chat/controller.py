@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from kobold_gui.core.chats.store import ChatFileError, ChatStore
@@ -42,8 +42,7 @@ from kobold_gui.ui.chat.conversation_view import (
 from kobold_gui.ui.chat.journal import ChatJournal
 from kobold_gui.ui.chat.library import ChatLibrary
 from kobold_gui.ui.chat.sampling_panel import SamplingPanel, params_from_dict
-
-SAVE_TEXT_AFTER_MS = 250  # streamed text reaches the writer at most this long after it shows
+from kobold_gui.ui.chat.stream_saver import StreamSaver
 
 
 class ConversationController(QObject):
@@ -75,11 +74,7 @@ class ConversationController(QObject):
         self._streaming: int | None = None  # index of the reply that streams
         self._restore: StoredMessage | None = None  # the reply as it was (continue, regenerate)
         self._detached = 0  # replies left behind (new chat while streaming): their signals
-        self._unsaved = ""  # streamed text not yet handed to the writer
-        self._save_timer = QTimer(self)
-        self._save_timer.setSingleShot(True)
-        self._save_timer.setInterval(SAVE_TEXT_AFTER_MS)
-        self._save_timer.timeout.connect(self._save_text)
+        self._unsaved = StreamSaver(self._write_text, self)  # streamed text, in batches
         self._writeFailed.connect(say)
         chat.set_history_source(lambda: history(self.conversation))
         chat.messageSubmitted.connect(self.submit)
@@ -97,16 +92,14 @@ class ConversationController(QObject):
         return self._streaming is not None
 
     # -- saving --------------------------------------------------------------------------------
-    def _save_text(self) -> None:
-        if self._unsaved and self._streaming is not None:
-            self.writer.append(self.conversation.id, [op_text(self._streaming, self._unsaved)])
-        self._unsaved = ""
+    def _write_text(self, text: str) -> None:
+        if self._streaming is not None:
+            self.writer.append(self.conversation.id, [op_text(self._streaming, text)])
 
     def shutdown(self) -> None:
         """The window closes: what was shown is written (a reply still streaming stays
         marked as cut), the journal folded, the index written, the writer ended."""
-        self._save_timer.stop()
-        self._save_text()
+        self._unsaved.flush()
         if self.journal.saved:
             self.writer.compact(self.conversation.id)
         self.writer.call(self.store.write_index)
@@ -147,8 +140,7 @@ class ConversationController(QObject):
     def _detach_reply(self) -> None:
         """Ends the streaming reply here; its last signals from the engine are dropped."""
         assert self._streaming is not None
-        self._save_timer.stop()
-        self._save_text()
+        self._unsaved.flush()
         reply = self.conversation.messages[self._streaming]
         reply.complete = True
         self.journal.record(self.conversation, op_put(self._streaming, reply))
@@ -190,9 +182,7 @@ class ConversationController(QObject):
         if self._detached or self._streaming is None:
             return
         self.conversation.messages[self._streaming].content += chunk
-        self._unsaved += chunk
-        if not self._save_timer.isActive():
-            self._save_timer.start()
+        self._unsaved.add(chunk)
         self.chat.append_text(chunk)
 
     def reply_finished(self, result: GenerationResult) -> None:
@@ -201,8 +191,7 @@ class ConversationController(QObject):
             return
         if self._streaming is None:
             return
-        self._save_timer.stop()
-        self._save_text()
+        self._unsaved.flush()
         index, self._streaming, self._restore = self._streaming, None, None
         reply = self.conversation.messages[index]
         reply.complete, reply.stats = True, result_stats(result)
@@ -220,8 +209,7 @@ class ConversationController(QObject):
             return
         if self._streaming is None:
             return
-        self._save_timer.stop()
-        self._unsaved = ""
+        self._unsaved.discard()
         index, restore = self._streaming, self._restore
         self._streaming, self._restore = None, None
         msgs = self.conversation.messages
