@@ -139,7 +139,7 @@ def gui_stall(app: QApplication, model: Path, n: int) -> tuple[int, int, float]:
     load_stall = beat.stop()
     window.sampling = SamplingParams(max_tokens=n, temperature=0.8)
     finished: list[object] = []
-    window.engine.replyFinished.connect(finished.append)
+    window.engine_controller.replyFinished.connect(finished.append)
     window.chat.input.setPlainText(PROMPT[0].content)
     beat.start()
     window.chat.send()
@@ -199,7 +199,7 @@ def stop_latency_window(app: QApplication, model: Path) -> float:
     window.load_model()
     wait(app, lambda: window.loaded is not None)
     finished: list[object] = []
-    window.engine.replyFinished.connect(finished.append)
+    window.engine_controller.replyFinished.connect(finished.append)
     window.chat.input.setPlainText("The quick brown fox jumps over the lazy dog. " * 600)
     window.chat.send()
     end = time.perf_counter() + 0.5

@@ -75,7 +75,7 @@ def child(mode: str, model: Path) -> None:
     print(f"REOPENED {controller.conversation.id} {cut_marked}", flush=True)
     window.sampling = SamplingParams(max_tokens=24)
     finished: list[object] = []
-    window.engine.replyFinished.connect(finished.append)
+    window.engine_controller.replyFinished.connect(finished.append)
     window.chat.input.setPlainText(POEM)
     window.chat.send()
     _wait(lambda: finished)

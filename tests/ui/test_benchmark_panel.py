@@ -48,13 +48,13 @@ def test_sweep_on_the_loaded_model_with_cancel_and_kept_results(
     qtbot.addWidget(window)
     qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=HANG_GUARD_MS)
     assert not window.benchmark.run_button.isEnabled()  # nothing loaded yet
-    with qtbot.waitSignal(window.engine.loaded, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.loaded, timeout=HANG_GUARD_MS):
         window.load_model()
     bench = window.benchmark
     bench.prompt.setValue(256)
     bench.gen.setValue(4)
     bench.repeats.setValue(2)
-    with qtbot.waitSignal(window.engine.sweepFinished, timeout=HANG_GUARD_MS) as done:
+    with qtbot.waitSignal(window.engine_controller.sweepFinished, timeout=HANG_GUARD_MS) as done:
         qtbot.mouseClick(bench.run_button, Qt.MouseButton.LeftButton)
         assert not window.chat.send_button.isEnabled() and bench.cancel_button.isEnabled()
     rows = done.args[0]
@@ -64,14 +64,14 @@ def test_sweep_on_the_loaded_model_with_cancel_and_kept_results(
     assert window.launch_state.measured == bench.choice and bench.choice.why
 
     # Cancel part-way: fewer rows, and the model still answers.
-    with qtbot.waitSignal(window.engine.sweepFinished, timeout=HANG_GUARD_MS) as done:
+    with qtbot.waitSignal(window.engine_controller.sweepFinished, timeout=HANG_GUARD_MS) as done:
         bench.prompt.setValue(3000)
         qtbot.mouseClick(bench.run_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: len(bench.rows) >= 1, timeout=HANG_GUARD_MS)
         qtbot.mouseClick(bench.cancel_button, Qt.MouseButton.LeftButton)
     assert len(done.args[0]) < 8 and "Cancelled" in bench.status.text()
     window.sampling = SamplingParams(max_tokens=4)
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.replyFinished, timeout=HANG_GUARD_MS):
         window.chat.input.setPlainText("still there?")
         window.chat.send()
     window.close()
@@ -80,7 +80,7 @@ def test_sweep_on_the_loaded_model_with_cancel_and_kept_results(
     again = MainWindow(initial_model=tiny_model)
     qtbot.addWidget(again)
     qtbot.waitUntil(lambda: again.load_button.isEnabled(), timeout=HANG_GUARD_MS)
-    with qtbot.waitSignal(again.engine.loaded, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(again.engine_controller.loaded, timeout=HANG_GUARD_MS):
         again.load_model()
     assert len(again.benchmark.rows) >= 1
     again.close()

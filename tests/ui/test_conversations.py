@@ -26,7 +26,7 @@ def ready_window(qtbot: QtBot, model: Path) -> MainWindow:
     window.show()
     window.activateWindow()  # shortcuts act in the active window
     qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=HANG_GUARD_MS)
-    with qtbot.waitSignal(window.engine.loaded, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.loaded, timeout=HANG_GUARD_MS):
         window.load_model()
     window.sampling = SamplingParams(max_tokens=6)
     return window
@@ -47,7 +47,7 @@ def saved(window: MainWindow) -> Conversation:
 
 
 def say(qtbot: QtBot, window: MainWindow, text: str) -> None:
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.replyFinished, timeout=HANG_GUARD_MS):
         window.chat.input.setPlainText(text)
         window.chat.send()
 
@@ -164,10 +164,10 @@ def test_export_then_import_round_trips(qtbot: QtBot, tiny_model: Path, tmp_path
 def test_escape_stops_a_reply(qtbot: QtBot, tiny_model: Path) -> None:
     window = ready_window(qtbot, tiny_model)
     window.sampling = SamplingParams(max_tokens=100_000)
-    with qtbot.waitSignal(window.engine.text, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.text, timeout=HANG_GUARD_MS):
         window.chat.input.setPlainText("go on")
         window.chat.send()
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS) as done:
+    with qtbot.waitSignal(window.engine_controller.replyFinished, timeout=HANG_GUARD_MS) as done:
         qtbot.keyClick(window.chat.input, Qt.Key.Key_Escape)
     assert done.args[0].stop_reason == "stopped"
     on_disk = saved(window)
@@ -205,7 +205,7 @@ def test_regenerate_keeps_versions_and_edit_resends(qtbot: QtBot, tiny_model: Pa
     say(qtbot, window, "name a fruit")
     first = window.chat.history[-1].content
     window.sampling = SamplingParams(max_tokens=6, seed=2)
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.replyFinished, timeout=HANG_GUARD_MS):
         qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # Ctrl+R
     second = window.chat.history[-1].content
     msgs = window.conversations.conversation.messages
@@ -226,7 +226,7 @@ def test_regenerate_keeps_versions_and_edit_resends(qtbot: QtBot, tiny_model: Pa
     assert window.chat.input.toPlainText() == "name a fruit" and not window.chat.history
     assert window.conversations.conversation.messages == []
     window.chat.input.setPlainText("name a vegetable")
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.replyFinished, timeout=HANG_GUARD_MS):
         window.chat.send()
     assert window.conversations.conversation.messages[0].content == "name a vegetable"
     window.close()
@@ -241,7 +241,7 @@ def test_continue_stats_context_meter_and_delete(qtbot: QtBot, tiny_model: Path)
     assert "stopped at max tokens" in window.chat.status.text()
     assert f"/ {window.loaded.n_ctx} tokens" in window.chat.status.text()
     assert "5 tokens · " in window.chat.transcript.toPlainText()  # stats under the reply
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.replyFinished, timeout=HANG_GUARD_MS):
         window.chat.continue_button.click()
     longer = window.chat.history[-1].content
     assert longer.startswith(first) and len(longer) > len(first)
@@ -324,7 +324,7 @@ def test_a_chat_cut_by_a_kill_continues_whole(qtbot: QtBot, tiny_model: Path) ->
     assert window.conversations.conversation.id == cut.id
     assert "Reply cut off" in window.chat.transcript.toPlainText()
     qtbot.waitUntil(window.load_button.isEnabled, timeout=HANG_GUARD_MS)
-    with qtbot.waitSignal(window.engine.loaded, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.loaded, timeout=HANG_GUARD_MS):
         window.load_model()
     window.sampling = SamplingParams(max_tokens=6)
     say(qtbot, window, "Now a short poem about the sea, please.")
@@ -337,7 +337,7 @@ def test_a_chat_cut_by_a_kill_continues_whole(qtbot: QtBot, tiny_model: Path) ->
     shown = window.chat.transcript.toPlainText()
     assert shown.index("Pacific") < shown.index("poem about the sea")
     with qtbot.waitSignal(
-        window.engine.replyFinished, timeout=HANG_GUARD_MS
+        window.engine_controller.replyFinished, timeout=HANG_GUARD_MS
     ):  # finish the cut one?
         window.conversations.continue_reply()  # continues the last reply (the poem)
     assert saved(window).messages[1].content == "Once upon a time, in the Pacific"

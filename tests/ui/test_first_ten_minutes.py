@@ -51,7 +51,7 @@ def wheel(widget: QWidget, steps: int = -3) -> None:
 def say(qtbot: QtBot, window: MainWindow, text: str) -> object:
     window.chat.input.setFocus()
     qtbot.keyClicks(window.chat.input, text)
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS) as done:
+    with qtbot.waitSignal(window.engine_controller.replyFinished, timeout=HANG_GUARD_MS) as done:
         qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
     return done.args[0]
 
@@ -81,7 +81,7 @@ def test_the_first_ten_minutes(
 
     # Load: the focus goes to the message box, not to the system prompt.
     system = window.chat.system_prompt.text()
-    with qtbot.waitSignal(window.engine.loaded, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.loaded, timeout=HANG_GUARD_MS):
         qtbot.mouseClick(window.load_button, Qt.MouseButton.LeftButton)
     assert window.focusWidget() is window.chat.input
     assert (window.loaded.n_batch, window.loaded.n_ubatch) == (2048, 1024)  # type: ignore[union-attr]
@@ -100,8 +100,8 @@ def test_the_first_ten_minutes(
     window.sampling = SamplingParams(max_tokens=100_000)
     window.chat.input.setFocus()
     qtbot.keyClicks(window.chat.input, "Tell me a very long story.")
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS) as stopped:
-        with qtbot.waitSignal(window.engine.text, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.replyFinished, timeout=HANG_GUARD_MS) as stopped:
+        with qtbot.waitSignal(window.engine_controller.text, timeout=HANG_GUARD_MS):
             qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
         qtbot.mouseClick(window.chat.stop_button, Qt.MouseButton.LeftButton)
     assert stopped.args[0].stop_reason == "stopped"
@@ -109,7 +109,7 @@ def test_the_first_ten_minutes(
 
     # Regenerate (Ctrl+R): the earlier reply stays as a version.
     window.sampling = SamplingParams(max_tokens=12, temperature=0.8, seed=7)
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.replyFinished, timeout=HANG_GUARD_MS):
         qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     assert window.chat.version_button.isVisible()
     fits(window, screen)

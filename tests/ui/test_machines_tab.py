@@ -122,7 +122,7 @@ def test_two_machines_split_the_model_and_a_dropped_one_is_named(
         assert layers[0] > layers[1] > 0 and sum(layers) == plan.n_layer
         assert "RPC0" in editor.labels[0].toolTip() and "weights" in editor.labels[0].toolTip()
 
-        with qtbot.waitSignal(window.engine.loaded, timeout=HANG_GUARD_MS):
+        with qtbot.waitSignal(window.engine_controller.loaded, timeout=HANG_GUARD_MS):
             qtbot.mouseClick(window.load_button, Qt.MouseButton.LeftButton)
         assert window.loaded is not None
         assert window.loaded.launch.rpc_servers == (servers[0].endpoint, servers[1].endpoint)
@@ -132,10 +132,12 @@ def test_two_machines_split_the_model_and_a_dropped_one_is_named(
         # A reply that streams, computed over the two machines.
         window.sampling = SamplingParams(max_tokens=12, temperature=0.0, seed=1)
         chunks: list[str] = []
-        window.engine.text.connect(chunks.append)
+        window.engine_controller.text.connect(chunks.append)
         window.chat.input.setFocus()
         qtbot.keyClicks(window.chat.input, "Name three colors.")
-        with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS) as done:
+        with qtbot.waitSignal(
+            window.engine_controller.replyFinished, timeout=HANG_GUARD_MS
+        ) as done:
             qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
         assert done.args[0].generated_tokens > 0 and chunks
         kept = [(m.role, m.content) for m in window.chat.history]
@@ -143,10 +145,10 @@ def test_two_machines_split_the_model_and_a_dropped_one_is_named(
 
         # The second machine dies during a long reply.
         window.sampling = SamplingParams(max_tokens=5000, temperature=1.0, seed=3, ban_eos=True)
-        window.engine.text.connect(lambda _t: servers[1].kill())
+        window.engine_controller.text.connect(lambda _t: servers[1].kill())
         window.chat.input.setFocus()
         qtbot.keyClicks(window.chat.input, "Tell me a long story.")
-        with qtbot.waitSignal(window.engine.unloaded, timeout=HANG_GUARD_MS):
+        with qtbot.waitSignal(window.engine_controller.unloaded, timeout=HANG_GUARD_MS):
             qtbot.keyClick(window.chat.input, Qt.Key.Key_Return)
         error = window.chat.status.text()
         assert error.startswith("Error:") and servers[1].endpoint in error
@@ -167,7 +169,7 @@ def test_two_machines_split_the_model_and_a_dropped_one_is_named(
         assert plan_names(window)[0] == f"RPC0 {servers[0].endpoint} (CPU)"
         assert window.load_button.isEnabled()
         window.close()
-        assert window.engine.is_finished()
+        assert window.engine_controller.is_finished()
 
 
 def test_the_machine_list_survives_a_restart_and_a_down_machine_is_not_used(
@@ -239,7 +241,7 @@ def test_a_split_over_machines_stays_at_restart_and_resets_when_one_goes(
         window.split_editor.auto_split.setChecked(False)
         window.split_editor.shares[0].setValue(75.0)
         window.split_editor.shares[1].setValue(25.0)
-        with qtbot.waitSignal(window.engine.loaded, timeout=HANG_GUARD_MS):
+        with qtbot.waitSignal(window.engine_controller.loaded, timeout=HANG_GUARD_MS):
             window.load_model()  # the launch is remembered with the model
         window.close()
 

@@ -27,7 +27,7 @@ def open_window(qtbot: QtBot, model: Path | None = None) -> MainWindow:
 
 
 def load(qtbot: QtBot, window: MainWindow) -> None:
-    with qtbot.waitSignal(window.engine.loaded, timeout=LOAD_TIMEOUT):
+    with qtbot.waitSignal(window.engine_controller.loaded, timeout=LOAD_TIMEOUT):
         qtbot.mouseClick(window.load_button, Qt.MouseButton.LeftButton)
 
 
@@ -39,7 +39,7 @@ def type_and_send(qtbot: QtBot, window: MainWindow, text: str) -> None:
 
 def close(qtbot: QtBot, window: MainWindow) -> None:
     window.close()
-    assert window.engine.is_finished()
+    assert window.engine_controller.is_finished()
 
 
 def test_opens_with_the_default_model_and_its_metadata(qtbot: QtBot, default_model: Path) -> None:
@@ -67,7 +67,7 @@ def test_pick_slide_load_chat_stop(qtbot: QtBot, tiny_model: Path) -> None:
 
     window.sampling = SamplingParams(max_tokens=100_000)
     chunks: list[str] = []
-    window.engine.text.connect(chunks.append)
+    window.engine_controller.text.connect(chunks.append)
     type_and_send(qtbot, window, "Tell me a long story")
     assert window.chat.input.toPlainText() == ""
     assert window.chat.stop_button.isEnabled() and not window.chat.send_button.isEnabled()
@@ -76,7 +76,9 @@ def test_pick_slide_load_chat_stop(qtbot: QtBot, tiny_model: Path) -> None:
     assert not window.benchmark.run_button.isEnabled()
     qtbot.waitUntil(lambda: len(chunks) >= 3, timeout=HANG_GUARD_MS)
     assert "Tell me a long story" in window.chat.transcript.toPlainText()
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS) as finished:
+    with qtbot.waitSignal(
+        window.engine_controller.replyFinished, timeout=HANG_GUARD_MS
+    ) as finished:
         qtbot.mouseClick(window.chat.stop_button, Qt.MouseButton.LeftButton)
     result = finished.args[0]
     assert result.stop_reason == "stopped"
@@ -97,7 +99,7 @@ def test_a_full_reply_shows_speed_and_first_token_time(qtbot: QtBot, default_mod
     window = open_window(qtbot, default_model)
     load(qtbot, window)
     window.sampling = SamplingParams(max_tokens=30, temperature=0)
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.replyFinished, timeout=HANG_GUARD_MS):
         type_and_send(qtbot, window, "What is the capital of France?")
     assert "Paris" in window.chat.history[-1].content
     status = window.chat.status.text()
@@ -109,11 +111,11 @@ def test_closing_mid_reply_stops_cleanly(qtbot: QtBot, tiny_model: Path) -> None
     window = open_window(qtbot, tiny_model)
     load(qtbot, window)
     window.sampling = SamplingParams(max_tokens=100_000)
-    with qtbot.waitSignal(window.engine.text, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.text, timeout=HANG_GUARD_MS):
         type_and_send(qtbot, window, "go on forever")
     assert window.chat.streaming
     close(qtbot, window)  # qt_log_level_fail turns "QThread: Destroyed..." into a failure
-    assert window.engine.worker.engine.loaded is None
+    assert window.engine_controller.worker.engine.loaded is None
 
 
 def test_bad_file_leaves_the_loaded_model_working(
@@ -127,7 +129,7 @@ def test_bad_file_leaves_the_loaded_model_working(
     assert not window.load_button.isEnabled()
     assert window.loaded is not None and window.chat.model_ready
     window.sampling = SamplingParams(max_tokens=5)
-    with qtbot.waitSignal(window.engine.replyFinished, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.replyFinished, timeout=HANG_GUARD_MS):
         type_and_send(qtbot, window, "still there?")
     assert window.chat.history[-1].role == "assistant"
     close(qtbot, window)
@@ -189,7 +191,7 @@ def test_dropping_a_file_selects_it(qtbot: QtBot, tiny_model: Path, default_mode
 
 def test_cancel_a_load(qtbot: QtBot, default_model: Path) -> None:
     window = open_window(qtbot, default_model)
-    with qtbot.waitSignal(window.engine.loadFailed, timeout=LOAD_TIMEOUT) as failed:
+    with qtbot.waitSignal(window.engine_controller.loadFailed, timeout=LOAD_TIMEOUT) as failed:
         qtbot.mouseClick(window.load_button, Qt.MouseButton.LeftButton)
         assert window.cancel_button.isVisible() and window.progress.isVisible()
         qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)

@@ -77,7 +77,7 @@ def test_window_loads_a_model_another_app_keeps(
         combo.activated.emit(index)
     where = window.models.current
     assert where is not None and where.is_relative_to(apps_home / ".lmstudio" / "models")
-    with qtbot.waitSignal(window.engine.loaded, timeout=HANG_GUARD_MS):
+    with qtbot.waitSignal(window.engine_controller.loaded, timeout=HANG_GUARD_MS):
         qtbot.mouseClick(window.load_button, Qt.MouseButton.LeftButton)
     assert window.loaded is not None and window.loaded.info.path == where  # loaded in place
     window.close()

@@ -39,7 +39,7 @@ class SweepController(QObject):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.panel, self.engine, self.state, self.slider = panel, engine, state, slider
+        self.panel, self.engine_controller, self.state, self.slider = panel, engine, state, slider
         self.machine = machine  # the GPUs and llama.cpp build now: what results are kept by
         self.session = session
         self.loaded: LoadedModel | None = None
@@ -73,7 +73,7 @@ class SweepController(QObject):
         self.session.sweep_started()
         repeats = self.panel.repeats.value()
         self.panel.started(len(candidates), repeats)
-        self.engine.sweep(candidates, prompt, gen, repeats)
+        self.engine_controller.sweep(candidates, prompt, gen, repeats)
 
     def _finished(self, rows: list[SweepRow]) -> None:
         self.session.sweep_ended()

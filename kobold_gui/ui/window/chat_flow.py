@@ -16,7 +16,7 @@ from kobold_gui.ui.window.parts import WindowParts
 class ChatFlow:
     def __init__(self, window: WindowParts) -> None:
         self.window = window
-        conversations, engine = window.conversations, window.engine
+        conversations, engine = window.conversations, window.engine_controller
         engine.text.connect(conversations.reply_text)
         conversations.replyRequested.connect(self.send)
         engine.replyFinished.connect(self._finished)
@@ -28,7 +28,7 @@ class ChatFlow:
         w = self.window
         w.conversations.begin_turn(str(w.loaded.info.path) if w.loaded else None)
         w.session.reply_started()
-        w.engine.send(messages, w.conversations.sampling)  # type: ignore[arg-type]
+        w.engine_controller.send(messages, w.conversations.sampling)  # type: ignore[arg-type]
 
     def _finished(self, result: GenerationResult) -> None:
         self.window.conversations.reply_finished(result)

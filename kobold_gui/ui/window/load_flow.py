@@ -35,7 +35,7 @@ class LoadFlow:
         self._pending = False  # load as soon as the session allows
         session, engine, bar, launch = (
             window.session,
-            window.engine,
+            window.engine_controller,
             window.load_bar,
             window.launch_state,
         )
@@ -56,7 +56,7 @@ class LoadFlow:
             return
         w.load_bar.loading(launch.model_path.name if launch.model_path else "")
         w.machines.set_in_use(launch.rpc_servers)  # their servers serve only this load now
-        w.engine.load(launch, w.models.info)
+        w.engine_controller.load(launch, w.models.info)
 
     def load_when_ready(self) -> None:
         """Load as soon as the model's header is read and the backend known (serving from
@@ -72,8 +72,8 @@ class LoadFlow:
 
     def unload_model(self) -> None:
         if self.window.session.state.activity is Activity.REPLYING:
-            self.window.engine.stop()
-        self.window.engine.unload()
+            self.window.engine_controller.stop()
+        self.window.engine_controller.unload()
 
     # -- the engine's answers ---------------------------------------------------------------
     def _loaded(self, loaded: LoadedModel) -> None:

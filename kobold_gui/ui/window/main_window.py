@@ -71,7 +71,7 @@ class MainWindow(QMainWindow):
         self._initial_options = dict(initial_options or {})
         self.session = Session()
         self.launch_state = LaunchState()
-        self.engine = EngineController(self)
+        self.engine_controller = EngineController(self)
         self._build_panels()
         self._build_controllers()
         self._lay_out()
@@ -110,7 +110,9 @@ class MainWindow(QMainWindow):
         )
         self.chat_list = ConversationList()
         self.sampling_panel = SamplingPanel()
-        self.server_panel = ServerPanel(self.engine.worker)  # the local API, on the same engine
+        self.server_panel = ServerPanel(
+            self.engine_controller.worker
+        )  # the local API, on the same engine
         self.machines = MachinesPanel(state, self.settings.machines)
         self.machines.want(self._initial_options.get("rpc", ()))
 
@@ -127,7 +129,7 @@ class MainWindow(QMainWindow):
         )
         self.sweeps = SweepController(
             self.benchmark,
-            self.engine,
+            self.engine_controller,
             self.launch_state,
             self.launch.batch,
             self.session,
@@ -259,7 +261,7 @@ class MainWindow(QMainWindow):
             self.gpu_monitor.stop()
             self.server_panel.shutdown()
             self.machines.shutdown()
-            self.engine.shutdown()
+            self.engine_controller.shutdown()
             self.conversations.shutdown()
             wait_for_background_jobs()
         event.accept()

@@ -34,7 +34,7 @@ class WindowParts(Protocol):
     settings: AppSettings
     session: Session
     launch_state: LaunchState
-    engine: EngineController
+    engine_controller: EngineController
     models: ModelPanel
     chat: ChatPanel
     chat_list: ConversationList
