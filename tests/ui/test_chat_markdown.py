@@ -147,3 +147,33 @@ def test_pieces_never_cut_a_code_block_and_do_not_depend_on_arrival() -> None:
     assert next_piece_end("- item\n" * 10, 0) == 0
     # a line end followed by another is a blank line, not a long-piece cut
     assert next_piece_end("x" * PIECE_AT_LINE_AFTER + "\n", 0) == 0
+
+
+def _list_blocks(controller: ConversationController) -> list[str]:
+    """The transcript's blocks that are items of a list, by their text."""
+    doc = controller.chat.transcript.document()
+    block, items = doc.begin(), []
+    while block.isValid():
+        if block.textList() is not None:
+            items.append(block.text())
+        block = block.next()
+    return items
+
+
+@pytest.mark.parametrize("reopen", [False, True])
+def test_a_reply_ending_in_a_list_does_not_swallow_later_turns(
+    qtbot: QtBot, tmp_path: Path, reopen: bool
+) -> None:
+    """The stats line and every later turn stay outside the list a reply ended with."""
+    controller = chat_parts(qtbot, tmp_path)
+    replies = ["Steps:\n\n1. one\n2. two\n3. three", "- a\n- b", "Plain last words."]
+    for seed, text in enumerate(replies):
+        stream(qtbot, controller, text, seed=seed)
+    if reopen:
+        conv_id = controller.conversation.id
+        controller.writer.close()
+        controller = chat_parts(qtbot, tmp_path)
+        controller.open(conv_id)
+    assert _list_blocks(controller) == ["one", "two", "three", "a", "b"]
+    shown = controller.chat.transcript.toPlainText()
+    assert "Plain last words." in shown and shown.count("You") == 3

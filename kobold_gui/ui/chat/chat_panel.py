@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.text_batcher import RENDER_MARKDOWN_S
 from kobold_gui.core.engine.types import GenerationResult
-from kobold_gui.ui.chat.reply_renderer import ReplyRenderer
+from kobold_gui.ui.chat.reply_renderer import ReplyRenderer, new_block
 
 ROLE_STYLE = {"user": ("You", "#1a5fb4"), "assistant": ("Assistant", "#26a269")}
 STOP_REASONS = {
@@ -358,13 +358,13 @@ class ChatPanel(QWidget):
         cursor = self.transcript.textCursor()
         cursor.movePosition(QTextCursor.MoveOperation.End)
         if not self.transcript.document().isEmpty():
-            cursor.insertBlock()
-            cursor.insertBlock()
+            new_block(cursor)
+            new_block(cursor)
         header = QTextCharFormat()
         header.setFontWeight(QFont.Weight.Bold)
         header.setForeground(QColor(color))
         cursor.insertText(name, header)
-        cursor.insertBlock()
+        new_block(cursor)
         cursor.setCharFormat(self._text_format)
         self.transcript.setTextCursor(cursor)
 
@@ -385,7 +385,7 @@ class ChatPanel(QWidget):
             return
         cursor = self.transcript.textCursor()
         cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertBlock()
+        new_block(cursor)
         small = QTextCharFormat()
         small.setForeground(QColor("#77767b"))
         small.setFontPointSize(max(7.0, self.font().pointSizeF() - 1))

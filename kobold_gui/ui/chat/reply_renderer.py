@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from PySide6.QtGui import QTextCharFormat, QTextCursor, QTextDocument
+from PySide6.QtGui import QTextBlockFormat, QTextCharFormat, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QTextEdit
 
 PIECE_AT_LINE_AFTER = 1500  # characters: then a line end will do (a long list, say)
@@ -21,6 +21,12 @@ MARKDOWN = (
 )
 CODE_BLOCK = re.compile(r"^[ ]{0,3}(```|~~~)[^\n]*\n(.*?)^[ ]{0,3}\1[ \t]*$", re.DOTALL | re.M)
 FENCE = re.compile(r"[ ]{0,3}(```|~~~)")
+
+
+def new_block(cursor: QTextCursor, text_format: QTextCharFormat | None = None) -> None:
+    """A new block with plain formats: one started after Markdown would otherwise stay in the
+    list, heading or code block the Markdown ended with (a stats line drawn as list item 4)."""
+    cursor.insertBlock(QTextBlockFormat(), text_format or QTextCharFormat())
 
 
 def next_piece_end(text: str, start: int) -> int:
@@ -66,7 +72,7 @@ class ReplyRenderer:
         cursor = self.view.textCursor()
         cursor.movePosition(QTextCursor.MoveOperation.End)
         if self._rendered and len(self.text) == self._rendered:
-            cursor.insertBlock()  # the tail starts a block of its own after rendered pieces
+            new_block(cursor, self.text_format)  # the tail: a block of its own after pieces
         cursor.insertText(chunk, self.text_format)
         self.text += chunk
 
@@ -97,12 +103,12 @@ class ReplyRenderer:
         cursor.removeSelectedText()
         for begin, end in cuts:
             if begin:
-                cursor.insertBlock()
+                new_block(cursor)
             cursor.insertMarkdown(self._with_copy_links(self.text[begin:end]), MARKDOWN)
         self._tail_at = cursor.position()
         self._rendered = upto
         if upto < len(self.text):
-            cursor.insertBlock()
+            new_block(cursor)
             cursor.insertText(self.text[upto:], self.text_format)
 
     def _with_copy_links(self, text: str) -> str:
