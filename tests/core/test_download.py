@@ -83,6 +83,22 @@ def test_a_dropped_connection_resumes_where_it_stopped(tmp_path: Path, split_mod
     assert ranges == ["bytes=0-", f"bytes={3 << 20}-", f"bytes={6 << 20}-"]
 
 
+def test_a_download_dropped_every_800_kb_still_finishes(tmp_path: Path, split_model: Path) -> None:
+    """Each drop made progress, so none of them counts against the download; every byte that
+    arrived before a drop is kept (the next request starts exactly where the drop was)."""
+    drop = 800_000
+    with _serve(split_model, drop_after=drop, drops=10_000) as fake:
+        hub, specs = _specs(fake, tmp_path)
+        (path,) = _download(hub, specs)
+        ranges = fake.ranges(NAME)
+        sha = fake.repos[REPO].files[NAME].sha256
+    assert path.read_bytes() == split_model.read_bytes()
+    assert specs[0].sha256 == sha  # what the download checked before keeping the file
+    size = split_model.stat().st_size
+    assert len(ranges) > 7  # more drops than the retries allowed in a row without progress
+    assert ranges == [f"bytes={start}-" for start in range(0, size, drop)]
+
+
 def test_a_paused_download_resumes_after_a_restart(tmp_path: Path, split_model: Path) -> None:
     control = Control()
 

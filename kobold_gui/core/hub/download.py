@@ -15,125 +15,42 @@ import errno
 import hashlib
 import json
 import shutil
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 # huggingface_hub's HTTP module (httpx in 1.x, httpx2 from 2.0): see core/hub/search.py
 from huggingface_hub.utils import httpx
 
+from kobold_gui.core.hub.download_types import (
+    Control,
+    DownloadError,
+    DownloadStopped,
+    FileSpec,
+    Meter,
+    Progress,
+)
 from kobold_gui.core.paths import write_json_atomic
 from kobold_gui.core.units import human_bytes
 
-CHUNK = 1 << 20
+__all__ = [
+    "Control",
+    "DownloadError",
+    "DownloadStopped",
+    "FileSpec",
+    "Progress",
+    "discard",
+    "download_files",
+    "pending_downloads",
+    "sha256_of",
+]
+
+CHUNK = 1 << 20  # reading a part from disk
 MAX_RETRIES = 6  # in a row without progress
 MAX_REQUESTS = 500  # per file, whatever happens (a server that drops every few bytes)
 RETRY_PAUSE_S = 0.5
 DISK_RESERVE = 1 << 20
-PROGRESS_EVERY_S = 0.1
-
-
-class DownloadError(Exception):
-    """The download cannot go on; the message says why and what to do."""
-
-
-class DownloadStopped(Exception):
-    """Paused (the part is kept) or cancelled (the part is deleted) by the user."""
-
-    def __init__(self, cancelled: bool) -> None:
-        super().__init__("cancelled" if cancelled else "paused")
-        self.cancelled = cancelled
-
-
-@dataclass(frozen=True)
-class FileSpec:
-    """One file to fetch, as written to its .part.json."""
-
-    url: str
-    dest: str
-    size: int
-    sha256: str | None
-    repo_id: str = ""
-    filename: str = ""
-    # Anything the app wants back after a restart (the launch settings the plan suggested).
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def path(self) -> Path:
-        return Path(self.dest)
-
-    @property
-    def part(self) -> Path:
-        return self.path.with_name(self.path.name + ".part")
-
-    @property
-    def meta(self) -> Path:
-        return self.path.with_name(self.path.name + ".part.json")
-
-
-@dataclass(frozen=True)
-class Progress:
-    done: int
-    total: int
-    speed: float  # bytes per second, over the last few seconds
-    eta_s: float | None
-    phase: str  # "checking" (hashing a resumed part), "downloading", "verifying"
-    file_index: int = 0
-    file_count: int = 1
-
-
-class Control:
-    """Pause and cancel, from any thread; the download checks between chunks."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self.cancelled = False
-
-    def pause(self) -> None:
-        self._stop.set()
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    def check(self) -> None:
-        if self._stop.is_set():
-            raise DownloadStopped(self.cancelled)
-
-    def wait(self, seconds: float) -> None:
-        self._stop.wait(seconds)
-        self.check()
-
-
-class _Meter:
-    """Speed over a sliding window, and progress reports at most every 0.1 s."""
-
-    def __init__(self, report: Callable[[Progress], None], total: int, base: int = 0) -> None:
-        self.report, self.total, self.base = report, total, base
-        self.samples: deque[tuple[float, int]] = deque()
-        self.last = 0.0
-
-    def update(self, done: int, phase: str, index: int, count: int, force: bool = False) -> None:
-        now = time.monotonic()
-        self.samples.append((now, done))
-        while len(self.samples) > 2 and now - self.samples[0][0] > 3.0:
-            self.samples.popleft()
-        if not force and now - self.last < PROGRESS_EVERY_S:
-            return
-        self.last = now
-        t0, d0 = self.samples[0]
-        speed = (done - d0) / (now - t0) if now > t0 and phase == "downloading" else 0.0
-        left = self.total - (self.base + done)
-        eta = left / speed if speed > 0 else None
-        self.report(Progress(self.base + done, self.total, speed, eta, phase, index, count))
 
 
 def pending_downloads(folder: Path) -> list[tuple[FileSpec, int]]:
@@ -169,7 +86,7 @@ def download_files(
     paths, base = [], 0
     try:
         for i, spec in enumerate(specs):
-            meter = _Meter(report, total, base)
+            meter = Meter(report, total, base)
             paths.append(_download_one(spec, client, headers, control, meter, i, len(specs)))
             base += spec.size
     except DownloadStopped as e:
@@ -225,7 +142,7 @@ def _download_one(
     client: httpx.Client,
     headers: dict[str, str],
     control: Control,
-    meter: _Meter,
+    meter: Meter,
     index: int,
     count: int,
 ) -> Path:
@@ -244,7 +161,7 @@ def _download_one(
 
 
 def _hash_part(
-    spec: FileSpec, control: Control, meter: _Meter, index: int, count: int
+    spec: FileSpec, control: Control, meter: Meter, index: int, count: int
 ) -> tuple[Any, int]:
     """The hash of the bytes a part already has, and how many (a part longer than the file
     is deleted)."""
@@ -268,7 +185,7 @@ def _fetch_rest(
     client: httpx.Client,
     headers: dict[str, str],
     control: Control,
-    meter: _Meter,
+    meter: Meter,
     index: int,
     count: int,
     hasher: Any,
@@ -291,7 +208,8 @@ def _fetch_rest(
                 spec, client, headers, control, part, done, hasher, meter, index, count
             )
         except (httpx.TransportError, _Retry) as e:
-            failures += 1
+            before, done = done, part.stat().st_size if part.exists() else 0
+            failures = 0 if done > before else failures + 1  # only drops that brought nothing
             last_error = str(e) or type(e).__name__
             if failures > MAX_RETRIES:
                 raise DownloadError(
@@ -299,7 +217,6 @@ def _fetch_rest(
                     "is kept: press Resume to try again"
                 ) from None
             control.wait(RETRY_PAUSE_S * failures)
-            done = part.stat().st_size if part.exists() else 0
             continue
         if got < 0:  # the server ignored the range and sent the file from its start
             hasher, done = hashlib.sha256(), 0
@@ -312,7 +229,7 @@ def _fetch_rest(
 
 
 def _keep_if_intact(
-    spec: FileSpec, hasher: Any, done: int, meter: _Meter, index: int, count: int
+    spec: FileSpec, hasher: Any, done: int, meter: Meter, index: int, count: int
 ) -> None:
     """Give the finished part its name if its SHA-256 is the hub's; else delete it."""
     dest, part = spec.path, spec.part
@@ -342,7 +259,7 @@ def _fetch_range(
     part: Path,
     start: int,
     hasher: Any,
-    meter: _Meter,
+    meter: Meter,
     index: int,
     count: int,
 ) -> int:
@@ -371,7 +288,7 @@ def _fetch_range(
         got = 0
         try:
             with part.open("ab") as out:
-                for chunk in r.iter_bytes(CHUNK):
+                for chunk in r.iter_bytes():  # as it arrives: a drop loses nothing
                     if start + got + len(chunk) > spec.size:
                         raise _too_long(name, spec.size)
                     out.write(chunk)
