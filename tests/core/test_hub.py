@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from kobold_gui.core.hub.net import NetLimits
 from kobold_gui.core.hub.remote_gguf import remote_info
 from kobold_gui.core.hub.search import Hub, HubError
 from tests.fakes.hub import FakeFile, FakeHub, FakeRepo
@@ -94,4 +96,27 @@ def test_unknown_repository_and_unreachable_hub_get_clear_messages(fake_hub: Fak
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}"
     with pytest.raises(HubError, match=r"cannot reach 127\.0\.0\.1"):
-        Hub(closed).list_files("a/b")  # (search retries for ~23 s first: the library's backoff)
+        Hub(closed).list_files("a/b")
+
+
+def test_a_hub_that_never_answers_ends_in_a_message(fake_hub: FakeHub) -> None:
+    """It accepts the connection and says nothing: each call ends at its read limit (short
+    here) with a message, instead of waiting for ever."""
+    fake_hub.stall = True
+    hub = Hub(fake_hub.endpoint, limits=NetLimits(connect_s=1.0, read_s=0.5))
+    with pytest.raises(HubError, match=r"127\.0\.0\.1:\d+ did not answer in time \(the search\)"):
+        hub.search("smol")
+    with pytest.raises(HubError, match="did not answer in time"):
+        hub.list_files("someone/tiny-split-GGUF")
+    assert [p for _m, p, _r in fake_hub.log].count("/api/models") == 1  # a read is not retried
+
+
+def test_a_refused_connection_is_said_quickly() -> None:
+    """With the app's own limits: a few quick retries, not the library's 24 s backoff."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    started = time.monotonic()
+    with pytest.raises(HubError, match=r"cannot reach 127\.0\.0\.1"):
+        Hub(closed).search("llama")
+    assert time.monotonic() - started < 8.0

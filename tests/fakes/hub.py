@@ -11,7 +11,8 @@ Routes, as the hub answers them (JSON shapes from huggingface_hub's parsers):
                                           X-Linked-Etag (401 GatedRepo without the token)
   HEAD|GET /cdn/{repo}/{file}             the bytes, with Range (206, 416) and an ETag
 Faults for tests: a corrupt byte, a truncated file, a connection dropped after N bytes,
-a throttled speed (for a download you can watch)."""
+a throttled speed (for a download you can watch), and a hub that accepts every connection
+and never answers (`stall`)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,8 @@ class FakeHub:
         self.token = token
         self.log: list[tuple[str, str, str]] = []  # (method, path, Range header)
         self.bytes_sent = 0
+        self.stall = False  # read each request, answer none (until the hub stops)
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -89,6 +92,7 @@ class FakeHub:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -127,6 +131,10 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             path, query = unquote(url.path), parse_qs(url.query)
             hub._record(self.command, path, self.headers.get("Range", ""))
+            if hub.stall:
+                hub._stopping.wait()
+                self.close_connection = True
+                return
             try:
                 if path == "/api/models":
                     self._json(self._search(query))

@@ -5,6 +5,11 @@ one caught and not offered."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +19,7 @@ from PySide6.QtWidgets import QPushButton, QTableWidget
 from pytestqt.qtbot import QtBot
 
 from kobold_gui.core.hub.fit import plan_fit, ram_bytes
+from kobold_gui.core.hub.net import NetLimits
 from kobold_gui.core.models.files import default_download_dir
 from kobold_gui.core.models.gguf_info import read_gguf
 from kobold_gui.ui.hub.find_dialog import FindModelDialog
@@ -123,7 +129,7 @@ def test_a_paused_split_download_resumes_after_a_restart(
     qtbot.waitUntil(lambda: row.bar.value() >= paused_at + 100, timeout=WAIT)
     assert row.running
     window.close()  # quit in the middle of the download; start again
-    assert dialog.jobs.pool.activeThreadCount() == 0  # paused and waited for
+    assert dialog.jobs.awaited == 0  # paused and waited for
 
     window = _window(qtbot)
     dialog = open_find_model(window)
@@ -169,3 +175,92 @@ def test_a_gated_repository_asks_for_a_token_and_works_once_saved(
     assert dialog.token_row.store.load() == "hf_letmein"
     window.close()  # settings are written on closing
     assert "hf_letmein" not in window.store.path.read_text()
+
+
+def test_a_search_on_a_hub_that_never_answers_is_cancelled_or_ends_in_a_message(
+    qtbot: QtBot, fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    fake_hub.stall = True  # it accepts the connection and says nothing
+    dialog = FindModelDialog(
+        tmp_path, lambda: (False, None), endpoint=fake_hub.endpoint, limits=NetLimits(read_s=600)
+    )
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.query.setText("smol")
+    qtbot.mouseClick(dialog.search_button, Qt.MouseButton.LeftButton)
+    assert "Searching Hugging Face" in dialog.status.text()
+    assert not dialog.search_button.isEnabled() and dialog.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: ("GET", "/api/models") in [(m, p) for m, p, _ in fake_hub.log])
+    qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
+    assert dialog.status.text() == "Search cancelled."
+    assert dialog.search_button.isEnabled() and not dialog.cancel_button.isEnabled()
+
+    dialog.limits = NetLimits(read_s=0.5)  # the limit, short for the test
+    qtbot.mouseClick(dialog.search_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "did not answer in time" in dialog.status.text(), timeout=WAIT)
+    assert dialog.search_button.isEnabled() and dialog.results.rowCount() == 0
+
+    fake_hub.stall = False  # the hub is back: Search works again
+    qtbot.mouseClick(dialog.search_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.results.rowCount() == 1, timeout=WAIT)
+
+
+QUIT_WHILE_SEARCHING = """
+import sys
+from pathlib import Path
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QWidget
+from kobold_gui.core.hub.net import NetLimits
+from kobold_gui.ui.hub.find_dialog import FindModelDialog
+
+def run_window(app: QApplication, folder: Path) -> None:  # as ui/app.py runs the window
+    window = QWidget()
+    dialog = FindModelDialog(
+        folder, lambda: (False, None), window, sys.argv[1], limits=NetLimits(read_s=600)
+    )
+    window.show()
+    dialog.show()
+    dialog.query.setText("smol")
+    dialog.search()
+
+    def close_when_asked() -> None:  # the test says so once the hub has the search
+        if (folder / "close").exists():
+            print("searching:", not dialog.search_button.isEnabled(), flush=True)
+            window.close()
+            app.quit()
+
+    timer = QTimer()
+    timer.timeout.connect(close_when_asked)
+    timer.start(50)
+    app.exec()
+
+run_window(QApplication([]), Path(sys.argv[2]))
+print("closed", flush=True)
+"""
+
+
+def test_the_app_quits_at_once_while_a_search_hangs(fake_hub: FakeHub, tmp_path: Path) -> None:
+    """The window is closed while the search waits on a hub that never answers (its read
+    limit ten minutes): the app ends anyway, no thread holds it."""
+    fake_hub.stall = True
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "QT_QPA_PLATFORM": "offscreen"}
+    script = textwrap.dedent(QUIT_WHILE_SEARCHING)
+    app = subprocess.Popen(
+        [sys.executable, "-c", script, fake_hub.endpoint, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        for _ in range(600):
+            if ("GET", "/api/models") in [(m, p) for m, p, _ in fake_hub.log]:
+                break
+            assert app.poll() is None, app.communicate()
+            time.sleep(0.1)
+        (tmp_path / "close").touch()
+        out, err = app.communicate(timeout=30)
+    finally:
+        app.kill()
+    assert app.returncode == 0, err
+    assert out.split() == ["searching:", "True", "closed"]

@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from huggingface_hub import HfApi, get_session, hf_hub_url
+from huggingface_hub import ModelInfo, get_session, hf_hub_url
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -30,9 +31,11 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import build_hf_headers, httpx
 
 from kobold_gui import __version__
+from kobold_gui.core.hub.net import NetLimits, get_json
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+TIMEOUT = NetLimits().timeout()  # the shared client's, for header reads and downloads
+SEARCH_FIELDS = ["downloads", "likes", "lastModified", "gated", "private"]
 _SPLIT = re.compile(r"^(?P<prefix>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 # Quantization names as they appear in file names (Q4_K_M, IQ3_XXS, F16, BF16, Q8_0...).
 _QUANT = re.compile(r"(?<![A-Za-z0-9])(I?Q\d+(?:_[A-Z0-9]+)*|BF16|F16|F32)(?![A-Za-z0-9])", re.I)
@@ -120,6 +123,11 @@ def _hub_errors(what: str, endpoint: str) -> Iterator[None]:
         raise HubError(f"{host} sent an answer this app cannot read ({what}): {e}") from None
 
 
+def _model_info(data: dict[str, Any]) -> ModelInfo:
+    """A repository's description as huggingface_hub reads the hub's JSON."""
+    return ModelInfo(**data)  # type: ignore[no-untyped-call]
+
+
 def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
@@ -127,29 +135,27 @@ def _first_line(e: BaseException) -> str:
 class Hub:
     """A session with one hub endpoint, with or without an access token."""
 
-    def __init__(self, endpoint: str | None = None, token: str | None = None) -> None:
+    def __init__(
+        self, endpoint: str | None = None, token: str | None = None, limits: NetLimits | None = None
+    ) -> None:
         self.endpoint = (endpoint or endpoint_from_env()).rstrip("/")
+        # None: never fall back to a token saved by other tools behind the user's back.
         self.token = token or None
-        # token=False: never fall back to a token saved by other tools behind the user's back.
-        self.api = HfApi(
-            endpoint=self.endpoint,
-            token=self.token or False,
-            library_name="kobold-gui",
-            library_version=__version__,
-        )
+        self.limits = limits or NetLimits()  # for the API's calls (search, file lists)
         session = get_session()
         session.timeout = TIMEOUT  # huggingface_hub's shared client has none by default
 
+    def _get(self, path: str, params: dict[str, Any]) -> Any:
+        url = f"{self.endpoint}/api/{path}"
+        return get_json(get_session(), url, self.limits, self.headers(), params)
+
     def search(self, query: str, limit: int = 40) -> list[RepoSummary]:
         """GGUF repositories whose name contains `query`, most downloaded first."""
+        params: dict[str, Any] = {"filter": ["gguf"], "sort": "downloads", "limit": limit}
+        params |= {"expand": SEARCH_FIELDS} | ({"search": query.strip()} if query.strip() else {})
         with _hub_errors("the search", self.endpoint):
-            models = self.api.list_models(
-                filter="gguf",
-                search=query.strip() or None,
-                sort="downloads",
-                limit=limit,
-                expand=["downloads", "likes", "lastModified", "gated", "private"],
-            )
+            found = self._get("models", params)
+            models = [_model_info({"siblings": None, **item}) for item in found[:limit]]
             return [
                 RepoSummary(
                     repo_id=m.id,
@@ -165,7 +171,7 @@ class Hub:
     def list_files(self, repo_id: str) -> RepoFiles:
         """The repository's GGUF models (split ones grouped), pinned to its current commit."""
         with _hub_errors(repo_id, self.endpoint):
-            info = self.api.model_info(repo_id, files_metadata=True, timeout=30)
+            info = _model_info(self._get(f"models/{repo_id}", {"blobs": True}))
             files = [
                 RemoteFile(
                     s.rfilename,

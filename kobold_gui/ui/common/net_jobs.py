@@ -1,23 +1,31 @@
-"""Network work off the GUI thread (search, file lists, header reads, downloads) on a
-thread pool of its own: a download runs for hours and must not take one of the global
-pool's few threads from the window's short jobs. Results, errors and progress come back
-to the GUI thread through queued signals; `shutdown` waits for the jobs on quitting."""
+"""Network work off the GUI thread (search, file lists, header reads, downloads) on threads
+of its own, at most `threads` at once: a download runs for hours and must not take one of
+the global pool's few threads from the window's short jobs. Results, errors and progress
+come back to the GUI thread through queued signals.
+
+The threads are daemon threads, not a QThreadPool's: a call stuck on the network (a hub
+that accepts the connection and never answers, until its read limit) never keeps the
+window from closing or the app from quitting. `shutdown` waits only for the jobs that asked
+for it (downloads, which stop at their next chunk once paused), and only so long."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThreadPool
+from PySide6.QtCore import QObject
 
-from kobold_gui.ui.common.background import Job, Relay
+from kobold_gui.ui.common.background import Relay
 
 
 class NetJobs(QObject):
     def __init__(self, parent: QObject | None = None, threads: int = 6) -> None:
         super().__init__(parent)
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(threads)
+        self._slots = threading.BoundedSemaphore(threads)
+        self._awaited: set[threading.Thread] = set()  # jobs quitting waits for
+        self._lock = threading.Lock()
 
     def run(
         self,
@@ -26,8 +34,9 @@ class NetJobs(QObject):
         done: Callable[[Any], None],
         failed: Callable[[BaseException], None],
         progress: Callable[[Any], None] | None = None,
+        await_on_quit: bool = False,
     ) -> None:
-        """Run func(*args) on the pool; with `progress`, func gets a last argument: a
+        """Run func(*args) on a thread; with `progress`, func gets a last argument: a
         callback that carries a value to `progress` on the GUI thread."""
         relay = Relay(self)
 
@@ -40,7 +49,40 @@ class NetJobs(QObject):
         if progress is not None:
             relay.progress.connect(progress)
             args = (*args, relay.progress.emit)
-        self.pool.start(Job(func, args, relay))
+        thread = threading.Thread(
+            target=self._work, args=(func, args, relay), name="net-job", daemon=True
+        )
+        if await_on_quit:
+            with self._lock:
+                self._awaited.add(thread)
+        thread.start()
 
-    def shutdown(self, timeout_ms: int = 15000) -> None:
-        self.pool.waitForDone(timeout_ms)
+    def _work(self, func: Callable[..., Any], args: tuple[Any, ...], relay: Relay) -> None:
+        with self._slots:
+            try:
+                result = func(*args)
+            except BaseException as e:  # delivered to the GUI thread as a value
+                outcome, value = relay.failed, e
+            else:
+                outcome, value = relay.done, result
+        try:
+            outcome.emit(value)
+        except RuntimeError:  # the window that asked is gone: nobody waits for the answer
+            pass
+        finally:
+            with self._lock:
+                self._awaited.discard(threading.current_thread())
+
+    @property
+    def awaited(self) -> int:
+        """How many jobs that quitting waits for are still running."""
+        with self._lock:
+            return len(self._awaited)
+
+    def shutdown(self, timeout_s: float = 15.0) -> None:
+        """Wait, at most timeout_s in all, for the jobs started with await_on_quit."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            awaited = list(self._awaited)
+        for thread in awaited:
+            thread.join(max(0.0, deadline - time.monotonic()))

@@ -114,6 +114,7 @@ class DownloadRow(QWidget):
             done=self._done,
             failed=self._failed,
             progress=self._progress,
+            await_on_quit=True,  # it stops at its next chunk once paused
         )
 
     def pause(self) -> None:

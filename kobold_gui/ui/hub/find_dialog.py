@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from kobold_gui.core.hardware.report import HardwareReport
 from kobold_gui.core.hub.download import FileSpec, pending_downloads
 from kobold_gui.core.hub.fit import Fit, plan_fit, ram_bytes
+from kobold_gui.core.hub.net import NetLimits
 from kobold_gui.core.hub.remote_gguf import FetchStats, remote_info
 from kobold_gui.core.hub.search import Hub, ModelEntry, RepoFiles, RepoSummary, describe_error
 from kobold_gui.core.hub.token import TokenStore
@@ -61,11 +62,13 @@ class FindModelDialog(QDialog):
         parent: QWidget | None = None,
         endpoint: str | None = None,
         token_store: TokenStore | None = None,
+        limits: NetLimits | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Find a model on Hugging Face")
         self.resize(1100, 720)
         self.folder, self.hardware, self.endpoint = folder, hardware, endpoint
+        self.limits = limits  # each API call's connect and read limits (None: the app's)
         self.tokens = token_store or TokenStore()
         self.token: str | None = None
         self.jobs = NetJobs(self)
@@ -89,9 +92,12 @@ class FindModelDialog(QDialog):
         )
         self.search_button = QPushButton("Search")
         self.search_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
         search_row = QHBoxLayout()
         search_row.addWidget(self.query, 1)
         search_row.addWidget(self.search_button)
+        search_row.addWidget(self.cancel_button)
 
         splitter = self._build_browser()
         self.token_row = TokenRow(self.tokens, self.jobs)
@@ -112,6 +118,7 @@ class FindModelDialog(QDialog):
         layout.addWidget(self.status)
 
         self.search_button.clicked.connect(self.search)
+        self.cancel_button.clicked.connect(self.cancel_search)
         self.query.returnPressed.connect(self.search)
         self.results.itemSelectionChanged.connect(self._repo_selected)
         self.token_row.tokenChanged.connect(self._token_changed)
@@ -162,7 +169,7 @@ class FindModelDialog(QDialog):
         self.folder_label.setText(f"Saved to {self.folder}")
 
     def hub(self) -> Hub:
-        return Hub(self.endpoint, self.token)
+        return Hub(self.endpoint, self.token, self.limits)
 
     # -- search -------------------------------------------------------------------------
     def search(self) -> None:
@@ -170,7 +177,7 @@ class FindModelDialog(QDialog):
         gen = self._search_gen
         text = self.query.text().strip()
         self.status.setText(f"Searching Hugging Face for “{text}”…" if text else "Searching…")
-        self.search_button.setEnabled(False)
+        self._searching(True)
         self.jobs.run(
             self.hub().search,
             text,
@@ -178,10 +185,21 @@ class FindModelDialog(QDialog):
             failed=lambda e: self._search_failed(gen, e),
         )
 
+    def _searching(self, running: bool) -> None:
+        self.search_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def cancel_search(self) -> None:
+        """The search's answer, if it ever comes, is ignored (its call ends at its read
+        limit, on a thread that never holds up closing)."""
+        self._search_gen += 1
+        self._searching(False)
+        self.status.setText("Search cancelled.")
+
     def _search_done(self, gen: int, found: list[RepoSummary]) -> None:
         if gen != self._search_gen:
             return
-        self.search_button.setEnabled(True)
+        self._searching(False)
         self.results.show_results(found)
         self.status.setText(
             f"{len(found)} GGUF repositories, most downloaded first. Choose one to see its files."
@@ -191,7 +209,7 @@ class FindModelDialog(QDialog):
 
     def _search_failed(self, gen: int, error: BaseException) -> None:
         if gen == self._search_gen:
-            self.search_button.setEnabled(True)
+            self._searching(False)
             self.status.setText(describe_error(error))
 
     # -- a repository's files -------------------------------------------------------------
@@ -357,7 +375,7 @@ class FindModelDialog(QDialog):
         return False
 
     def shutdown(self) -> None:
-        """Pause every download (their parts stay for the next start) and wait for the
-        network threads."""
+        """Pause every download (their parts stay for the next start) and wait a little for
+        them to stop; a search or listing still waiting on the network is left to end."""
         self.downloads.pause_all()
         self.jobs.shutdown()
