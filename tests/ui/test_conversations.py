@@ -17,6 +17,7 @@ from kobold_gui.core.engine.types import SamplingParams
 from kobold_gui.ui.chat.chat_files import JSON_FILTER, MARKDOWN_FILTER
 from kobold_gui.ui.window.main_window import MainWindow
 from tests.conftest import HANG_GUARD_MS
+from tests.rpc_servers import rpc_servers
 from tests.ui.chat_parts import chat_parts, finished
 
 
@@ -448,3 +449,59 @@ def test_chats_saved_by_version_1_open_and_are_upgraded(qtbot: QtBot, tiny_model
     assert upgraded["version"] == 2
     assert upgraded["messages"][1]["alternatives"] == [{"content": "Pear", "stats": None}]
     window.close()
+
+
+def test_a_reply_cut_by_a_lost_machine_is_kept_marked_and_continued(
+    qtbot: QtBot, tiny_model: Path, tmp_path: Path
+) -> None:
+    """The model's layers are on another machine, which dies mid-reply (a real llama.cpp RPC
+    server, killed): what came of the reply stays in the chat, saved and marked with the
+    reason, also after reopening; Continue finishes it once a model is loaded again."""
+    with rpc_servers(tmp_path, 1) as (server,):
+        window = MainWindow(initial_model=tiny_model)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=HANG_GUARD_MS)
+        window.machines.address.setText(server.endpoint)
+        qtbot.keyClick(window.machines.address, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: bool(window.launch_state.config.rpc), timeout=HANG_GUARD_MS)
+        card = window.machines.cards[server.endpoint]
+        qtbot.waitUntil(lambda: "✓ reachable" in card.state.text(), timeout=HANG_GUARD_MS)
+        window.launch.gpu_layers.setValue(2)  # both layers on the machine
+        with qtbot.waitSignal(window.engine_controller.loaded, timeout=HANG_GUARD_MS):
+            window.load_model()
+        assert window.loaded is not None and window.loaded.launch.rpc_servers == (server.endpoint,)
+        window.sampling = SamplingParams(max_tokens=5000, temperature=1.0, seed=3, ban_eos=True)
+        window.engine_controller.text.connect(lambda _t: server.kill())
+        with qtbot.waitSignal(window.engine_controller.replyFailed, timeout=HANG_GUARD_MS) as lost:
+            window.chat.input.setPlainText("Tell me a long story.")
+            window.chat.send()
+    reason = lost.args[0]
+    assert server.endpoint in reason
+    partial = window.chat.history[-1]
+    assert partial.role == "assistant" and partial.content  # kept, not thrown away
+    assert window.chat.input.toPlainText() == ""  # the question was answered, in part
+    note = f"Reply cut off: {reason} · Continue finishes it"
+    assert window.chat.transcript.toPlainText().endswith(note)
+    on_disk = saved(window).messages
+    assert [m.role for m in on_disk] == ["user", "assistant"]
+    assert on_disk[-1].content == partial.content
+    assert not on_disk[-1].complete and on_disk[-1].cut == reason
+    window.close()
+
+    again = reopened(qtbot, tiny_model)  # from disk
+    assert again.chat.history[-1].content == partial.content
+    assert again.chat.transcript.toPlainText().endswith(note)
+    qtbot.waitUntil(lambda: not again.launch_state.config.rpc, timeout=HANG_GUARD_MS)  # gone
+    qtbot.waitUntil(again.load_button.isEnabled, timeout=HANG_GUARD_MS)
+    with qtbot.waitSignal(again.engine_controller.loaded, timeout=HANG_GUARD_MS):
+        again.load_model()
+    again.sampling = SamplingParams(max_tokens=6)
+    with qtbot.waitSignal(again.engine_controller.replyFinished, timeout=HANG_GUARD_MS):
+        again.chat.continue_button.click()
+    finished_reply = saved(again).messages[-1]
+    assert finished_reply.content.startswith(partial.content)
+    assert len(finished_reply.content) > len(partial.content)
+    assert finished_reply.complete and not finished_reply.cut
+    assert "Reply cut off" not in again.chat.transcript.toPlainText()
+    again.close()

@@ -31,6 +31,7 @@ class StoredMessage:
     # False while a reply streams; a reply read back with False was cut off (a kill, a crash)
     complete: bool = True
     alternatives: list[ReplyVersion] = field(default_factory=list)
+    cut: str = ""  # why a reply was cut off, when it is known (an engine error): shown under it
 
 
 def message_from_json(data: dict[str, Any]) -> StoredMessage:
@@ -39,7 +40,7 @@ def message_from_json(data: dict[str, Any]) -> StoredMessage:
         ReplyVersion(v) if isinstance(v, str) else ReplyVersion(str(v["content"]), v.get("stats"))
         for v in data.get("alternatives", [])
     ]
-    fields = {k: data[k] for k in ("created", "stats", "complete") if k in data}
+    fields = {k: data[k] for k in ("created", "stats", "complete", "cut") if k in data}
     role, content = data["role"], data["content"]
     if not isinstance(role, str) or not isinstance(content, str):
         raise ValueError(f"not a chat message: {data!r:.80}")

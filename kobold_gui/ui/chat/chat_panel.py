@@ -45,6 +45,7 @@ STOP_REASONS = {
     "context_full": " · context full",
 }
 CUT_NOTE = "Reply cut off (the app ended before it finished) · Continue finishes it"
+CUT_BY_ERROR = "Reply cut off: {} · Continue finishes it"
 
 
 @dataclass(frozen=True)

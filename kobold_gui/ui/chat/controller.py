@@ -194,7 +194,7 @@ class ConversationController(QObject):
         self._unsaved.flush()
         index, self._streaming, self._restore = self._streaming, None, None
         reply = self.conversation.messages[index]
-        reply.complete, reply.stats = True, result_stats(result)
+        reply.complete, reply.stats, reply.cut = True, result_stats(result), ""
         self.journal.record(self.conversation, op_put(index, reply))
         self.writer.compact(self.conversation.id)  # once a turn: the next open reads one file
         note = stats_line(
@@ -204,16 +204,24 @@ class ConversationController(QObject):
         show_versions(self.chat, self.conversation)
 
     def reply_failed(self, message: str = "") -> None:
+        """The engine failed mid-reply (a machine lost, any engine error). Text that came is
+        kept, saved and marked as cut with the reason, as a reply cut by quitting is, and
+        Continue finishes it; a reply that got nothing is undone as if never asked."""
         if self._detached:
             self._detached -= 1
             return
         if self._streaming is None:
             return
-        self._unsaved.discard()
+        self._unsaved.flush()
         index, restore = self._streaming, self._restore
         self._streaming, self._restore = None, None
         msgs = self.conversation.messages
-        if restore is not None:  # a continue or a regenerate: the reply stays as it was
+        reply = msgs[index]
+        if reply.content and (restore is None or reply.content != restore.content):
+            reply.complete, reply.cut = False, message or "the engine stopped"
+            self.journal.record(self.conversation, op_put(index, reply))
+            redraw(self.chat, self.conversation)
+        elif restore is not None:  # a continue or a regenerate: the reply stays as it was
             msgs[index] = restore
             self.journal.record(self.conversation, op_put(index, restore))
             redraw(self.chat, self.conversation)
@@ -250,7 +258,7 @@ class ConversationController(QObject):
         if reply is None:
             return
         restore = copy.deepcopy(reply)
-        reply.complete, reply.stats = False, None
+        reply.complete, reply.stats, reply.cut = False, None, ""
         index = len(self.conversation.messages) - 1
         self.journal.record(self.conversation, op_put(index, reply))
         redraw_without_last(self.chat, self.conversation)

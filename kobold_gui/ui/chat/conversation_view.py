@@ -7,19 +7,25 @@ from __future__ import annotations
 from kobold_gui.core.chats.types import Conversation
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.types import GenerationResult
-from kobold_gui.ui.chat.chat_panel import CUT_NOTE, ChatPanel, ShownMessage, stats_line
+from kobold_gui.ui.chat.chat_panel import (
+    CUT_BY_ERROR,
+    CUT_NOTE,
+    ChatPanel,
+    ShownMessage,
+    stats_line,
+)
 
 
 def shown_messages(conv: Conversation, streaming: int | None = None) -> list[ShownMessage]:
     """What the transcript draws of a conversation: a reply saved unfinished (and not the one
-    streaming now) is marked as cut."""
+    streaming now) is marked as cut, with the reason when it is known."""
     out = []
     for i, m in enumerate(conv.messages):
         if m.role not in ("user", "assistant") or i == streaming:
             continue
         note = ""
         if m.role == "assistant" and not m.complete:
-            note = CUT_NOTE
+            note = CUT_BY_ERROR.format(m.cut) if m.cut else CUT_NOTE
         elif m.stats:
             note = stats_line(
                 m.stats.get("generated_tokens", 0),
