@@ -110,6 +110,12 @@ def test_a_hub_that_never_answers_ends_in_a_message(fake_hub: FakeHub) -> None:
         hub.list_files("someone/tiny-split-GGUF")
     assert [p for _m, p, _r in fake_hub.log].count("/api/models") == 1  # a read is not retried
 
+    fake_hub.stall = False
+    repo = hub.list_files("someone/tiny-split-GGUF")
+    fake_hub.stall = True  # and now its header reads hang
+    with pytest.raises(HubError, match="did not answer in time reading tiny-split"):
+        remote_info(hub, repo, repo.entries[0])
+
 
 def test_a_refused_connection_is_said_quickly() -> None:
     """With the app's own limits: a few quick retries, not the library's 24 s backoff."""

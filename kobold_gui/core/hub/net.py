@@ -11,13 +11,15 @@ missing repository) and read by its own dataclasses (search.py)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 # huggingface_hub's HTTP module (httpx in 1.x, httpx2 from 2.0): see core/hub/search.py
 from huggingface_hub.utils import hf_raise_for_status, httpx
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,16 +47,28 @@ def get_json(
 ) -> Any:
     """The JSON the hub answers at `url`; raises huggingface_hub's errors for an error
     answer and httpx's for a network failure (the last one, once the retries are spent)."""
+
+    def ask() -> httpx.Response:
+        return client.get(url, params=params, headers=headers, timeout=limits.timeout())
+
+    r = with_retries(limits, ask)
+    hf_raise_for_status(r)
+    return r.json()
+
+
+def with_retries(limits: NetLimits, call: Callable[[], T]) -> T:
+    """call() again after a connection that failed, or a busy answer (429, 5xx: returned
+    as it is once the retries are spent), at most limits.retries times."""
     for attempt in range(limits.retries + 1):
         last = attempt == limits.retries
         try:
-            r = client.get(url, params=params, headers=headers, timeout=limits.timeout())
+            result = call()
         except (httpx.ConnectError, httpx.ConnectTimeout):
             if last:
                 raise
         else:
-            if last or r.status_code not in RETRY_STATUS:
-                hf_raise_for_status(r)
-                return r.json()
+            status = getattr(result, "status_code", None)
+            if last or status not in RETRY_STATUS:
+                return result
         time.sleep(limits.retry_pause_s * (attempt + 1))
     raise AssertionError("unreachable")  # the last attempt returns or raises

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 # huggingface_hub's HTTP module (httpx in 1.x, httpx2 from 2.0): see core/hub/search.py
 from huggingface_hub.utils import httpx
 
+from kobold_gui.core.hub.net import NetLimits, with_retries
 from kobold_gui.core.hub.search import Hub, HubError, ModelEntry, RepoFiles
 from kobold_gui.core.models.gguf_header import (
     GGUFHeader,
@@ -29,6 +31,7 @@ from kobold_gui.core.models.gguf_info import (
 )
 
 FIRST_READ = 1 << 20
+DEFAULT_LIMITS = NetLimits()
 MAX_HEADER = 256 << 20  # no real header comes near this; a bound against a runaway loop
 
 
@@ -47,13 +50,19 @@ class FetchStats:
 
 
 def _read_range(
-    client: httpx.Client, url: str, headers: dict[str, str], start: int, end: int
+    client: httpx.Client,
+    url: str,
+    headers: dict[str, str],
+    start: int,
+    end: int,
+    limits: NetLimits,
 ) -> bytes:
     """Bytes [start, end) of the file. A server that ignores Range answers 200 with the
     whole file: only what is needed is read from that stream, then it is closed."""
     want = end - start
     request_headers = {**headers, "Range": f"bytes={start}-{end - 1}"}
-    with client.stream("GET", url, headers=request_headers) as r:
+    timeout = limits.timeout()
+    with client.stream("GET", url, headers=request_headers, timeout=timeout) as r:
         if r.status_code in (401, 403):
             raise HubError(
                 f"the hub refused to read {url.rsplit('/', 1)[-1]} ({r.status_code}): "
@@ -89,6 +98,7 @@ def fetch_header(
     file_size: int,
     name: str,
     first_read: int = FIRST_READ,
+    limits: NetLimits = DEFAULT_LIMITS,
 ) -> tuple[GGUFHeader, FetchStats]:
     """The file's parsed header, read in growing steps until it parses completely."""
     t0 = time.perf_counter()
@@ -97,7 +107,10 @@ def fetch_header(
     want = min(first_read, file_size)
     while True:
         try:
-            buf += _read_range(client, url, headers, len(buf), want)
+            read = partial(_read_range, client, url, headers, len(buf), want, limits)
+            buf += with_retries(limits, read)
+        except httpx.TimeoutException:
+            raise HubError(f"the hub did not answer in time reading {name}; try again") from None
         except httpx.HTTPError as e:
             raise HubError(f"reading the header of {name} failed: {e}") from None
         requests += 1
@@ -125,7 +138,7 @@ def remote_info(hub: Hub, repo: RepoFiles, entry: ModelEntry) -> tuple[GGUFInfo,
     client, headers = hub.client(), hub.headers()
     for f in entry.files:
         url = hub.url(repo.repo_id, repo.revision, f.name)
-        header, s = fetch_header(client, url, headers, f.size, f.name)
+        header, s = fetch_header(client, url, headers, f.size, f.name, limits=hub.limits)
         shards.append(ShardHeader(header, f.size, f.name.rsplit("/", 1)[-1]))
         stats += s
     info = info_from_headers(shards, Path(repo.repo_id) / entry.files[0].name)
