@@ -1,10 +1,11 @@
 """The Hugging Face Hub through huggingface_hub: search GGUF repositories, list a
 repository's GGUF files (sizes, SHA-256 from the LFS metadata), and their download URLs.
 
-The endpoint is passed to HfApi and hf_hub_url explicitly (huggingface_hub reads
-HF_ENDPOINT only once, at import), so tests and mirrors can point it elsewhere. Files are
-not downloaded with hf_hub_download (it checks only the size and cannot pause): see
-core/hub/download.py.
+The endpoint is part of every URL and passed to hf_hub_url explicitly (huggingface_hub
+reads HF_ENDPOINT only once, at import), so tests and mirrors can point it elsewhere. The
+API's JSON is fetched with limits of its own (core/hub/net.py: HfApi.list_models would wait
+without end) and read by huggingface_hub's ModelInfo. Files are not downloaded with
+hf_hub_download (it checks only the size and cannot pause): see core/hub/download.py.
 
 The HTTP module is huggingface_hub's own, from huggingface_hub.utils (httpx in its 1.x,
 httpx2 from 2.0): its client and the errors it raises come from that one, whichever release
@@ -139,7 +140,7 @@ class Hub:
         self, endpoint: str | None = None, token: str | None = None, limits: NetLimits | None = None
     ) -> None:
         self.endpoint = (endpoint or endpoint_from_env()).rstrip("/")
-        # None: never fall back to a token saved by other tools behind the user's back.
+        # None is sent as token=False: never a token saved by other tools, behind the user's back.
         self.token = token or None
         self.limits = limits or NetLimits()  # for the API's calls (search, file lists)
         session = get_session()
