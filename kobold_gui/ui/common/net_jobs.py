@@ -6,7 +6,11 @@ come back to the GUI thread through queued signals.
 The threads are daemon threads, not a QThreadPool's: a call stuck on the network (a hub
 that accepts the connection and never answers, until its read limit) never keeps the
 window from closing or the app from quitting. `shutdown` waits only for the jobs that asked
-for it (downloads, which stop at their next chunk once paused), and only so long."""
+for it (downloads, which stop at their next chunk once paused), and only so long.
+
+A job may so outlive the panel that asked for it. Its relay therefore has no parent (it
+lives until its answer is delivered, never deleted under the thread that emits on it), and
+an answer that comes after `shutdown`, or after this object is destroyed, is dropped."""
 
 from __future__ import annotations
 
@@ -26,6 +30,9 @@ class NetJobs(QObject):
         self._slots = threading.BoundedSemaphore(threads)
         self._awaited: set[threading.Thread] = set()  # jobs quitting waits for
         self._lock = threading.Lock()
+        self._open = threading.Event()  # answers are delivered while set
+        self._open.set()
+        self.destroyed.connect(self._open.clear)
 
     def run(
         self,
@@ -38,16 +45,18 @@ class NetJobs(QObject):
     ) -> None:
         """Run func(*args) on a thread; with `progress`, func gets a last argument: a
         callback that carries a value to `progress` on the GUI thread."""
-        relay = Relay(self)
+        relay = Relay()  # no parent: see the module's docstring
+        open_ = self._open
 
         def finish(callback: Callable[[Any], None], value: Any) -> None:
             relay.deleteLater()
-            callback(value)
+            if open_.is_set():
+                callback(value)
 
         relay.done.connect(lambda value: finish(done, value))
         relay.failed.connect(lambda error: finish(failed, error))
         if progress is not None:
-            relay.progress.connect(progress)
+            relay.progress.connect(lambda value: open_.is_set() and progress(value))
             args = (*args, relay.progress.emit)
         thread = threading.Thread(
             target=self._work, args=(func, args, relay), name="net-job", daemon=True
@@ -80,7 +89,9 @@ class NetJobs(QObject):
             return len(self._awaited)
 
     def shutdown(self, timeout_s: float = 15.0) -> None:
-        """Wait, at most timeout_s in all, for the jobs started with await_on_quit."""
+        """Wait, at most timeout_s in all, for the jobs started with await_on_quit; no
+        answer is delivered after this."""
+        self._open.clear()
         deadline = time.monotonic() + timeout_s
         with self._lock:
             awaited = list(self._awaited)
