@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kobold_gui.core.hardware.cpu import missing_cpu_features
 from kobold_gui.core.llama.backends import (
     has_cpu_variants,
     installed_folder,
@@ -134,3 +135,14 @@ def test_the_app_loads_the_installed_modules_before_asking_for_devices() -> None
     assert info.backends.dynamic and info.backends.cpu_variant
     assert f"libggml-cpu-{info.backends.cpu_variant}.so" in info.backends.loaded
     assert "CPU" in info.backends.registered
+    assert missing_cpu_features() == []  # any processor runs one of the variants
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/self/maps")
+def test_ggml_is_the_one_that_libllama_loaded() -> None:
+    """One libggml in the process: a second copy (the wheel's libggml.so beside the
+    libggml.so.0 libllama loads) has a backend registry that model loads never see."""
+    assert backend_info().backends.registered
+    maps = Path("/proc/self/maps").read_text().splitlines()
+    names = {line.split()[-1].rsplit("/", 1)[-1] for line in maps if line.strip()}
+    assert len({n for n in names if n.startswith("libggml.")}) == 1, names
