@@ -102,6 +102,8 @@ def test_self_test_chats_with_the_bundled_model(bundle: Path, tmp_path: Path) ->
     assert report["ok"] and report["frozen"] and report["generated_tokens"] > 0
     assert report["model"].startswith(str(bundle.parent)) and report["backend"] == "CPU"
     assert set(report["cpu_features"]) == {"avx2", "fma", "f16c"}
+    backends = report["backends"]  # the CPU variant ggml chose, from the bundle's modules
+    assert f"libggml-cpu-{backends['cpu_variant']}.so" in backends["loaded"], backends
 
 
 def test_window_opens_and_writes_settings_under_the_users_folders(

@@ -389,3 +389,25 @@ def test_plan_for_assumed_remote_gpus(default_model: Path) -> None:
     devices = json.loads(result.stdout)["plan"]["devices"]
     assert [d["remote"] for d in devices] == [True, False, False]  # remote first, then CPU
     assert devices[0]["cuda_context"] < 128 * 2**20 < devices[1]["cuda_context"]  # no context
+
+
+def test_self_test_reports_the_backends_and_the_cpu_variant(tiny_model: Path) -> None:
+    from kobold_gui.core.llama.backends import has_cpu_variants
+    from kobold_gui.core.llama.ggml import library_folder
+
+    result = run("--self-test", "--model", str(tiny_model))
+    assert result.returncode == 0, result.stdout + result.stderr
+    backends = json.loads(result.stdout)["backends"]
+    assert "CPU" in backends["registered"]
+    if has_cpu_variants(library_folder()):  # a GGML_BACKEND_DL build: one variant loaded
+        variant = backends["cpu_variant"]
+        assert backends["dynamic"] and f"libggml-cpu-{variant}.so" in backends["loaded"]
+        assert all(reason for reason in backends["not_loaded"].values())
+    else:
+        assert backends == {
+            "dynamic": False,
+            "registered": backends["registered"],
+            "loaded": [],
+            "not_loaded": {},
+            "cpu_variant": "built in",
+        }

@@ -13,6 +13,12 @@ cd "$root"
 
 LLAMA_VERSION=0.3.36
 PORTABLE="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+# The CPU backend as run-time modules, one per instruction set (x86-64, SSE4.2, AVX, AVX2,
+# AVX-512, AMX, ...): the app loads them at start and ggml takes the best one this processor
+# runs, so no CPU is refused. ggml installs the modules to CMAKE_INSTALL_BINDIR, which is
+# llama_cpp/lib in the wheel (llama-cpp-python's own install rules name fixed targets only).
+CPU_MODULES="-DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DGGML_NATIVE=OFF \
+-DCMAKE_INSTALL_BINDIR=llama_cpp/lib"
 # llama.cpp's RPC backend: GPUs of other machines (client) and sharing this one (server).
 RPC="-DGGML_RPC=ON"
 venv="$root/.venv"
@@ -23,7 +29,7 @@ log() { printf '\033[1m[kobold-gui]\033[0m %s\n' "$*" >&2; }
 llama_cmake_args() {
   if [ -n "${CMAKE_ARGS:-}" ]; then echo "$CMAKE_ARGS"; return; fi
   case "${KOBOLD_GUI_BACKEND:-cpu}" in
-    cpu) echo "$PORTABLE $RPC" ;;
+    cpu) echo "$CPU_MODULES $RPC" ;;
     cuda) echo "-DGGML_CUDA=on $PORTABLE $RPC" ;;
     *) log "KOBOLD_GUI_BACKEND must be cpu or cuda"; exit 2 ;;
   esac
@@ -59,11 +65,23 @@ ensure_llama() {
     mkdir -p "$dir.tmp"
     CMAKE_ARGS="$args" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$py" -m pip wheel -q --no-deps \
       --no-cache-dir --no-binary llama-cpp-python -w "$dir.tmp" "llama-cpp-python==$LLAMA_VERSION"
+    check_wheel "$dir.tmp" "$args"
     echo "$args" >"$dir.tmp/CMAKE_ARGS"
     rm -rf "$dir"; mv "$dir.tmp" "$dir"
   fi
   "$py" -m pip install -q --force-reinstall --no-deps "$dir"/llama_cpp_python-*.whl
   echo "$dir" >"$stamp"
+}
+
+# A build of run-time CPU modules must have them beside libllama, or no model loads.
+check_wheel() {
+  case "$2" in *GGML_CPU_ALL_VARIANTS=ON*) ;; *) return 0 ;; esac
+  "$py" - "$1"/llama_cpp_python-*.whl <<'EOF'
+import sys, zipfile
+names = zipfile.ZipFile(sys.argv[1]).namelist()
+if not any(n.startswith("llama_cpp/lib/libggml-cpu-") for n in names):
+    sys.exit("the wheel lacks ggml's CPU modules in llama_cpp/lib (libggml-cpu-*.so)")
+EOF
 }
 
 ensure_project() {

@@ -18,6 +18,7 @@ def load_and_reply(args: argparse.Namespace, report: dict[str, Any]) -> None:
     report["llama_cpp_python"] = backend.llama_cpp_python
     report["backend"] = backend.name
     report["gpu_offload"] = backend.gpu_offload
+    report["backends"] = backend.backends.to_json()
     inventory = open_inventory().snapshot()
     report["gpus"] = [f"{g.index}: {g.name}" for g in inventory.gpus]
     report["gpu_message"] = inventory.message

@@ -1,5 +1,6 @@
 """CPU features the portable llama.cpp build needs (it is compiled for AVX2, FMA and F16C):
-checked before llama.cpp is loaded, so an older CPU gets a message instead of SIGILL."""
+checked before llama.cpp is loaded, so an older CPU gets a message instead of SIGILL. A build
+whose CPU backend comes in variants (ggml loads the one this processor runs) needs none."""
 
 from __future__ import annotations
 
@@ -25,5 +26,10 @@ def cpu_features() -> dict[str, bool] | None:
 
 
 def missing_cpu_features() -> list[str]:
+    from kobold_gui.core.llama.backends import has_cpu_variants, installed_folder
+
+    folder = installed_folder()
+    if folder is not None and has_cpu_variants(folder):
+        return []
     features = cpu_features()
     return [f for f, present in (features or {}).items() if not present]

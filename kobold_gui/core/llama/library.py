@@ -1,26 +1,37 @@
-"""The llama.cpp backend of this build: initialized once, with its log captured first."""
+"""The llama.cpp backend of this build: initialized once, with its log captured first and
+its backend modules loaded (a build with GGML_BACKEND_DL, see backends.py)."""
 
 from __future__ import annotations
+
+import threading
 
 import llama_cpp
 
 from kobold_gui.core.llama.log import install_log_capture
-from kobold_gui.core.llama.types import BackendInfo
+from kobold_gui.core.llama.types import BackendInfo, BackendLoad
 
-_backend_ready = False
+_lock = threading.Lock()
+_loaded: BackendLoad | None = None
 
 
-def init_backend() -> None:
-    """Capture llama.cpp's log, then initialize its backends; once per process."""
-    global _backend_ready
-    if not _backend_ready:
-        install_log_capture()
-        llama_cpp.llama_backend_init()
-        _backend_ready = True
+def init_backend() -> BackendLoad:
+    """Capture llama.cpp's log, load ggml's backend modules, then initialize llama.cpp; once
+    per process, before any device query or model load. Returns what was loaded."""
+    global _loaded
+    with _lock:
+        if _loaded is None:
+            from kobold_gui.core.llama.backends import load_backends
+            from kobold_gui.core.llama.ggml import libggml, library_folder
+
+            install_log_capture()
+            loaded = load_backends(libggml(), library_folder())
+            llama_cpp.llama_backend_init()
+            _loaded = loaded
+        return _loaded
 
 
 def backend_info() -> BackendInfo:
-    init_backend()
+    loaded = init_backend()
     system = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
     gpu = _has_local_gpu()
     name = "CPU"
@@ -28,7 +39,7 @@ def backend_info() -> BackendInfo:
         if candidate in system:
             name = candidate
             break
-    return BackendInfo(name, gpu, llama_cpp.__version__, system.strip())
+    return BackendInfo(name, gpu, llama_cpp.__version__, system.strip(), loaded)
 
 
 def _has_local_gpu() -> bool:

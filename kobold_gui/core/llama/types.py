@@ -4,11 +4,41 @@ without loading the library."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class LlamaError(RuntimeError):
     """llama.cpp or ggml refused or failed; the message says why, in words for the user.
     The engine turns it into its own EngineError where a load or reply meets it."""
+
+
+@dataclass(frozen=True)
+class ModuleFailure:
+    """A backend module of the lib folder that this process did not load, and why."""
+
+    file: str  # libggml-cuda.so, libggml-cpu-skylakex.so, ...
+    reason: str
+
+
+@dataclass(frozen=True)
+class BackendLoad:
+    """ggml's backends as this process got them. A build with GGML_BACKEND_DL loads them at
+    start from llama-cpp-python's lib folder (`dynamic`); one without has them linked in."""
+
+    dynamic: bool = False
+    registered: tuple[str, ...] = ()  # ggml's backend names: CPU, RPC, CUDA, ...
+    loaded: tuple[str, ...] = ()  # module files loaded at run time
+    not_loaded: tuple[ModuleFailure, ...] = ()
+    cpu_variant: str = ""  # haswell, skylakex, ... ("" where the CPU backend is linked in)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dynamic": self.dynamic,
+            "registered": list(self.registered),
+            "loaded": list(self.loaded),
+            "not_loaded": {f.file: f.reason for f in self.not_loaded},
+            "cpu_variant": self.cpu_variant or ("built in" if not self.dynamic else ""),
+        }
 
 
 @dataclass(frozen=True)
@@ -19,3 +49,4 @@ class BackendInfo:
     gpu_offload: bool
     llama_cpp_python: str
     system_info: str
+    backends: BackendLoad = BackendLoad()

@@ -1,2 +1,2 @@
 """Wording for people, without Qt so that it is tested without a display: plan and machine
-summaries."""
+summaries, the backend line."""

@@ -13,12 +13,8 @@ from kobold_gui.core.llama.types import BackendInfo
 from kobold_gui.core.session import Activity
 from kobold_gui.ui.hardware.feed import HardwareFeed
 from kobold_gui.ui.hub.hook import open_find_model
+from kobold_gui.ui.text.backend import backend_line
 from kobold_gui.ui.window.parts import WindowParts
-
-CUDA_HINT = (
-    "NVIDIA GPUs need a CUDA build of kobold-gui (from a source checkout: "
-    "KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup)."
-)
 
 
 # -- the model panel ----------------------------------------------------------------------------
@@ -86,10 +82,7 @@ def watch_hardware(window: WindowParts, parent: QObject) -> HardwareFeed:
 
 
 def _backend_ready(window: WindowParts, backend: BackendInfo) -> None:
-    text = f"llama.cpp backend: {backend.name} (llama-cpp-python {backend.llama_cpp_python})"
-    if not backend.gpu_offload:
-        text += f". This build cannot offload to a GPU. {CUDA_HINT}"
-    window.backend_label.setText(text)
+    window.backend_label.setText(backend_line(backend))
 
 
 def wire_server(window: WindowParts) -> None:
