@@ -89,6 +89,9 @@ def chat_prompt(model: Path) -> str:
 def bare_tokens_per_s(model: Path, prompt: str, n: int) -> float:
     from llama_cpp import Llama
 
+    from kobold_gui.core.llama.library import init_backend
+
+    init_backend()  # a build with run-time backends loads none by itself: no model would load
     llm = Llama(
         str(model),
         n_ctx=CONFIG.contextsize,
