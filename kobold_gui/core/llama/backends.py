@@ -71,7 +71,8 @@ def load_backends(lib: Any, folder: Path) -> BackendLoad:
         return BackendLoad(dynamic=False, registered=_registered(lib))
     lib.ggml_backend_load_all_from_path(os.fsencode(folder))
     files = module_files(folder)
-    loaded = [p for p in files if is_loaded(p)]
+    mapped = _mapped_files()  # read once: each read stats every file the process maps
+    loaded = [p for p in files if is_loaded(p, mapped)]
     cpu = next((p for p in loaded if _backend(p) == "cpu"), None)
     chosen = _variant(cpu) if cpu is not None else ""
     failures = tuple(
@@ -86,12 +87,14 @@ def load_backends(lib: Any, folder: Path) -> BackendLoad:
     )
 
 
-def is_loaded(path: Path) -> bool:
+def is_loaded(path: Path, mapped: set[tuple[int, int]] | None = None) -> bool:
     """Whether this process has the library at `path` loaded (without loading it). Linux:
-    by file in the process's mappings (dlopen's RTLD_NOLOAD matches only the same name)."""
+    by file in the process's mappings (dlopen's RTLD_NOLOAD matches only the same name);
+    `mapped` is _mapped_files() read once for several paths."""
     if sys.platform == "win32":
         return bool(ctypes.windll.kernel32.GetModuleHandleW(str(path)))
-    mapped = _mapped_files()
+    if mapped is None:
+        mapped = _mapped_files()
     if mapped is not None:
         return _file_id(path) in mapped
     try:
