@@ -125,16 +125,27 @@ def sha256_of(
     path: Path, control: Control | None = None, on_bytes: Callable[[int], None] | None = None
 ) -> str:
     h = hashlib.sha256()
+    _hash_into(h, path, control, on_bytes)
+    return h.hexdigest()
+
+
+def _hash_into(
+    hasher: Any,
+    path: Path,
+    control: Control | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> None:
+    """Feed the file to `hasher`; `on_bytes` gets the count so far, `control` may pause or
+    cancel between reads."""
     done = 0
     with path.open("rb") as f:
         while chunk := f.read(8 * CHUNK):
-            h.update(chunk)
+            hasher.update(chunk)
             done += len(chunk)
             if on_bytes:
                 on_bytes(done)
             if control:
                 control.check()
-    return h.hexdigest()
 
 
 def _download_one(
@@ -172,11 +183,7 @@ def _hash_part(
         part.unlink()
         done = 0
     if done:  # resuming: the hash must cover the bytes already there
-        with part.open("rb") as f:
-            while chunk := f.read(8 * CHUNK):
-                hasher.update(chunk)
-                meter.update(f.tell(), "checking", index, count)
-                control.check()
+        _hash_into(hasher, part, control, lambda n: meter.update(n, "checking", index, count))
     return hasher, done
 
 
