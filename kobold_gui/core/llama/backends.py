@@ -12,6 +12,10 @@ why (the dynamic loader's error, or the CPU variant's score), and closed again.
 
 A build with its backends linked in (they are registered before anything is loaded) has
 nothing to load: that is reported too, and nothing is done.
+
+KOBOLD_GUI_SKIP_BACKENDS=cuda (a comma list of module stems) leaves modules out, so that an
+NVIDIA card runs through Vulkan instead of CUDA: when both load, llama.cpp keeps the first
+device of each card (CUDA's) and skips the other backend's.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kobold_gui.core.llama.gpu_status import gpu_statuses
 from kobold_gui.core.llama.types import BackendLoad, ModuleFailure
 
 # The backends ggml_backend_load_all_from_path looks for, as it names their files.
@@ -62,29 +67,74 @@ def installed_folder() -> Path | None:
     return None
 
 
-def load_backends(lib: Any, folder: Path) -> BackendLoad:
+def load_backends(lib: Any, folder: Path, skip: frozenset[str] | None = None) -> BackendLoad:
     """Load every backend module of `folder` through ggml (`lib`: libggml opened by ctypes),
     unless this build has its backends linked in. Call once per process, before anything
-    asks ggml for a device."""
+    asks ggml for a device. `skip`: module stems to leave out (default: the environment's
+    KOBOLD_GUI_SKIP_BACKENDS)."""
     _declare(lib)
     if lib.ggml_backend_reg_count() > 0:  # linked in: nothing to load
         return BackendLoad(dynamic=False, registered=_registered(lib))
-    lib.ggml_backend_load_all_from_path(os.fsencode(folder))
+    skip = skipped_backends() if skip is None else skip
     files = module_files(folder)
+    if skip:
+        _load_except(lib, files, skip)
+    else:
+        lib.ggml_backend_load_all_from_path(os.fsencode(folder))
     mapped = _mapped_files()  # read once: each read stats every file the process maps
     loaded = [p for p in files if is_loaded(p, mapped)]
     cpu = next((p for p in loaded if _backend(p) == "cpu"), None)
     chosen = _variant(cpu) if cpu is not None else ""
     failures = tuple(
-        ModuleFailure(p.name, why_not_loaded(p, chosen)) for p in files if p not in loaded
+        ModuleFailure(p.name, "left out (KOBOLD_GUI_SKIP_BACKENDS)")
+        if _backend(p) in skip
+        else ModuleFailure(p.name, why_not_loaded(p, chosen))
+        for p in files
+        if p not in loaded
     )
+    reasons = {f.file: f.reason for f in failures}
     return BackendLoad(
         dynamic=True,
         registered=_registered(lib),
         loaded=tuple(p.name for p in loaded),
         not_loaded=failures,
         cpu_variant=chosen,
+        gpu=gpu_statuses(
+            [(_backend(p), p.name, reasons.get(p.name)) for p in files if _backend(p) not in skip],
+            _device_counts(lib),
+        ),
+        skipped=tuple(p.name for p in files if _backend(p) in skip),
     )
+
+
+def skipped_backends() -> frozenset[str]:
+    text = os.environ.get("KOBOLD_GUI_SKIP_BACKENDS", "")
+    return frozenset(part.strip().lower() for part in text.split(",") if part.strip())
+
+
+def _load_except(lib: Any, files: list[Path], skip: frozenset[str]) -> None:
+    """What ggml_backend_load_all_from_path does, less the skipped backends: each backend in
+    ggml's order, and of the CPU variants the one with the best score for this processor."""
+    cpu = [p for p in files if _backend(p) == "cpu"]
+    best = max(cpu, key=_score) if cpu and "cpu" not in skip else None
+    for name in _BACKENDS:
+        if name in skip:
+            continue
+        for path in files:
+            if _backend(path) == name and (name != "cpu" or path == best):
+                lib.ggml_backend_load(os.fsencode(path))
+
+
+def _score(path: Path) -> int:
+    try:
+        module = ctypes.CDLL(str(path))
+    except OSError:
+        return -1
+    try:
+        score_fn = getattr(module, "ggml_backend_score", None)
+        return int(score_fn()) if score_fn is not None else 0
+    finally:
+        _close(module)
 
 
 def is_loaded(path: Path, mapped: set[tuple[int, int]] | None = None) -> bool:
@@ -186,6 +236,16 @@ def _registered(lib: Any) -> tuple[str, ...]:
     return tuple(n.decode(errors="replace") for n in names)
 
 
+def _device_counts(lib: Any) -> dict[str, int]:
+    """Devices per registered backend, by the backend's name (CUDA, Vulkan, ...)."""
+    counts = {}
+    for i in range(lib.ggml_backend_reg_count()):
+        reg = lib.ggml_backend_reg_get(i)
+        name = (lib.ggml_backend_reg_name(reg) or b"").decode(errors="replace")
+        counts[name] = int(lib.ggml_backend_reg_dev_count(reg))
+    return counts
+
+
 def _declare(lib: Any) -> None:
     lib.ggml_backend_reg_count.restype = ctypes.c_size_t
     lib.ggml_backend_reg_count.argtypes = []
@@ -193,5 +253,9 @@ def _declare(lib: Any) -> None:
     lib.ggml_backend_reg_get.argtypes = [ctypes.c_size_t]
     lib.ggml_backend_reg_name.restype = ctypes.c_char_p
     lib.ggml_backend_reg_name.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_reg_dev_count.restype = ctypes.c_size_t
+    lib.ggml_backend_reg_dev_count.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_load.restype = ctypes.c_void_p
+    lib.ggml_backend_load.argtypes = [ctypes.c_char_p]
     lib.ggml_backend_load_all_from_path.restype = None
     lib.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]

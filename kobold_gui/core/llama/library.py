@@ -34,12 +34,19 @@ def backend_info() -> BackendInfo:
     loaded = init_backend()
     system = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
     gpu = _has_local_gpu()
-    name = "CPU"
+    return BackendInfo(_name(loaded, system), gpu, llama_cpp.__version__, system.strip(), loaded)
+
+
+def _name(loaded: BackendLoad, system: str) -> str:
+    """The GPU backend that runs (the first with a device: llama.cpp keeps the first
+    backend's device of a card seen by two), else CPU. A build with its backends linked in
+    says which in its system info."""
+    if loaded.dynamic:
+        return " + ".join(g.backend for g in loaded.gpu if g.devices) or "CPU"
     for candidate in ("CUDA", "ROCm", "HIP", "Metal", "Vulkan", "SYCL", "OpenCL"):
         if candidate in system:
-            name = candidate
-            break
-    return BackendInfo(name, gpu, llama_cpp.__version__, system.strip(), loaded)
+            return candidate
+    return "CPU"
 
 
 def _has_local_gpu() -> bool:

@@ -21,6 +21,23 @@ class ModuleFailure:
 
 
 @dataclass(frozen=True)
+class GpuBackend:
+    """A GPU backend module of this build on this machine: how many devices it found, or
+    why it gives none (core/llama/gpu_status.py words it)."""
+
+    backend: str  # CUDA, Vulkan, ROCm, ...
+    file: str  # libggml-cuda.so
+    devices: int
+    problem: str = ""  # "" when it runs
+
+    @property
+    def summary(self) -> str:
+        if self.problem:
+            return f"{self.backend}: {self.problem}"
+        return f"{self.backend}: {self.devices} device{'s' if self.devices != 1 else ''}"
+
+
+@dataclass(frozen=True)
 class BackendLoad:
     """ggml's backends as this process got them. A build with GGML_BACKEND_DL loads them at
     start from llama-cpp-python's lib folder (`dynamic`); one without has them linked in."""
@@ -30,6 +47,8 @@ class BackendLoad:
     loaded: tuple[str, ...] = ()  # module files loaded at run time
     not_loaded: tuple[ModuleFailure, ...] = ()
     cpu_variant: str = ""  # haswell, skylakex, ... ("" where the CPU backend is linked in)
+    gpu: tuple[GpuBackend, ...] = ()  # one per GPU module of the build
+    skipped: tuple[str, ...] = ()  # modules left out on purpose (KOBOLD_GUI_SKIP_BACKENDS)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -38,6 +57,8 @@ class BackendLoad:
             "loaded": list(self.loaded),
             "not_loaded": {f.file: f.reason for f in self.not_loaded},
             "cpu_variant": self.cpu_variant or ("built in" if not self.dynamic else ""),
+            "gpu": {g.backend: g.summary.split(": ", 1)[1] for g in self.gpu},
+            "skipped": list(self.skipped),
         }
 
 
