@@ -3,10 +3,13 @@
 #   bash tools/dev.sh app [kobold-gui options]   open the window (default model)
 #   bash tools/dev.sh test [pytest options]      ruff, mypy and the whole test suite
 #   bash tools/dev.sh setup                      only the set-up (idempotent, quick the 2nd time)
+#   bash tools/dev.sh cmake-args [cpu|cuda|vulkan]  the build flags (of the base or a module)
 # Environment:
-#   KOBOLD_GUI_BACKEND=cpu|cuda   which llama-cpp-python build to make (default cpu, portable)
-#   CMAKE_ARGS=...                overrides the backend's build flags entirely
-#   KOBOLD_GUI_WHEELS=DIR         where built wheels are kept (default: user cache dir)
+#   KOBOLD_GUI_BACKENDS=cpu,vulkan,cuda  the GPU modules to build beside the CPU build
+#                                 (default: cpu,vulkan; cuda needs the CUDA toolkit)
+#   KOBOLD_GUI_CUDA_ARCHS=...     CMAKE_CUDA_ARCHITECTURES of the CUDA module
+#   CMAKE_ARGS=...                overrides the base build's flags entirely
+#   KOBOLD_GUI_WHEELS=DIR         where built wheels and modules are kept (default: user cache)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -21,6 +24,17 @@ CPU_MODULES="-DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DGGML_NATIVE=OFF \
 -DCMAKE_INSTALL_BINDIR=llama_cpp/lib"
 # llama.cpp's RPC backend: GPUs of other machines (client) and sharing this one (server).
 RPC="-DGGML_RPC=ON"
+# GPU backends are modules too, each built alone from the same llama.cpp source and put
+# beside the CPU build's (ggml loads whatever is there; a module whose driver is missing
+# does not load). Built apart, one module's flags never rebuild the base or another module.
+# CUDA: real code for Turing, Ampere, Ada, Hopper, Blackwell (B200, RTX 50), and PTX of
+# compute_90 that the driver compiles for newer chips at first start. CUDA 13 has no
+# Maxwell, Pascal or Volta; a CUDA 12 toolkit on the PATH builds for those too (add 61, 70).
+CUDA_ARCHS="75-real;80-real;86-real;89-real;90-real;100-real;120a-real;90-virtual"
+MODULE_BASE="-DCMAKE_BUILD_TYPE=Release -DGGML_BACKEND_DL=ON -DGGML_CPU=OFF -DGGML_NATIVE=OFF \
+-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
+-DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON \
+-DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON"
 venv="$root/.venv"
 py="$venv/bin/python"
 
@@ -28,21 +42,38 @@ log() { printf '\033[1m[kobold-gui]\033[0m %s\n' "$*" >&2; }
 
 llama_cmake_args() {
   if [ -n "${CMAKE_ARGS:-}" ]; then echo "$CMAKE_ARGS"; return; fi
-  case "${KOBOLD_GUI_BACKEND:-cpu}" in
-    cpu) echo "$CPU_MODULES $RPC" ;;
-    cuda) echo "-DGGML_CUDA=on $PORTABLE $RPC" ;;
-    *) log "KOBOLD_GUI_BACKEND must be cpu or cuda"; exit 2 ;;
+  echo "$CPU_MODULES $RPC"
+}
+
+# The GPU modules asked for: KOBOLD_GUI_BACKENDS (KOBOLD_GUI_BACKEND=cuda, the old switch,
+# still means cpu,cuda).
+gpu_modules() {
+  local list=${KOBOLD_GUI_BACKENDS:-}
+  if [ -z "$list" ]; then
+    case "${KOBOLD_GUI_BACKEND:-}" in cuda) list=cpu,cuda ;; *) list=cpu,vulkan ;; esac
+  fi
+  local b
+  for b in ${list//,/ }; do
+    case $b in
+      cpu) ;;
+      cuda|vulkan) echo "$b" ;;
+      *) log "KOBOLD_GUI_BACKENDS: unknown backend '$b' (cpu, cuda, vulkan)"; exit 2 ;;
+    esac
+  done
+}
+
+module_cmake_args() {
+  case $1 in
+    cuda) echo "$MODULE_BASE -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=${KOBOLD_GUI_CUDA_ARCHS:-$CUDA_ARCHS}" ;;
+    vulkan) echo "$MODULE_BASE -DGGML_VULKAN=ON" ;;
   esac
 }
 
 # Built wheels live outside the clone, in a folder keyed by version and build flags:
 # pip's own wheel cache ignores CMAKE_ARGS and would hand a CPU wheel to a CUDA request.
-wheel_dir() {
-  local key
-  key=$(printf '%s|%s' "$LLAMA_VERSION" "$(llama_cmake_args)" | sha256sum | cut -c1-16)
-  local base=${KOBOLD_GUI_WHEELS:-${XDG_CACHE_HOME:-$HOME/.cache}/kobold-gui/wheels}
-  echo "$base/llama-cpp-python-$LLAMA_VERSION-$key"
-}
+cache_base() { echo "${KOBOLD_GUI_WHEELS:-${XDG_CACHE_HOME:-$HOME/.cache}/kobold-gui/wheels}"; }
+flags_key() { printf '%s|%s' "$LLAMA_VERSION" "$1" | sha256sum | cut -c1-16; }
+wheel_dir() { echo "$(cache_base)/llama-cpp-python-$LLAMA_VERSION-$(flags_key "$(llama_cmake_args)")"; }
 
 ensure_venv() {
   if [ ! -x "$py" ]; then
@@ -84,6 +115,76 @@ if not any(n.startswith("llama_cpp/lib/libggml-cpu-") for n in names):
 EOF
 }
 
+# Debian packages a module's build needs (installed when run as root).
+module_debs() {
+  case $1 in
+    vulkan) echo "glslc libvulkan-dev spirv-headers libvulkan1 mesa-vulkan-drivers" ;;
+  esac
+}
+
+# Build ggml's module for backend $1 from llama-cpp-python's own source (once per machine and
+# flags), then copy it beside the installed build's libraries.
+ensure_module() {
+  local name=$1 args dir lib
+  args=$(module_cmake_args "$name")
+  dir="$(cache_base)/ggml-$name-$LLAMA_VERSION-$(flags_key "$args")"
+  lib=$(lib_dir)
+  if [ -f "$lib/libggml-$name.so" ] && [ -f "$dir/libggml-$name.so" ] &&
+     cmp -s "$lib/libggml-$name.so" "$dir/libggml-$name.so"; then return; fi
+  if [ ! -f "$dir/libggml-$name.so" ]; then
+    # shellcheck disable=SC2046
+    ensure_debs $(module_debs "$name")
+    if [ "$name" = cuda ] && ! command -v nvcc >/dev/null; then
+      log "KOBOLD_GUI_BACKENDS has cuda, but there is no CUDA toolkit (nvcc) on the PATH"; exit 2
+    fi
+    if [ "$name" = vulkan ] && ! command -v glslc >/dev/null; then
+      log "no Vulkan module: its build needs glslc and libvulkan-dev (see above)"; return
+    fi
+    log "building llama.cpp's $name module once for this machine (several minutes)"
+    build_module "$name" "$args" "$dir.tmp"
+    rm -rf "$dir"; mv "$dir.tmp" "$dir"
+  fi
+  cp "$dir/libggml-$name.so" "$lib/"
+}
+
+# ggml-vulkan needs Vulkan headers 1.3.261 or newer (VK_EXT_layer_settings); Debian 12 has
+# 1.3.239. The headers alone are taken from Debian 13's libvulkan-dev then (header-only: the
+# system's loader, libvulkan1, still runs the module), unpacked into the build folder.
+vulkan_headers() {
+  local have t
+  have=$(sed -n 's/^#define VK_HEADER_VERSION \([0-9]*\)$/\1/p' /usr/include/vulkan/vulkan_core.h 2>/dev/null)
+  if [ -n "$have" ] && [ "$have" -ge 261 ]; then return; fi
+  t="$1/trixie"; mkdir -p "$t/lists/partial" "$t/archives/partial"
+  echo "deb http://deb.debian.org/debian trixie main" >"$t/sources.list"
+  local o=(-o "Dir::Etc::SourceList=$t/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$t/lists" -o "Dir::Cache::Archives=$t/archives"
+    -o APT::Architecture=amd64 -o APT::Architectures=amd64)
+  log "  Vulkan headers $have are too old: taking Debian 13's libvulkan-dev headers"
+  apt-get "${o[@]}" update -qq >/dev/null 2>&1
+  (cd "$t" && apt-get "${o[@]}" download -qq libvulkan-dev >/dev/null 2>&1)
+  dpkg -x "$t"/libvulkan-dev_*.deb "$t/root"
+  echo "-DVulkan_INCLUDE_DIR=$t/root/usr/include"
+}
+
+build_module() {
+  local name=$1 args=$2 out=$3 src build
+  src=$(mktemp -d); build="$src/build"
+  "$py" -m pip download -q --no-deps --no-binary :all: -d "$src" "llama-cpp-python==$LLAMA_VERSION"
+  tar xzf "$src"/llama_cpp_python-*.tar.gz -C "$src"
+  local extra=""
+  [ "$name" = vulkan ] && extra=$(vulkan_headers "$src")
+  # shellcheck disable=SC2086
+  cmake -S "$src/llama_cpp_python-$LLAMA_VERSION/vendor/llama.cpp" -B "$build" -G Ninja \
+    $args $extra -DCMAKE_INSTALL_RPATH='$ORIGIN' >"$src/cmake.log" 2>&1 ||
+    { tail -30 "$src/cmake.log" >&2; exit 1; }
+  local t0=$SECONDS
+  cmake --build "$build" --target "ggml-$name" -j "$(nproc)" >"$src/build.log" 2>&1 ||
+    { tail -30 "$src/build.log" >&2; exit 1; }
+  log "  $name module built in $((SECONDS - t0)) s"
+  mkdir -p "$out"; cp "$build/bin/libggml-$name.so" "$out/"; echo "$args" >"$out/CMAKE_ARGS"
+  rm -rf "$src"
+}
+
 ensure_project() {
   local stamp="$venv/.project-stamp" want
   want=$(sha256sum pyproject.toml | cut -c1-16)
@@ -107,7 +208,7 @@ ensure_debs() {
   done
   [ ${#missing[@]} -eq 0 ] && return
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing Qt's system libraries: ${missing[*]}"
+    log "installing system libraries: ${missing[*]}"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
@@ -116,11 +217,26 @@ ensure_debs() {
   fi
 }
 
-setup() { ensure_venv; ensure_llama; ensure_project; }
+setup() {
+  ensure_venv; ensure_llama; ensure_project
+  local m wanted; wanted=$(gpu_modules)
+  for m in cuda vulkan; do
+    case " $(echo $wanted) " in
+      *" $m "*) ensure_module "$m" ;;
+      *) rm -f "$(lib_dir)/libggml-$m.so" ;;  # not asked for (any more): not loaded, not bundled
+    esac
+  done
+}
+
+lib_dir() {
+  echo "$venv/lib/python$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')/site-packages/llama_cpp/lib"
+}
 
 cmd=${1:-app}; shift || true
 case "$cmd" in
   setup) setup; ensure_debs $QT_LIBS_OFFSCREEN ;;
+  cmake-args)
+    case ${1:-cpu} in cpu) llama_cmake_args ;; *) module_cmake_args "$1" ;; esac ;;
   app)
     setup
     if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then ensure_debs $QT_LIBS_OFFSCREEN $QT_LIBS_XCB
