@@ -144,4 +144,19 @@ def backend_devices() -> list[BackendDevice]:
                 row_split=row_split,
             )
         )
-    return devices
+    return _first_of_each_card(devices)
+
+
+def _first_of_each_card(devices: list[BackendDevice]) -> list[BackendDevice]:
+    """One device per card, as llama.cpp keeps it: a card that two backends see (CUDA and
+    Vulkan for one NVIDIA GPU) is used through the first backend loaded (CUDA)."""
+    seen: set[str] = set()
+    kept = []
+    for device in devices:
+        bus = device.pci_bus_id
+        if device.kind in ("GPU", "iGPU") and bus is not None:
+            if bus in seen:
+                continue
+            seen.add(bus)
+        kept.append(device)
+    return kept

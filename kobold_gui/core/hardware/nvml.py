@@ -34,6 +34,7 @@ class GpuSnapshot:
     power_limit_w: float | None = None
     lost: bool = False
     error: str | None = None
+    source: str = "NVML"  # or the llama.cpp device (Vulkan0) for a GPU NVML does not know
 
     @property
     def memory_used_by_others(self) -> int:

@@ -3,14 +3,14 @@ the installed llama.cpp build, matched by PCI bus id, with the warnings that fol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kobold_gui.core.hardware.ggml_devices import BackendDevice
-from kobold_gui.core.hardware.nvml import Inventory
+from kobold_gui.core.hardware.nvml import GpuSnapshot, Inventory
 from kobold_gui.core.llama.types import BackendInfo
 
-CUDA_FIX = "KOBOLD_GUI_BACKEND=cuda bash tools/dev.sh setup"
+CUDA_FIX = "KOBOLD_GUI_BACKENDS=cpu,cuda bash tools/dev.sh setup"
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def hardware_report(
 ) -> HardwareReport:
     """NVML's GPUs beside llama.cpp's devices (core/llama/library.py and
     core/hardware/ggml_devices.py read those once: they do not change while the app runs)."""
-    matched = match_devices(inventory, devices)
+    inventory, matched = with_other_gpus(inventory, devices, match_devices(inventory, devices))
     warnings = []
     if inventory.gpus and not info.gpu_offload:
         warnings.append(
@@ -83,3 +83,35 @@ def hardware_report(
     return HardwareReport(
         inventory, info.name, info.gpu_offload, tuple(devices), matched, tuple(warnings)
     )
+
+
+def with_other_gpus(
+    inventory: Inventory, devices: list[BackendDevice], matched: dict[str, int]
+) -> tuple[Inventory, dict[str, int]]:
+    """NVML's GPUs, and after them the GPUs only llama.cpp sees (AMD or Intel cards through
+    Vulkan, say), with the memory their backend reported when the devices were read: the
+    plan and the split editor then treat them as they treat NVIDIA's."""
+    others = [
+        d
+        for d in devices
+        if d.kind in ("GPU", "iGPU") and d.name not in matched and not d.name.startswith("RPC")
+    ]
+    if not others:
+        return inventory, matched
+    gpus, matched = list(inventory.gpus), dict(matched)
+    for device in others:
+        index = len(gpus)
+        gpus.append(
+            GpuSnapshot(
+                index=index,
+                name=device.description or device.name,
+                uuid="",
+                pci_bus_id=device.pci_bus_id or "",
+                memory_total=device.memory_total,
+                memory_used=max(0, device.memory_total - device.memory_free),
+                memory_free=device.memory_free,
+                source=device.name,
+            )
+        )
+        matched[device.name] = index
+    return replace(inventory, gpus=tuple(gpus), message=None), matched

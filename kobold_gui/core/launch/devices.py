@@ -162,4 +162,18 @@ def _budgets(hardware: HardwareReport | None, config: LaunchConfig) -> list[GpuB
         if not g.lost and config.gpus.allows(g.index) and hardware.device_for_gpu(g.index)
     ]
     # What this process already holds (a loaded model) is freed by the next load.
-    return [GpuBudget(g.name, g.memory_total, g.memory_free + g.memory_used_by_us) for g in gpus]
+    return [
+        GpuBudget(
+            g.name,
+            g.memory_total,
+            g.memory_free + g.memory_used_by_us,
+            backend=_backend_of(hardware, g.index),
+        )
+        for g in gpus
+    ]
+
+
+def _backend_of(hardware: HardwareReport, gpu: int) -> str:
+    """The backend of the llama.cpp device that runs a GPU: "CUDA" for CUDA0, ..."""
+    device = hardware.device_for_gpu(gpu)
+    return device.name.rstrip("0123456789") if device is not None else "CUDA"

@@ -256,7 +256,7 @@ def _device_plans(
     local = 0
     for g, gpu in enumerate(gpus):
         used = weights[g] or kv[g] or compute[g]
-        pool = 0 if gpu.cpu else cuda_pool_bytes(info, req)
+        pool = cuda_pool_bytes(info, req) if gpu.backend == "CUDA" and not gpu.cpu else 0
         devices.append(
             DevicePlan(
                 name=gpu.name if gpu.remote else f"GPU {local} ({gpu.name})",
@@ -269,6 +269,7 @@ def _device_plans(
                 layers=tuple(i for i in range(n_layer + 1) if where[i] == g),
                 margin=req.margin,
                 remote=gpu.remote,
+                backend=gpu.backend,
             )
         )
         local += not gpu.remote

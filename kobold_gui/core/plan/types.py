@@ -17,6 +17,10 @@ CUDA_CONTEXT_BYTES = 600 * MiB
 # machine is added, so its free memory already lacks that): measured 74 MiB above buffers and
 # pool on two H100s (bench/results/rpc_gpu-h100x2.json).
 REMOTE_GPU_FIRST_USE_BYTES = 66 * MiB
+# What the Vulkan backend adds on a GPU before any buffer (the driver's context, descriptor
+# and staging buffers): VULKAN_CONTEXT_MEASURED says where the figure comes from.
+VULKAN_CONTEXT_BYTES = 400 * MiB
+VULKAN_CONTEXT_MEASURED = "not measured yet: an estimate"
 DEFAULT_MARGIN_BYTES = 512 * MiB
 KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "f32": 4.0}
 SPLIT_MODES = ("layer", "row", "none")
@@ -34,14 +38,17 @@ class GpuBudget:
     free: int
     remote: bool = False
     cpu: bool = False  # computes on a CPU backend (a remote server without a GPU)
+    backend: str = "CUDA"  # the llama.cpp backend that runs it: CUDA, Vulkan, ...
 
     @property
     def context_bytes(self) -> int:
-        """What using it adds before any buffer: a local GPU's CUDA context, or what a
-        remote GPU's server adds at its first use."""
+        """What using it adds before any buffer: a local GPU's CUDA (or Vulkan) context, or
+        what a remote GPU's server adds at its first use."""
         if self.cpu:
             return 0
-        return REMOTE_GPU_FIRST_USE_BYTES if self.remote else CUDA_CONTEXT_BYTES
+        if self.remote:
+            return REMOTE_GPU_FIRST_USE_BYTES
+        return VULKAN_CONTEXT_BYTES if self.backend == "Vulkan" else CUDA_CONTEXT_BYTES
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,7 @@ class DevicePlan:
     layers: tuple[int, ...]  # repeating layers here; n_layer means the output layer
     margin: int = 0
     remote: bool = False  # a device of another machine (RPC)
+    backend: str = "CUDA"
 
     @property
     def total(self) -> int:
@@ -86,7 +94,7 @@ class DevicePlan:
             f"compute {human_bytes(self.compute)}"
         )
         if self.overhead:
-            what = "GPU pool" if self.remote else "CUDA context"
+            what = "GPU pool" if self.remote else f"{self.backend} context"
             parts += f", {what} {human_bytes(self.overhead)}"
         budget = f" of {human_bytes(self.free)} free" if self.free is not None else ""
         return f"{self.name}: {human_bytes(self.total)}{budget} ({parts})"
@@ -119,7 +127,8 @@ class MemoryPlan:
                     "weights": d.weights,
                     "kv": d.kv,
                     "compute": d.compute,
-                    "cuda_context": d.overhead,
+                    "cuda_context": d.overhead,  # the name of old: any backend's context
+                    "backend": d.backend,
                     "remote": d.remote,
                     "total": d.total,
                     "free": d.free,

@@ -78,7 +78,7 @@ class PlanBar(QWidget):
 
 
 def _legend(remote: bool) -> str:
-    overhead = "CUDA context / GPU pool" if remote else "CUDA context"
+    overhead = "GPU context / GPU pool" if remote else "GPU context (CUDA, Vulkan)"
     return (
         "<small><span style='color:#3584e4'>■ weights</span> "
         "<span style='color:#2ec27e'>■ KV cache</span> "
