@@ -33,6 +33,7 @@ from kobold_gui.ui.chat.controller import ConversationController
 from kobold_gui.ui.chat.conversation_list import ConversationList
 from kobold_gui.ui.chat.sampling_panel import SamplingPanel
 from kobold_gui.ui.common.background import wait_for_background_jobs
+from kobold_gui.ui.common.wheel_guard import install_wheel_guard
 from kobold_gui.ui.engine.controller import EngineController
 from kobold_gui.ui.hardware.gpu_panel import GpuPanel
 from kobold_gui.ui.hardware.gpu_poller import GpuMonitor
@@ -63,6 +64,7 @@ class MainWindow(QMainWindow):
         initial_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        install_wheel_guard()  # before any control is made: every one is guarded
         self.setWindowTitle(f"kobold-gui {__version__}")
         self.setAcceptDrops(True)
         self.store = store or SettingsStore()
