@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -344,8 +345,20 @@ def test_allowed_but_doubtful_settings_are_said_on_stderr(tiny_model: Path) -> N
     assert result.returncode == 0, result.stderr
     warnings = result.stderr
     assert "above the" in warnings and "trained for" in warnings  # context
-    assert "--threads 999 is more than" in warnings
+    cpus = os.cpu_count() or 1
+    assert f"--threads 999 is more than the {cpus} logical CPUs here: using {cpus}" in warnings
+    assert "pads the context to a multiple of 256, so it holds 1000192 tokens" in warnings
+    assert "context      1000192 tokens (1000000 asked" in result.stdout
+    assert re.search(rf"^threads\s+{cpus}$", result.stdout, re.M)  # clamped, not 999
     assert "--ubatch is used only by --batch-policy custom" in warnings
+
+
+@pytest.mark.parametrize("size", ["3000", "8", "-1", "lots"])
+def test_blas_sizes_are_koboldcpps_stops_only(size: str) -> None:
+    """KoboldCPP's own parser allows only its stops: 3000 and 8 were taken silently."""
+    result = run("--show-config", "--blasbatchsize", size)
+    assert_one_error_line(result, "argument --blasbatchsize:")
+    assert result.returncode == 2 and "16, 32, 64, 128, 256, 512, 1024, 2048, 4096" in result.stderr
 
 
 def test_assumed_sizes_in_gb_are_read_as_gib_and_said(tiny_model: Path) -> None:
