@@ -336,6 +336,9 @@ def test_closing_the_window_stops_the_shared_server(qtbot: QtBot, default_model:
         share.start()
     pid = share.pid
     assert pid is not None and is_running(pid)
-    window.close()
+    window.close()  # asks first: other computers lose this machine
+    assert window.isVisible() and "sharing this machine" in window.quit_guard.box.text()  # type: ignore[union-attr]
+    window.quit_guard.quit_button.click()
     QApplication.processEvents()
+    assert not window.isVisible()
     assert not is_running(pid)  # no orphan left behind

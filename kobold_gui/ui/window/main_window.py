@@ -46,6 +46,7 @@ from kobold_gui.ui.server.panel import ServerPanel
 from kobold_gui.ui.window.chat_flow import ChatFlow, add_shortcuts
 from kobold_gui.ui.window.layout import build_layout, remember_geometry, restore_geometry
 from kobold_gui.ui.window.load_flow import LoadFlow
+from kobold_gui.ui.window.quit_guard import QuitGuard
 from kobold_gui.ui.window.wiring import watch_hardware, wire_machines, wire_models, wire_server
 
 NO_MODEL_NOTICE = (
@@ -92,6 +93,7 @@ class MainWindow(QMainWindow):
         self.gpu_monitor = GpuMonitor(inventory or GpuInventory(), parent=self)
         self.gpu_monitor.snapshot.connect(self.gpus.update_inventory)
         self.gpu_monitor.snapshot.connect(self.hardware.inventory_updated)
+        self.quit_guard = QuitGuard(self, self.serving_others)
 
     # -- building -------------------------------------------------------------------------
     def _build_panels(self) -> None:
@@ -256,7 +258,19 @@ class MainWindow(QMainWindow):
         except OSError as e:
             self.statusBar().showMessage(f"Settings not saved: {e}", 10000)
 
+    def serving_others(self) -> list[str]:
+        """What runs for other programs or computers and stops when the window closes."""
+        out = []
+        if self.server_panel.server is not None:
+            out.append(f"the API server at {self.server_panel.server.base_url()}")
+        if self.machines.share.running:
+            out.append(f"sharing this machine at {self.machines.share.endpoint()}")
+        return out
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._closing and not self.quit_guard.allows_close():
+            event.ignore()
+            return
         if not self._closing:
             self._closing = True
             self.save_settings()
