@@ -3,6 +3,7 @@
 #   bash tools/dev.sh app [kobold-gui options]   open the window (default model)
 #   bash tools/dev.sh test [pytest options]      ruff, mypy and the whole test suite
 #   bash tools/dev.sh setup                      only the set-up (idempotent, quick the 2nd time)
+#   bash tools/dev.sh needs-build                whether setup would build llama-cpp-python
 # Environment:
 #   KOBOLD_GUI_BACKEND=cpu|cuda   which llama-cpp-python build to make (default cpu, portable)
 #   CMAKE_ARGS=...                overrides the backend's build flags entirely
@@ -37,11 +38,23 @@ llama_cmake_args() {
 
 # Built wheels live outside the clone, in a folder keyed by version and build flags:
 # pip's own wheel cache ignores CMAKE_ARGS and would hand a CPU wheel to a CUDA request.
-wheel_dir() {
+build_id() {
   local key
   key=$(printf '%s|%s' "$LLAMA_VERSION" "$(llama_cmake_args)" | sha256sum | cut -c1-16)
+  echo "llama-cpp-python-$LLAMA_VERSION-$key"
+}
+
+wheel_dir() {
   local base=${KOBOLD_GUI_WHEELS:-${XDG_CACHE_HOME:-$HOME/.cache}/kobold-gui/wheels}
-  echo "$base/llama-cpp-python-$LLAMA_VERSION-$key"
+  echo "$base/$(build_id)"
+}
+
+# .venv holds the build these flags ask for: its stamp names the build (version and hash of
+# the flags), not the folder the wheel came from, so another HOME or XDG_CACHE_HOME does not
+# rebuild (older stamps hold the folder's path: its last part is the same name).
+llama_installed() {
+  local stamp="$venv/.llama-build"
+  [ -f "$stamp" ] && [ "$(basename "$(cat "$stamp")")" = "$(build_id)" ]
 }
 
 ensure_venv() {
@@ -58,7 +71,7 @@ ensure_venv() {
 ensure_llama() {
   local dir args stamp
   dir=$(wheel_dir); args=$(llama_cmake_args); stamp="$venv/.llama-build"
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$dir" ]; then return; fi
+  if llama_installed; then return; fi
   if ! ls "$dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     log "building llama-cpp-python $LLAMA_VERSION once for this machine (several minutes)"
     log "  CMAKE_ARGS=$args"
@@ -70,7 +83,7 @@ ensure_llama() {
     rm -rf "$dir"; mv "$dir.tmp" "$dir"
   fi
   "$py" -m pip install -q --force-reinstall --no-deps "$dir"/llama_cpp_python-*.whl
-  echo "$dir" >"$stamp"
+  build_id >"$stamp"
 }
 
 # A build of run-time CPU modules must have them beside libllama, or no model loads.
@@ -121,6 +134,11 @@ setup() { ensure_venv; ensure_llama; ensure_project; }
 cmd=${1:-app}; shift || true
 case "$cmd" in
   setup) setup; ensure_debs $QT_LIBS_OFFSCREEN ;;
+  needs-build)  # a query, changes nothing: would setup build or install llama-cpp-python?
+    if llama_installed; then echo "no: .venv holds $(build_id)"
+    elif ls "$(wheel_dir)"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+      echo "install: $(wheel_dir) holds the built wheel"
+    else echo "build: $(build_id) is not built on this machine yet"; fi ;;
   app)
     setup
     if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then ensure_debs $QT_LIBS_OFFSCREEN $QT_LIBS_XCB
@@ -133,5 +151,5 @@ case "$cmd" in
     "$venv/bin/ruff" format --check -q kobold_gui tests bench
     log "mypy"; "$venv/bin/mypy"
     log "pytest"; exec "$venv/bin/pytest" "$@" ;;
-  *) log "usage: bash tools/dev.sh app|test|setup"; exit 2 ;;
+  *) log "usage: bash tools/dev.sh app|test|setup|needs-build"; exit 2 ;;
 esac
