@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         if settings_warning:
             self.statusBar().showMessage(settings_warning, 15000)
         self.statusBar().addPermanentWidget(self.conversations.notice)
+        self.statusBar().addPermanentWidget(self.conversations.edit_undo)
         self.conversations.library.open_last()
         self.gpu_monitor = GpuMonitor(inventory or GpuInventory(), parent=self)
         self.gpu_monitor.snapshot.connect(self.gpus.update_inventory)
