@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QRadioButton,
     QSizePolicy,
     QVBoxLayout,
@@ -160,8 +161,11 @@ class GpuPanel(QWidget):
         self.build_note.setStyleSheet("color: #9a6700;")
         self.build_note.hide()
         self.cards_layout = QVBoxLayout()
+        self.what_if_button = QPushButton()  # the window's what-if plan (ui/hardware/what_if.py)
+        self.what_if_button.setObjectName("whatIfButton")
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
+        layout.addWidget(self.what_if_button)
         layout.addWidget(self.build_note)
         layout.addLayout(self.cards_layout)
         layout.addStretch(1)
@@ -189,6 +193,8 @@ class GpuPanel(QWidget):
         if self._t0 is None:
             self._t0 = inventory.timestamp
         t = inventory.timestamp - self._t0
+        for index in set(self.cards) - {g.index for g in inventory.gpus}:  # other GPUs now
+            self.cards.pop(index).deleteLater()
         if not inventory.gpus:
             self.header.setText(inventory.message or "No NVIDIA GPUs.")
             return

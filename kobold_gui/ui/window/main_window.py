@@ -37,6 +37,7 @@ from kobold_gui.ui.common.wheel_guard import install_wheel_guard
 from kobold_gui.ui.engine.controller import EngineController
 from kobold_gui.ui.hardware.gpu_panel import GpuPanel
 from kobold_gui.ui.hardware.gpu_poller import GpuMonitor
+from kobold_gui.ui.hardware.what_if import WhatIfGpus
 from kobold_gui.ui.launch.launch_panel import LaunchPanel
 from kobold_gui.ui.launch.load_bar import LoadBar
 from kobold_gui.ui.launch.plan_view import SplitEditor
@@ -91,9 +92,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.conversations.notice)
         self.statusBar().addPermanentWidget(self.conversations.edit_undo)
         self.conversations.library.open_last()
-        self.gpu_monitor = GpuMonitor(inventory or GpuInventory(), parent=self)
-        self.gpu_monitor.snapshot.connect(self.gpus.update_inventory)
-        self.gpu_monitor.snapshot.connect(self.hardware.inventory_updated)
+        real = inventory or GpuInventory()
+        self.watch_gpus(real)
+        self.what_if = WhatIfGpus(self.gpus.what_if_button, self.watch_gpus, lambda: real, self)
         self.quit_guard = QuitGuard(self, self.serving_others)
 
     # -- building -------------------------------------------------------------------------
@@ -258,6 +259,15 @@ class MainWindow(QMainWindow):
             self.store.save(self.settings)
         except OSError as e:
             self.statusBar().showMessage(f"Settings not saved: {e}", 10000)
+
+    def watch_gpus(self, inventory: GpuInventory) -> None:
+        """The GPU monitor reads `inventory` (this machine's, or simulated ones)."""
+        old = getattr(self, "gpu_monitor", None)
+        if old is not None:
+            old.stop()
+        self.gpu_monitor = GpuMonitor(inventory, parent=self)
+        self.gpu_monitor.snapshot.connect(self.gpus.update_inventory)
+        self.gpu_monitor.snapshot.connect(self.hardware.inventory_updated)
 
     def serving_others(self) -> list[str]:
         """What runs for other programs or computers and stops when the window closes."""
