@@ -122,7 +122,9 @@ def test_a_machine_without_gpus_plans_for_gpus_it_does_not_have(
     dialog.vram.setValue(24)
     dialog.accept()
     qtbot.waitUntil(lambda: len(editor.rows) == 2, timeout=HANG_GUARD_MS)
-    assert "Simulated" in gpus.header.text() and "not real" in gpus.header.text()
+    assert gpus.header.text().startswith("2 simulated GPU(s)\nSimulated GPUs")
+    assert "not real" in gpus.header.text() and "driver" not in gpus.header.text()
+    assert not gpus.build_note.isVisibleTo(gpus)  # no "build the CUDA backend" for these
     assert sorted(gpus.cards) == [0, 1]
     assert "Simulated 24 GiB GPU" in gpus.cards[0].use.text()
     assert "everything in RAM" not in editor.summary.text()

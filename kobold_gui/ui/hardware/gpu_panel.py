@@ -172,6 +172,7 @@ class GpuPanel(QWidget):
         self._t0: float | None = None
         self._selection: tuple[GpuSelection, int] = (ALL_GPUS, -1)
         self._emitting = False  # the choice is this panel's own edit
+        self.simulated = False  # what-if GPUs (ui/hardware/what_if.py): no driver, no build note
         if state is not None:
             self._chosen = (state.config.gpus, state.config.maingpu)  # the state's, last seen
             state.subscribe(self._launch_changed)
@@ -186,6 +187,7 @@ class GpuPanel(QWidget):
         self.set_build_note(" ".join(state.hardware.warnings) if state.hardware else "")
 
     def set_build_note(self, text: str) -> None:
+        text = "" if self.simulated else text  # "build the CUDA backend" is for real GPUs
         self.build_note.setText(text)
         self.build_note.setVisible(bool(text))
 
@@ -199,7 +201,9 @@ class GpuPanel(QWidget):
             self.header.setText(inventory.message or "No NVIDIA GPUs.")
             return
         text = (
-            f"{len(inventory.gpus)} NVIDIA GPU(s) · driver {inventory.driver_version} · "
+            f"{len(inventory.gpus)} simulated GPU(s)"
+            if self.simulated
+            else f"{len(inventory.gpus)} NVIDIA GPU(s) · driver {inventory.driver_version} · "
             f"CUDA {inventory.cuda_driver_version}"
         )
         self.header.setText(f"{text}\n{inventory.message}" if inventory.message else text)

@@ -13,13 +13,13 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QLabel,
-    QPushButton,
     QSpinBox,
     QWidget,
 )
 
 from kobold_gui.core.hardware.nvml import GpuInventory
 from kobold_gui.core.hardware.simulated import from_spec
+from kobold_gui.ui.hardware.gpu_panel import GpuPanel
 
 PLAN_TEXT = "Plan for GPUs I don't have…"
 BACK_TEXT = "Back to this machine's GPUs"
@@ -68,13 +68,14 @@ class WhatIfGpus(QObject):
 
     def __init__(
         self,
-        button: QPushButton,
+        panel: GpuPanel,
         swap: Callable[[GpuInventory], None],
         real: Callable[[], GpuInventory],
         parent: QWidget,
     ) -> None:
         super().__init__(parent)
-        self.button, self.swap, self.real = button, swap, real
+        self.panel, self.swap, self.real = panel, swap, real
+        self.button = button = panel.what_if_button
         self.window = parent
         self.active = False
         self.dialog: WhatIfDialog | None = None
@@ -92,5 +93,7 @@ class WhatIfGpus(QObject):
     def use(self, spec: str | None) -> None:
         """Simulated GPUs of `spec`, or (None) this machine's own again."""
         self.active = spec is not None
+        self.panel.simulated = self.active
+        self.panel.set_build_note("")
         self.swap(GpuInventory(from_spec(spec), label=LABEL) if spec else self.real())
         self.button.setText(BACK_TEXT if self.active else PLAN_TEXT)

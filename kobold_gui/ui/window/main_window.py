@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         self.conversations.library.open_last()
         real = inventory or GpuInventory()
         self.watch_gpus(real)
-        self.what_if = WhatIfGpus(self.gpus.what_if_button, self.watch_gpus, lambda: real, self)
+        self.what_if = WhatIfGpus(self.gpus, self.watch_gpus, lambda: real, self)
         self.quit_guard = QuitGuard(self, self.serving_others)
 
     # -- building -------------------------------------------------------------------------
