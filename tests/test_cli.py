@@ -231,6 +231,18 @@ def test_benchmark_prints_pairs_and_the_measured_choice(tiny_model: Path) -> Non
     data = json.loads(result.stdout)
     assert [(r["n_batch"], r["n_ubatch"]) for r in data["rows"]] == [(64, 64), (256, 128)]
     assert data["measured_policy"] is not None and Path(data["saved"]).is_file()
+    assert "estimate: about" in result.stderr and "for 6 runs (2 pairs x 3)" in result.stderr
+    assert result.stderr.index("estimate:") < result.stderr.index("[1/6]")  # before the runs
+
+
+def test_the_default_sweep_on_a_cpu_is_small_and_estimated(tiny_model: Path) -> None:
+    args = ("--model", str(tiny_model), "--contextsize", "2048", "--gen-tokens", "4")
+    result = run("--benchmark", "--json", "--repeats", "1", *args)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert [(r["n_batch"], r["n_ubatch"]) for r in rows] == [(b, b) for b in (128, 256, 512, 1024)]
+    assert "sweep: CPU only: BLAS 128, 256, 512, 1024 with 1024-token prompts" in result.stderr
+    assert "estimate: about" in result.stderr
 
 
 @pytest.mark.parametrize(
