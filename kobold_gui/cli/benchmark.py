@@ -22,6 +22,8 @@ from kobold_gui.core.benchmark.results import (
 )
 from kobold_gui.core.benchmark.sweep import run_sweep
 from kobold_gui.core.engine.choice import engine_for
+from kobold_gui.core.engine.protocol import Engine
+from kobold_gui.core.hardware.nvml import GpuInventory
 from kobold_gui.core.launch.resolve import ResolvedLaunch
 from kobold_gui.core.llama.library import backend_info
 from kobold_gui.core.models.gguf_info import read_gguf
@@ -98,32 +100,8 @@ def benchmark(args: argparse.Namespace) -> int:
         print(f"sweep: {size.why} (--sweep and --prompt-tokens change it)", file=sys.stderr)
     engine = engine_for(resolved)
     engine.load(resolved, info=info)
-    total = len(candidates) * args.repeats
-
-    def estimate(seconds: float) -> None:
-        print(
-            f"estimate: {duration_text(seconds)} for {total} runs "
-            f"({len(candidates)} pairs x {args.repeats}); the model is busy until then",
-            file=sys.stderr,
-        )
-
-    def gpu_used() -> list[int]:
-        return [g.memory_used for g in inventory.snapshot().gpus]
-
-    def progress(i: int, run: SweepRow) -> None:
-        print(f"  [{i + 1}/{total}] {run.n_batch}:{run.n_ubatch} measured", file=sys.stderr)
-
     try:
-        rows = run_sweep(
-            engine,
-            candidates,
-            prompt,
-            gen,
-            progress,
-            gpu_used=gpu_used,
-            repeats=args.repeats,
-            on_estimate=estimate,
-        )
+        rows = _sweep(engine, candidates, prompt, gen, args.repeats, inventory)
     finally:
         engine.close()
     choice = measured_choice(rows, args.share / 100)
@@ -153,6 +131,42 @@ def benchmark(args: argparse.Namespace) -> int:
         print(f"with --batch-policy measured: {measured_launch.batch.label()}")
     print(f"saved: {saved}")
     return 0
+
+
+def _sweep(
+    engine: Engine,
+    candidates: list[Candidate],
+    prompt: int,
+    gen: int,
+    repeats: int,
+    inventory: GpuInventory,
+) -> list[SweepRow]:
+    """The sweep, its estimate (after the warm-up) and each run's progress on stderr."""
+    total = len(candidates) * repeats
+
+    def estimate(seconds: float) -> None:
+        print(
+            f"estimate: {duration_text(seconds)} for {total} runs "
+            f"({len(candidates)} pairs x {repeats}); the model is busy until then",
+            file=sys.stderr,
+        )
+
+    def gpu_used() -> list[int]:
+        return [g.memory_used for g in inventory.snapshot().gpus]
+
+    def progress(i: int, run: SweepRow) -> None:
+        print(f"  [{i + 1}/{total}] {run.n_batch}:{run.n_ubatch} measured", file=sys.stderr)
+
+    return run_sweep(
+        engine,
+        candidates,
+        prompt,
+        gen,
+        progress,
+        gpu_used=gpu_used,
+        repeats=repeats,
+        on_estimate=estimate,
+    )
 
 
 def _measured_launch(args: argparse.Namespace, resolved: ResolvedLaunch) -> ResolvedLaunch:
