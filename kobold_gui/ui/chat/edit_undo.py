@@ -5,16 +5,29 @@ puts everything back as it was (the input box too) while nothing else changed th
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-from kobold_gui.core.chats.types import StoredMessage, op_put, op_trim
+from kobold_gui.core.chats.types import Conversation, StoredMessage, op_put, op_trim
+from kobold_gui.ui.chat.chat_panel import ChatPanel
 from kobold_gui.ui.chat.conversation_view import redraw
+from kobold_gui.ui.chat.journal import ChatJournal
 
-if TYPE_CHECKING:
-    from kobold_gui.ui.chat.controller import ConversationController
+
+class _Owner(Protocol):
+    """What Edit last needs of the conversation controller (ui/chat/controller.py)."""
+
+    conversation: Conversation
+    chat: ChatPanel
+    journal: ChatJournal
+    say: Callable[[str], None]
+
+    @property
+    def streaming(self) -> bool: ...
+
 
 SHOWN_MS = 60_000  # the bar goes after a minute; Undo stays possible until the chat changes
 
@@ -22,7 +35,7 @@ SHOWN_MS = 60_000  # the bar goes after a minute; Undo stays possible until the 
 class EditUndo(QWidget):
     """The "Reply removed — Undo" bar, and what Undo needs to put back."""
 
-    def __init__(self, owner: ConversationController) -> None:
+    def __init__(self, owner: _Owner) -> None:
         super().__init__()
         self.setObjectName("editUndoBar")
         self.owner = owner
