@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -230,6 +231,18 @@ def test_benchmark_prints_pairs_and_the_measured_choice(tiny_model: Path) -> Non
     data = json.loads(result.stdout)
     assert [(r["n_batch"], r["n_ubatch"]) for r in data["rows"]] == [(64, 64), (256, 128)]
     assert data["measured_policy"] is not None and Path(data["saved"]).is_file()
+    assert "estimate: about" in result.stderr and "for 6 runs (2 pairs x 3)" in result.stderr
+    assert result.stderr.index("estimate:") < result.stderr.index("[1/6]")  # before the runs
+
+
+def test_the_default_sweep_on_a_cpu_is_small_and_estimated(tiny_model: Path) -> None:
+    args = ("--model", str(tiny_model), "--contextsize", "2048", "--gen-tokens", "4")
+    result = run("--benchmark", "--json", "--repeats", "1", *args)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert [(r["n_batch"], r["n_ubatch"]) for r in rows] == [(b, b) for b in (128, 256, 512, 1024)]
+    assert "sweep: CPU only: BLAS 128, 256, 512, 1024 with 1024-token prompts" in result.stderr
+    assert "estimate: about" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -344,8 +357,20 @@ def test_allowed_but_doubtful_settings_are_said_on_stderr(tiny_model: Path) -> N
     assert result.returncode == 0, result.stderr
     warnings = result.stderr
     assert "above the" in warnings and "trained for" in warnings  # context
-    assert "--threads 999 is more than" in warnings
+    cpus = os.cpu_count() or 1
+    assert f"--threads 999 is more than the {cpus} logical CPUs here: using {cpus}" in warnings
+    assert "pads the context to a multiple of 256, so it holds 1000192 tokens" in warnings
+    assert "context      1000192 tokens (1000000 asked" in result.stdout
+    assert re.search(rf"^threads\s+{cpus}$", result.stdout, re.M)  # clamped, not 999
     assert "--ubatch is used only by --batch-policy custom" in warnings
+
+
+@pytest.mark.parametrize("size", ["3000", "8", "-1", "lots"])
+def test_blas_sizes_are_koboldcpps_stops_only(size: str) -> None:
+    """KoboldCPP's own parser allows only its stops: 3000 and 8 were taken silently."""
+    result = run("--show-config", "--blasbatchsize", size)
+    assert_one_error_line(result, "argument --blasbatchsize:")
+    assert result.returncode == 2 and "16, 32, 64, 128, 256, 512, 1024, 2048, 4096" in result.stderr
 
 
 def test_assumed_sizes_in_gb_are_read_as_gib_and_said(tiny_model: Path) -> None:

@@ -3,6 +3,7 @@
 #   bash tools/dev.sh app [kobold-gui options]   open the window (default model)
 #   bash tools/dev.sh test [pytest options]      ruff, mypy and the whole test suite
 #   bash tools/dev.sh setup                      only the set-up (idempotent, quick the 2nd time)
+#   bash tools/dev.sh needs-build                whether setup would build llama-cpp-python
 #   bash tools/dev.sh cmake-args [cpu|cuda|vulkan]  the build flags (of the base or a module)
 # Environment:
 #   KOBOLD_GUI_BACKENDS=cpu,vulkan,cuda  the GPU modules to build beside the CPU build
@@ -73,7 +74,16 @@ module_cmake_args() {
 # pip's own wheel cache ignores CMAKE_ARGS and would hand a CPU wheel to a CUDA request.
 cache_base() { echo "${KOBOLD_GUI_WHEELS:-${XDG_CACHE_HOME:-$HOME/.cache}/kobold-gui/wheels}"; }
 flags_key() { printf '%s|%s' "$LLAMA_VERSION" "$1" | sha256sum | cut -c1-16; }
-wheel_dir() { echo "$(cache_base)/llama-cpp-python-$LLAMA_VERSION-$(flags_key "$(llama_cmake_args)")"; }
+build_id() { echo "llama-cpp-python-$LLAMA_VERSION-$(flags_key "$(llama_cmake_args)")"; }
+wheel_dir() { echo "$(cache_base)/$(build_id)"; }
+
+# .venv holds the build these flags ask for: its stamp names the build (version and hash of
+# the flags), not the folder the wheel came from, so another HOME or XDG_CACHE_HOME does not
+# rebuild (older stamps hold the folder's path: its last part is the same name).
+llama_installed() {
+  local stamp="$venv/.llama-build"
+  [ -f "$stamp" ] && [ "$(basename "$(cat "$stamp")")" = "$(build_id)" ]
+}
 
 ensure_venv() {
   if [ ! -x "$py" ]; then
@@ -89,7 +99,7 @@ ensure_venv() {
 ensure_llama() {
   local dir args stamp
   dir=$(wheel_dir); args=$(llama_cmake_args); stamp="$venv/.llama-build"
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$dir" ]; then return; fi
+  if llama_installed; then return; fi
   if ! ls "$dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     log "building llama-cpp-python $LLAMA_VERSION once for this machine (several minutes)"
     log "  CMAKE_ARGS=$args"
@@ -101,7 +111,7 @@ ensure_llama() {
     rm -rf "$dir"; mv "$dir.tmp" "$dir"
   fi
   "$py" -m pip install -q --force-reinstall --no-deps "$dir"/llama_cpp_python-*.whl
-  echo "$dir" >"$stamp"
+  build_id >"$stamp"
 }
 
 # A build of run-time CPU modules must have them beside libllama, or no model loads.
@@ -125,12 +135,12 @@ module_debs() {
 # Build ggml's module for backend $1 from llama-cpp-python's own source (once per machine and
 # flags), then copy it beside the installed build's libraries.
 ensure_module() {
-  local name=$1 args dir lib
+  local name=$1 args id dir lib stamp
   args=$(module_cmake_args "$name")
-  dir="$(cache_base)/ggml-$name-$LLAMA_VERSION-$(flags_key "$args")"
-  lib=$(lib_dir)
-  if [ -f "$lib/libggml-$name.so" ] && [ -f "$dir/libggml-$name.so" ] &&
-     cmp -s "$lib/libggml-$name.so" "$dir/libggml-$name.so"; then return; fi
+  id="ggml-$name-$LLAMA_VERSION-$(flags_key "$args")"
+  dir="$(cache_base)/$id" lib=$(lib_dir) stamp="$venv/.module-$name"
+  # Installed already (as with the base build, whatever HOME the cache was under).
+  if [ -f "$lib/libggml-$name.so" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$id" ]; then return; fi
   if [ ! -f "$dir/libggml-$name.so" ]; then
     # shellcheck disable=SC2046
     ensure_debs $(module_debs "$name")
@@ -145,6 +155,7 @@ ensure_module() {
     rm -rf "$dir"; mv "$dir.tmp" "$dir"
   fi
   cp "$dir/libggml-$name.so" "$lib/"
+  echo "$id" >"$stamp"
 }
 
 # ggml-vulkan needs Vulkan headers 1.3.261 or newer (VK_EXT_layer_settings); Debian 12 has
@@ -237,6 +248,11 @@ case "$cmd" in
   setup) setup; ensure_debs $QT_LIBS_OFFSCREEN ;;
   cmake-args)
     case ${1:-cpu} in cpu) llama_cmake_args ;; *) module_cmake_args "$1" ;; esac ;;
+  needs-build)  # a query, changes nothing: would setup build or install llama-cpp-python?
+    if llama_installed; then echo "no: .venv holds $(build_id)"
+    elif ls "$(wheel_dir)"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+      echo "install: $(wheel_dir) holds the built wheel"
+    else echo "build: $(build_id) is not built on this machine yet"; fi ;;
   app)
     setup
     if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then ensure_debs $QT_LIBS_OFFSCREEN $QT_LIBS_XCB
@@ -249,5 +265,5 @@ case "$cmd" in
     "$venv/bin/ruff" format --check -q kobold_gui tests bench
     log "mypy"; "$venv/bin/mypy"
     log "pytest"; exec "$venv/bin/pytest" "$@" ;;
-  *) log "usage: bash tools/dev.sh app|test|setup"; exit 2 ;;
+  *) log "usage: bash tools/dev.sh app|test|setup|needs-build"; exit 2 ;;
 esac

@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 from kobold_gui.cli.common import launch_config, model_path, open_inventory, resolve
 from kobold_gui.cli.parser import CliError
+from kobold_gui.core.benchmark.estimate import SweepSize, default_sweep, duration_text
 from kobold_gui.core.benchmark.results import (
     Candidate,
     SweepError,
@@ -21,6 +22,8 @@ from kobold_gui.core.benchmark.results import (
 )
 from kobold_gui.core.benchmark.sweep import run_sweep
 from kobold_gui.core.engine.choice import engine_for
+from kobold_gui.core.engine.protocol import Engine
+from kobold_gui.core.hardware.nvml import GpuInventory
 from kobold_gui.core.launch.resolve import ResolvedLaunch
 from kobold_gui.core.llama.library import backend_info
 from kobold_gui.core.models.gguf_info import read_gguf
@@ -48,9 +51,9 @@ def _pairs(text: str | None) -> list[tuple[int, int]]:
     return out
 
 
-def _check(args: argparse.Namespace, context: int) -> tuple[int, int]:
+def _check(args: argparse.Namespace, context: int, default_prompt: int) -> tuple[int, int]:
     gen = args.gen_tokens
-    prompt = args.prompt_tokens or min(2048, context - gen - 2)
+    prompt = args.prompt_tokens or min(default_prompt, context - gen - 2)
     if gen < 1:
         raise CliError("--gen-tokens must be at least 1 (generation speed is measured)")
     if prompt < 1:
@@ -67,10 +70,13 @@ def _check(args: argparse.Namespace, context: int) -> tuple[int, int]:
     return prompt, gen
 
 
-def _candidates(args: argparse.Namespace, n_gpus: int, context: int) -> list[Candidate]:
+def _candidates(
+    args: argparse.Namespace, n_gpus: int, context: int, size: SweepSize
+) -> list[Candidate]:
+    sizes, pairs = _int_list(args.sweep, "--sweep"), _pairs(args.pairs)
     try:
         candidates = candidates_from(
-            _int_list(args.sweep, "--sweep"), _pairs(args.pairs), n_gpus=n_gpus
+            sizes or ([] if pairs else list(size.blas_sizes)), pairs, n_gpus=n_gpus
         )
     except SweepError as e:
         raise CliError(str(e)) from None
@@ -82,27 +88,20 @@ def _candidates(args: argparse.Namespace, n_gpus: int, context: int) -> list[Can
 
 def benchmark(args: argparse.Namespace) -> int:
     config = launch_config(args)
-    prompt, gen = _check(args, config.contextsize)
     inventory = open_inventory()
     gpus_now = inventory.snapshot()
-    candidates = _candidates(args, len(gpus_now.gpus), config.contextsize)
     path = model_path(args)
     info = read_gguf(path)
     resolved = resolve(args, path, info)
+    size = default_sweep(on_cpu=resolved.n_gpu_layers == 0 and not resolved.rpc_servers)
+    prompt, gen = _check(args, config.contextsize, size.prompt_tokens)
+    candidates = _candidates(args, len(gpus_now.gpus), config.contextsize, size)
+    if size.why and not (args.sweep or args.pairs or args.prompt_tokens):
+        print(f"sweep: {size.why} (--sweep and --prompt-tokens change it)", file=sys.stderr)
     engine = engine_for(resolved)
     engine.load(resolved, info=info)
-    total = len(candidates) * args.repeats
-
-    def gpu_used() -> list[int]:
-        return [g.memory_used for g in inventory.snapshot().gpus]
-
-    def progress(i: int, run: SweepRow) -> None:
-        print(f"  [{i + 1}/{total}] {run.n_batch}:{run.n_ubatch} measured", file=sys.stderr)
-
     try:
-        rows = run_sweep(
-            engine, candidates, prompt, gen, progress, gpu_used=gpu_used, repeats=args.repeats
-        )
+        rows = _sweep(engine, candidates, prompt, gen, args.repeats, inventory)
     finally:
         engine.close()
     choice = measured_choice(rows, args.share / 100)
@@ -132,6 +131,42 @@ def benchmark(args: argparse.Namespace) -> int:
         print(f"with --batch-policy measured: {measured_launch.batch.label()}")
     print(f"saved: {saved}")
     return 0
+
+
+def _sweep(
+    engine: Engine,
+    candidates: list[Candidate],
+    prompt: int,
+    gen: int,
+    repeats: int,
+    inventory: GpuInventory,
+) -> list[SweepRow]:
+    """The sweep, its estimate (after the warm-up) and each run's progress on stderr."""
+    total = len(candidates) * repeats
+
+    def estimate(seconds: float) -> None:
+        print(
+            f"estimate: {duration_text(seconds)} for {total} runs "
+            f"({len(candidates)} pairs x {repeats}); the model is busy until then",
+            file=sys.stderr,
+        )
+
+    def gpu_used() -> list[int]:
+        return [g.memory_used for g in inventory.snapshot().gpus]
+
+    def progress(i: int, run: SweepRow) -> None:
+        print(f"  [{i + 1}/{total}] {run.n_batch}:{run.n_ubatch} measured", file=sys.stderr)
+
+    return run_sweep(
+        engine,
+        candidates,
+        prompt,
+        gen,
+        progress,
+        gpu_used=gpu_used,
+        repeats=repeats,
+        on_estimate=estimate,
+    )
 
 
 def _measured_launch(args: argparse.Namespace, resolved: ResolvedLaunch) -> ResolvedLaunch:

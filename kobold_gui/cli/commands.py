@@ -38,7 +38,9 @@ def show_config(args: argparse.Namespace) -> int:
         print(f"model        {path}")
         print(f"backend      {backend.name}")
         print(f"batch        {eff['batch_label']}")
-        print(f"context      {eff['n_ctx']} tokens")
+        asked = resolved.config.contextsize
+        padded = f" ({asked} asked, padded to a multiple of 256)" if eff["n_ctx"] != asked else ""
+        print(f"context      {eff['n_ctx']} tokens{padded}")
         print(f"GPU layers   {eff['n_gpu_layers']} ({eff['gpu_layers_note']})")
         print(f"threads      {eff['n_threads']}")
         print(f"flash attn   {eff['flash_attn']}")

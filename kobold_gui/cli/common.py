@@ -149,7 +149,16 @@ def launch_warnings(args: argparse.Namespace, launch: ResolvedLaunch, info: GGUF
         )
     cpus = os.cpu_count() or 1
     if config.threads > cpus:
-        out.append(f"--threads {config.threads} is more than the {cpus} logical CPUs here")
+        out.append(
+            f"--threads {config.threads} is more than the {cpus} logical CPUs here: using "
+            f"{launch.n_threads} (more threads than CPUs only wait on each other)"
+        )
+    if launch.n_ctx_effective != config.contextsize:
+        out.append(
+            f"--contextsize {config.contextsize}: llama.cpp pads the context to a multiple of "
+            f"256, so it holds {launch.n_ctx_effective} tokens (KoboldCPP passes the size to "
+            "llama.cpp the same way)"
+        )
     if getattr(args, "ubatch", None) is not None and config.batchpolicy != "custom":
         out.append(
             f"--ubatch is used only by --batch-policy custom; the {config.batchpolicy} policy "

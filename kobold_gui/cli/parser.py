@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from kobold_gui import __version__
+from kobold_gui.core.launch.batching import BLAS_STOPS
 from kobold_gui.core.launch.options import OPTIONS
 from kobold_gui.server.headless import add_server_args
 
@@ -66,10 +67,25 @@ def _add_launch_options(p: argparse.ArgumentParser) -> None:
         flags = [opt.flag]
         if opt.name == "flashattention":  # KoboldCPP's --flashattention is a bare switch
             kwargs.update(nargs="?", const="on")
+        if opt.name == "blasbatchsize":  # KoboldCPP's parser allows only its stops
+            kwargs.update(type=_blas_stop, metavar="{" + ",".join(map(str, BLAS_STOPS)) + "}")
         if opt.name == "tensor_split":  # KoboldCPP: --tensor_split 3 1; also 3,1
             kwargs.update(nargs="+", metavar="SHARE")
             flags.append("--tensor-split")
         launch.add_argument(*flags, **kwargs)
+
+
+def _blas_stop(text: str) -> int:
+    """--blasbatchsize: one of KoboldCPP's stops (a file's other size snaps to one; typed
+    here, it is refused, as KoboldCPP's own --blasbatchsize refuses it)."""
+    stops = ", ".join(map(str, BLAS_STOPS))
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected one of {stops}, got {text!r}") from None
+    if value not in BLAS_STOPS:
+        raise argparse.ArgumentTypeError(f"{value} is not one of KoboldCPP's sizes: {stops}")
+    return value
 
 
 def _add_commands(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:

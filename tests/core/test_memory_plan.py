@@ -102,6 +102,23 @@ def test_plan_matches_llama_cpps_cpu_buffers(
     assert _close(cpu.compute, real_compute), (cpu.compute / MiB, real_compute / MiB)
 
 
+def test_tied_embeddings_are_mapped_once_on_the_cpu(default_model: Path) -> None:
+    """The default model has no output.weight: llama.cpp reuses the token embeddings, so on
+    the CPU (mmap) the plan counts them once, as llama.cpp's own buffer log does (92.10 MiB;
+    the plan said 120.79). Offloaded, the output layer gets its own copy on the GPU."""
+    info = read_gguf(default_model)
+    assert not any(t.name == "output.weight" for t in info.tensors)
+    real = _cpu_load(info, 1024, 256, 1)
+    model_bytes = sum(k.get("model", 0) for k in real.values())
+    cpu = plan_memory(info, PlanRequest(0, 1024, 256), []).devices[-1]
+    assert abs(cpu.weights - model_bytes) <= 0.006 * MiB, (cpu.weights / MiB, model_bytes / MiB)
+    embd = next(t.n_bytes for t in info.tensors if t.name == "token_embd.weight")
+    gpu, host = plan_memory(
+        info, PlanRequest(info.n_layers + 1, 1024, 256), [GpuBudget("x", GiB, GiB)]
+    ).devices
+    assert gpu.weights + host.weights == pytest.approx(model_bytes + embd, abs=0.01 * MiB)
+
+
 def test_kv_quantization_shrinks_the_cache(model: GGUFInfo) -> None:
     sizes = {
         t: plan_memory(model, PlanRequest(0, 8192, 512, kv_type=t), []).devices[-1].kv

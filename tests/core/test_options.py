@@ -27,6 +27,8 @@ def _other_value(option: Option) -> str:
         return "3,1"
     if option.name == "rpc":
         return "192.168.1.20:50052,192.168.1.21:50052"
+    if option.name == "blasbatchsize":  # the CLI takes KoboldCPP's stops only
+        return "1024"
     if option.choices:
         return next(c for c in option.choices if c != option.default)
     return str(option.default + 1)

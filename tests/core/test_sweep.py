@@ -4,10 +4,12 @@ sweep of two candidates on the CPU, cancel, and kept results."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from kobold_gui.core.benchmark.estimate import default_sweep, duration_text, sweep_seconds
 from kobold_gui.core.benchmark.results import (
     Candidate,
     SweepError,
@@ -85,6 +87,39 @@ def test_no_measurable_difference_keeps_the_seed_rule() -> None:
     assert choice.pick is None and "no measurable difference" in choice.why
 
 
+def test_the_pair_called_fastest_is_the_fastest_measured() -> None:
+    """The CLI said "the fastest pair (128:128, 154 t/s)" beside the seed rule's 512:512 at
+    155 t/s: the pair it calls fastest must be the fastest measured."""
+    seen = [
+        row(128, 128, (150, 154, 158), 20, 50),
+        row(512, 512, (151, 155, 159), 20, 100),
+        row(1024, 1024, (149, 153, 157), 20, 200),
+    ]
+    why = measured_choice(seen).why
+    assert "the seed rule's 512:512 (155 t/s) is the fastest pair measured" in why
+    assert "128:128 (154 t/s)" not in why
+    seen[2] = row(1024, 1024, (152, 156, 160), 20, 200)  # now 1024:1024 is the fastest
+    why = measured_choice(seen).why
+    assert "the fastest pair measured, 1024:1024 (156 t/s), is within the spread" in why
+    for r in seen:  # whichever pair it names as fastest has the top prompt speed
+        if f"fastest pair measured, {r.n_batch}:{r.n_ubatch}" in why:
+            assert r.prompt_tps == max(x.prompt_tps for x in seen)
+
+
+def test_the_sweep_is_estimated_and_smaller_on_a_cpu() -> None:
+    cpu, gpu = default_sweep(on_cpu=True), default_sweep(on_cpu=False)
+    cpu_pairs = candidates_from(cpu.blas_sizes)
+    gpu_pairs = candidates_from(gpu.blas_sizes)
+    assert len(cpu_pairs) < len(gpu_pairs) and cpu.prompt_tokens < gpu.prompt_tokens
+    assert max(c.n_batch for c in cpu_pairs) <= cpu.prompt_tokens  # the prompt fills it
+    # 2048 tokens at 150 t/s, 64 steps at 20 t/s: about 17.3 s a run (+0.1 for a context)
+    seconds = sweep_seconds(gpu_pairs, 3, 2048, 64, 150.0, 20.0)
+    assert seconds == pytest.approx(len(gpu_pairs) * 3 * (2048 / 150 + 64 / 20 + 0.1))
+    assert duration_text(seconds) == f"about {round(seconds / 60)} min"
+    assert sweep_seconds(cpu_pairs, 3, 1024, 64, 150.0, 20.0) < seconds / 3
+    assert duration_text(42) == "about 40 s" and duration_text(4000) == "about 1 h 7 min"
+
+
 def test_nothing_measured_says_so() -> None:
     assert measured_choice([]).pick is None
     assert "no pair was measured" in measured_choice([]).why
@@ -121,6 +156,8 @@ def test_real_sweep_of_two_candidates_then_cancel(default_model: Path) -> None:
     engine = LocalEngine()
     engine.load(resolve_launch(LaunchConfig(contextsize=1024), default_model, None, False))
     runs: list[SweepRow] = []
+    estimates: list[tuple[float, int]] = []  # the estimate, and how many runs came before it
+    started = time.monotonic()
     rows = run_sweep(
         engine,
         candidates_from(pairs=[(128, 64), (512, 512)]),
@@ -128,8 +165,14 @@ def test_real_sweep_of_two_candidates_then_cancel(default_model: Path) -> None:
         8,
         lambda _i, run: runs.append(run),
         repeats=2,
+        on_estimate=lambda s: estimates.append((s, len(runs))),
     )
+    took = time.monotonic() - started
     assert len(rows) == 2 and all(r.error is None for r in rows)
+    # Estimated once, before the first measured run, from the warm-up's speeds: the right
+    # order of magnitude (a loaded 2-core machine: generous bounds, no timing goal).
+    assert len(estimates) == 1 and estimates[0][1] == 0
+    assert took / 20 < estimates[0][0] < took * 20, (estimates, took)
     # Interleaved: every pair once, then every pair again.
     assert [(r.n_batch, r.n_ubatch) for r in runs] == [(128, 64), (512, 512)] * 2
     assert all(len(r.prompt_runs) == 2 for r in rows)

@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from kobold_gui.core.benchmark.estimate import CPU_PROMPT_TOKENS, CPU_SIZES
 from kobold_gui.core.benchmark.results import SweepRow
 from kobold_gui.core.engine.types import SamplingParams
 from kobold_gui.ui.benchmark.panel import BenchmarkPanel, _tip
@@ -51,6 +52,8 @@ def test_sweep_on_the_loaded_model_with_cancel_and_kept_results(
     with qtbot.waitSignal(window.engine_controller.loaded, timeout=HANG_GUARD_MS):
         window.load_model()
     bench = window.benchmark
+    # A CPU-only launch gets a sweep that fits it: fewer pairs, a shorter prompt.
+    assert bench.prompt.value() == CPU_PROMPT_TOKENS
     bench.prompt.setValue(256)
     bench.gen.setValue(4)
     bench.repeats.setValue(2)
@@ -58,7 +61,9 @@ def test_sweep_on_the_loaded_model_with_cancel_and_kept_results(
         qtbot.mouseClick(bench.run_button, Qt.MouseButton.LeftButton)
         assert not window.chat.send_button.isEnabled() and bench.cancel_button.isEnabled()
     rows = done.args[0]
-    assert len(rows) == 8 and all(r.prompt_tps > 0 and len(r.prompt_runs) == 2 for r in rows)
+    assert [r.n_batch for r in rows] == list(CPU_SIZES)
+    assert all(r.prompt_tps > 0 and len(r.prompt_runs) == 2 for r in rows)
+    assert "left" in bench.progress.format()  # the time left, from the runs so far
     assert "measured:" in window.launch.batch.effective_label.text()
     # The pick (or "no measurable difference") is what the launch state uses.
     assert window.launch_state.measured == bench.choice and bench.choice.why
@@ -69,7 +74,7 @@ def test_sweep_on_the_loaded_model_with_cancel_and_kept_results(
         qtbot.mouseClick(bench.run_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: len(bench.rows) >= 1, timeout=HANG_GUARD_MS)
         qtbot.mouseClick(bench.cancel_button, Qt.MouseButton.LeftButton)
-    assert len(done.args[0]) < 8 and "Cancelled" in bench.status.text()
+    assert len(done.args[0]) < len(CPU_SIZES) and "Cancelled" in bench.status.text()
     window.sampling = SamplingParams(max_tokens=4)
     with qtbot.waitSignal(window.engine_controller.replyFinished, timeout=HANG_GUARD_MS):
         window.chat.input.setPlainText("still there?")

@@ -223,6 +223,23 @@ def test_regenerate_keeps_versions_and_edit_resends(qtbot: QtBot, tiny_model: Pa
     assert on_disk.messages[-1].content == first and on_disk.messages[-1].stats == first_stats
     assert on_disk.messages[-1].alternatives == [ReplyVersion(second, second_stats)]
 
+    # Edit last removes the reply and its versions: the bar offers Undo, which puts back
+    # all of it (on disk too) and the input box as it was.
+    before = list(window.conversations.conversation.messages)
+    window.chat.input.setPlainText("half-typed")
+    qtbot.mouseClick(window.chat.edit_button, Qt.MouseButton.LeftButton)
+    bar = window.conversations.edit_undo
+    assert window.chat.input.toPlainText() == "name a fruit" and not window.chat.history
+    assert bar.isVisible() and "1 other version" in bar.label.text()
+    assert saved(window).messages == []
+    qtbot.mouseClick(bar.undo_button, Qt.MouseButton.LeftButton)
+    assert not bar.isVisible() and window.chat.input.toPlainText() == "half-typed"
+    assert window.conversations.conversation.messages == before
+    assert saved(window).messages == before
+    assert window.chat.history[-1].content == first  # shown again
+    bar.undo()  # twice: nothing more to put back, and it says so
+    assert window.conversations.conversation.messages == before
+
     window.conversations.edit_last()
     assert window.chat.input.toPlainText() == "name a fruit" and not window.chat.history
     assert window.conversations.conversation.messages == []
@@ -230,6 +247,7 @@ def test_regenerate_keeps_versions_and_edit_resends(qtbot: QtBot, tiny_model: Pa
     with qtbot.waitSignal(window.engine_controller.replyFinished, timeout=HANG_GUARD_MS):
         window.chat.send()
     assert window.conversations.conversation.messages[0].content == "name a vegetable"
+    assert not bar.isVisible() and not bar.can_undo()  # the chat moved on
     window.close()
 
 

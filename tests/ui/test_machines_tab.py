@@ -16,8 +16,8 @@ from pytestqt.qtbot import QtBot
 
 from kobold_gui.core.engine.types import SamplingParams
 from kobold_gui.core.launch.options import given_options
-from kobold_gui.core.remote.machines import SavedMachine
-from kobold_gui.core.remote.probe import parse_endpoint, probe
+from kobold_gui.core.remote.machines import MachineList, SavedMachine
+from kobold_gui.core.remote.probe import RemoteDevice, RemoteMachine, parse_endpoint, probe
 from kobold_gui.core.settings import SettingsStore
 from kobold_gui.ui.machines.card import MachineCard
 from kobold_gui.ui.machines.share_panel import SharePanel
@@ -336,6 +336,31 @@ def test_closing_the_window_stops_the_shared_server(qtbot: QtBot, default_model:
         share.start()
     pid = share.pid
     assert pid is not None and is_running(pid)
-    window.close()
+    window.close()  # asks first: other computers lose this machine
+    assert window.isVisible() and "sharing this machine" in window.quit_guard.box.text()  # type: ignore[union-attr]
+    window.quit_guard.quit_button.click()
     QApplication.processEvents()
+    assert not window.isVisible()
     assert not is_running(pid)  # no orphan left behind
+
+
+def test_an_unticked_machine_in_use_says_the_loaded_model_keeps_it(qtbot: QtBot) -> None:
+    """Unticked while the loaded model uses it: the card said "✓ in use by the loaded model"
+    beside "not used"; now it says the model keeps it and the next load leaves it out."""
+    machine = MachineList([SavedMachine("a:1")]).machines[0]
+    device = RemoteDevice("a:1", 0, 20 * 1024**3, 24 * 1024**3, 128)
+    machine.found = RemoteMachine("a:1", (7, 0, 0), 0.4, (device,))
+    machine.in_use = True
+    card = MachineCard("a:1")
+    qtbot.addWidget(card)
+    card.show_machine(machine, {("a:1", 0): "RPC0"})
+    assert card.devices.text().startswith("RPC0 · GPU #0")
+    card.use.click()  # untick "Use for the model"
+    machine.use = card.use.isChecked()
+    assert machine.use is False
+    card.show_machine(machine, {})  # the next launch has no RPC devices
+    words = " ".join((card.state.text(), card.devices.text(), card.note.text()))
+    assert "not used" not in words.lower()
+    assert "next load leaves it out" in card.state.text()
+    assert card.devices.text().startswith("loaded model only · GPU #0")
+    assert "keeps it until you unload" in card.note.text()

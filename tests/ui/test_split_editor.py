@@ -86,3 +86,53 @@ def test_window_shows_the_cpu_plan_and_updates_it_live(qtbot: QtBot, tiny_model:
     window.launch.context.setValue(32768)
     assert window.split_editor.summary.text() != before  # more KV cache for more context
     window.close()
+
+
+def test_a_machine_without_gpus_plans_for_gpus_it_does_not_have(
+    qtbot: QtBot, default_model: Path
+) -> None:
+    """No NVIDIA driver: the GPUs tab offers "Plan for GPUs I don't have…"; two simulated
+    24 GiB GPUs give a per-GPU plan in the split editor, said to be simulated on the tab;
+    "Back" returns to this machine (no GPU, everything in RAM)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QDialog
+
+    from kobold_gui.core.hardware.nvml import GpuInventory
+    from kobold_gui.ui.hardware.what_if import WhatIfDialog
+    from kobold_gui.ui.window.main_window import MainWindow
+    from tests.fakes.nvml import FakeNvml
+
+    no_driver = GpuInventory(FakeNvml([], driver_present=False))  # FAKE NVML: no GPU here
+    window = MainWindow(initial_model=default_model, inventory=no_driver)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(window.load_button.isEnabled, timeout=HANG_GUARD_MS)
+    editor, gpus = window.split_editor, window.gpus
+    titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    window.tabs.setCurrentIndex(next(i for i, t in enumerate(titles) if "GPU" in t))
+    qtbot.waitUntil(
+        lambda: "No GPU: everything in RAM" in editor.summary.text(), timeout=HANG_GUARD_MS
+    )
+    assert gpus.what_if_button.isVisible() and "don't have" in gpus.what_if_button.text()
+
+    qtbot.mouseClick(gpus.what_if_button, Qt.MouseButton.LeftButton)
+    dialog = window.findChild(WhatIfDialog)
+    assert isinstance(dialog, QDialog) and dialog.isVisible()
+    dialog.count.setValue(2)
+    dialog.vram.setValue(24)
+    dialog.accept()
+    qtbot.waitUntil(lambda: len(editor.rows) == 2, timeout=HANG_GUARD_MS)
+    assert gpus.header.text().startswith("2 simulated GPU(s)\nSimulated GPUs")
+    assert "not real" in gpus.header.text() and "driver" not in gpus.header.text()
+    assert not gpus.build_note.isVisibleTo(gpus)  # no "build the CUDA backend" for these
+    assert sorted(gpus.cards) == [0, 1]
+    assert "Simulated 24 GiB GPU" in gpus.cards[0].use.text()
+    assert "everything in RAM" not in editor.summary.text()
+    assert gpus.what_if_button.text() == "Back to this machine's GPUs"
+
+    qtbot.mouseClick(gpus.what_if_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: "No GPU: everything in RAM" in editor.summary.text(), timeout=HANG_GUARD_MS
+    )
+    assert gpus.cards == {} and "Simulated" not in gpus.header.text()
+    window.close()

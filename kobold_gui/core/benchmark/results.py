@@ -157,12 +157,7 @@ def measured_choice(rows: Sequence[SweepRow], share: float = DEFAULT_SHARE) -> M
     pick = min(tied, key=lambda r: (r.memory_bytes, r.n_ubatch, r.n_batch))
     seed = _seed_row(ok)
     if seed is not None and seed is not pick and pick.prompt_low <= seed.prompt_high:
-        return MeasuredChoice(
-            (),
-            f"no measurable difference: the fastest pair ({best.n_batch}:{best.n_ubatch}, "
-            f"{best.prompt_tps:.0f} t/s) is within the spread of the runs of the seed rule's "
-            f"{seed.n_batch}:{seed.n_ubatch} ({seed.prompt_tps:.0f} t/s); KoboldCPP's rule stays",
-        )
+        return MeasuredChoice((), _seed_stays(ok, seed, pick))
     rest = sorted((r for r in ok if r is not pick), key=lambda r: -r.prompt_tps)
     why = (
         f"n_batch {pick.n_batch}, n_ubatch {pick.n_ubatch}: best prompt speed "
@@ -172,6 +167,28 @@ def measured_choice(rows: Sequence[SweepRow], share: float = DEFAULT_SHARE) -> M
         why += f", as fast as {best.n_batch}:{best.n_ubatch} within the spread, less memory"
     why += f", generation ≥ {share:.0%} of the best"
     return MeasuredChoice(tuple((r.n_batch, r.n_ubatch) for r in (pick, *rest)), why)
+
+
+def _seed_stays(ok: Sequence[SweepRow], seed: SweepRow, pick: SweepRow) -> str:
+    """Why the seed rule stays; a pair called the fastest is the fastest measured."""
+    fastest = max(ok, key=lambda r: r.prompt_tps)
+
+    def text(r: SweepRow) -> str:
+        return f"{r.n_batch}:{r.n_ubatch} ({r.prompt_tps:.0f} t/s)"
+
+    if fastest is seed:
+        return (
+            f"no measurable difference: the seed rule's {text(seed)} is the fastest pair "
+            "measured; KoboldCPP's rule stays"
+        )
+    if fastest.prompt_low <= seed.prompt_high:
+        named = f"the fastest pair measured, {text(fastest)},"
+    else:  # the fastest generates too slowly: the best that does not is the one compared
+        named = f"the best pair that keeps the generation speed, {text(pick)},"
+    return (
+        f"no measurable difference: {named} is within the spread of the runs of the seed "
+        f"rule's {text(seed)}; KoboldCPP's rule stays"
+    )
 
 
 def _seed_row(rows: Sequence[SweepRow]) -> SweepRow | None:

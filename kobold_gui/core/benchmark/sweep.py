@@ -14,6 +14,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Sequence
 
+from kobold_gui.core.benchmark.estimate import sweep_seconds
 from kobold_gui.core.benchmark.results import (
     DEFAULT_GEN_TOKENS,
     DEFAULT_PROMPT_TOKENS,
@@ -36,15 +37,19 @@ def run_sweep(
     cancel: threading.Event | None = None,
     gpu_used: Callable[[], Sequence[int]] | None = None,
     repeats: int = DEFAULT_REPEATS,
+    on_estimate: Callable[[float], None] | None = None,
 ) -> list[SweepRow]:
     """Measure every candidate `repeats` times, interleaved; one row per candidate (the
     merged runs, in candidate order). A pair that fails (out of memory) is recorded with its
     error and not run again. `on_run(i, run)` follows each single run (i counts runs). Cancel
     ends it between or inside runs: the rows then hold the runs finished so far, and the
-    loaded model stays usable."""
+    loaded model stays usable. `on_estimate(seconds)` follows the warm-up: the whole
+    sweep's time at the warm-up's speeds (core/benchmark/estimate.py)."""
     cancel = cancel or threading.Event()
     if candidates:
-        _warm_up(engine, candidates[0], prompt_tokens, gen_tokens, cancel)
+        speeds = _warm_up(engine, candidates[0], prompt_tokens, gen_tokens, cancel)
+        if on_estimate and speeds:
+            on_estimate(sweep_seconds(candidates, repeats, prompt_tokens, gen_tokens, *speeds))
     runs: dict[Candidate, list[SweepRow]] = {c: [] for c in candidates}
     count = 0
     for _round in range(max(1, repeats)):
@@ -67,17 +72,20 @@ def run_sweep(
 
 def _warm_up(
     engine: Engine, first: Candidate, prompt_tokens: int, gen_tokens: int, cancel: threading.Event
-) -> None:
+) -> tuple[float, float] | None:
     """Not recorded: the first context of a process pays for loading kernels and allocating
-    pools, which no candidate should carry."""
+    pools, which no candidate should carry. Its speeds (prompt, generation) give the
+    estimate (a little slow, so the estimate errs long)."""
     with contextlib.suppress(EngineError, Stopped):
-        engine.measure_batch(
+        m = engine.measure_batch(
             first.n_batch,
             first.n_ubatch,
             min(prompt_tokens, first.n_batch),
             min(gen_tokens, 4),
             cancel,
         )
+        return m.prompt_tokens_per_s, m.gen_tokens_per_s
+    return None
 
 
 def _measure(

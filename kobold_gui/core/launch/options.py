@@ -149,7 +149,7 @@ OPTIONS: tuple[Option, ...] = (
            minimum=0, maximum=65536, label="VRAM margin", step=256, suffix=" MiB",
            gpu_only=True),
     Option("threads", int, 0, "--threads",
-           "CPU threads; 0 = automatic (about the physical cores).",
+           "CPU threads; 0 = automatic (about the physical cores); at most the logical CPUs.",
            kobold_flag="--threads", minimum=0, maximum=1024, label="Threads", special="auto"),
     Option("flashattention", str, "auto", "--flashattention",
            "Flash attention: auto (llama.cpp decides per device), on or off.",
@@ -214,10 +214,13 @@ class LaunchConfig:
 
     def resolved_threads(self) -> int:
         """0 means automatic: about the physical cores (llama.cpp's own default), taken as
-        half the logical CPUs on machines with 4 or more, all of them on smaller ones."""
-        if self.threads:
-            return self.threads
+        half the logical CPUs on machines with 4 or more, all of them on smaller ones; at
+        most the logical CPUs."""
         logical = os.cpu_count() or 1
+        if self.threads:
+            # More threads than logical CPUs only wait on each other (llama.cpp's threads
+            # spin at every barrier): use them all, and the CLI and the window say so.
+            return min(self.threads, logical)
         return logical // 2 if logical >= 4 else logical
 
 

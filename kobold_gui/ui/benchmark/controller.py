@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject
 
+from kobold_gui.core.benchmark.estimate import SweepSize, default_sweep
 from kobold_gui.core.benchmark.results import (
     SweepRow,
     candidates_from,
@@ -54,6 +55,8 @@ class SweepController(QObject):
         """Show the results kept for this model and these settings (or none)."""
         self.loaded = loaded
         self.panel.set_model_ready(loaded is not None)
+        if loaded is not None:  # a CPU-only launch: a shorter prompt (and fewer pairs)
+            self.panel.prompt.setValue(self._size().prompt_tokens)
         identity = self._identity()
         self.panel.set_rows((load_sweep(identity) if identity else None) or [])
 
@@ -64,8 +67,11 @@ class SweepController(QObject):
             return
         prompt = min(prompt, loaded.n_ctx - gen - 2)
         inventory, _backend = self.machine()
+        sizes = self._size().blas_sizes
         candidates = [
-            c for c in candidates_from(n_gpus=len(inventory.gpus)) if c.n_batch <= loaded.n_ctx
+            c
+            for c in candidates_from(sizes, n_gpus=len(inventory.gpus))
+            if c.n_batch <= loaded.n_ctx
         ]
         if prompt < 16 or not candidates:
             self.panel.status.setText("The context is too small for a sweep.")
@@ -74,6 +80,11 @@ class SweepController(QObject):
         repeats = self.panel.repeats.value()
         self.panel.started(len(candidates), repeats)
         self.engine_controller.sweep(candidates, prompt, gen, repeats)
+
+    def _size(self) -> SweepSize:
+        launch = self.loaded.launch if self.loaded else None
+        on_cpu = launch is None or (launch.n_gpu_layers == 0 and not launch.rpc_servers)
+        return default_sweep(on_cpu)
 
     def _finished(self, rows: list[SweepRow]) -> None:
         self.session.sweep_ended()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict
 
 import pyqtgraph as pg
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from kobold_gui.core.benchmark.estimate import duration_text
 from kobold_gui.core.benchmark.results import (
     DEFAULT_GEN_TOKENS,
     DEFAULT_PROMPT_TOKENS,
@@ -176,15 +178,20 @@ class BenchmarkPanel(QWidget):
         self._runs = {}
         self.progress.setRange(0, self.expected)
         self.progress.setValue(0)
+        self.progress.setFormat("%v of %m runs · estimating the time…")
         self.progress.show()
+        self._started = time.monotonic()
         self.status.setText(
-            f"Measuring {count} (n_batch, n_ubatch) pairs, {repeats} runs each, interleaved…"
+            f"Measuring {count} (n_batch, n_ubatch) pairs, {repeats} runs each, interleaved; "
+            "the model answers no chat until it ends (Cancel stops it)…"
         )
         self.set_rows([], running=True)
 
     def add_run(self, index: int, run: SweepRow) -> None:
         """One run of one pair: plotted with the pair's runs so far; no pick until the end."""
         self.progress.setValue(index + 1)
+        left = (time.monotonic() - self._started) / (index + 1) * (self.expected - index - 1)
+        self.progress.setFormat(f"%v of %m runs · {duration_text(left)} left")
         self._runs.setdefault((run.n_batch, run.n_ubatch), []).append(run)
         self.set_rows([merge_runs(r) for r in self._runs.values()], running=True)
 

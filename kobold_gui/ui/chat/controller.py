@@ -39,6 +39,7 @@ from kobold_gui.ui.chat.conversation_view import (
     show_versions,
     shown_messages,
 )
+from kobold_gui.ui.chat.edit_undo import EditUndo
 from kobold_gui.ui.chat.journal import ChatJournal
 from kobold_gui.ui.chat.library import ChatLibrary
 from kobold_gui.ui.chat.sampling_panel import SamplingPanel, params_from_dict
@@ -76,6 +77,8 @@ class ConversationController(QObject):
         self._detached = 0  # replies left behind (new chat while streaming): their signals
         self._unsaved = StreamSaver(self._write_text, self)  # streamed text, in batches
         self._writeFailed.connect(say)
+        self.edit_undo = EditUndo(self)  # the window puts its bar in the status bar
+        chat.messageSubmitted.connect(lambda _text: self.edit_undo.forget())
         chat.set_history_source(lambda: history(self.conversation))
         chat.messageSubmitted.connect(self.submit)
         chat.newChatRequested.connect(self.new)
@@ -265,22 +268,12 @@ class ConversationController(QObject):
         self._start_reply(index, restore, self.chat.conversation())
 
     def edit_last(self) -> None:
-        """Take the last user message (and what followed) back into the input box."""
-        msgs = self.conversation.messages
-        if self.streaming:
-            return
-        last_user = max((i for i, m in enumerate(msgs) if m.role == "user"), default=None)
-        if last_user is None:
-            return
-        text = msgs[last_user].content
-        del msgs[last_user:]
-        self.journal.record(self.conversation, op_trim(last_user))
-        redraw(self.chat, self.conversation)
-        self.chat.input.setPlainText(text)
-        self.chat.input.setFocus()
+        """Take the last user message (and what followed) back into the input box; the undo
+        bar can put them back."""
+        self.edit_undo.edit_last()
 
     def delete_last_exchange(self) -> None:
-        self.edit_last()
+        self.edit_undo.edit_last()
         self.chat.input.clear()
 
     def next_version(self) -> None:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QRadioButton,
     QSizePolicy,
     QVBoxLayout,
@@ -160,14 +161,18 @@ class GpuPanel(QWidget):
         self.build_note.setStyleSheet("color: #9a6700;")
         self.build_note.hide()
         self.cards_layout = QVBoxLayout()
+        self.what_if_button = QPushButton()  # the window's what-if plan (ui/hardware/what_if.py)
+        self.what_if_button.setObjectName("whatIfButton")
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
+        layout.addWidget(self.what_if_button)
         layout.addWidget(self.build_note)
         layout.addLayout(self.cards_layout)
         layout.addStretch(1)
         self._t0: float | None = None
         self._selection: tuple[GpuSelection, int] = (ALL_GPUS, -1)
         self._emitting = False  # the choice is this panel's own edit
+        self.simulated = False  # what-if GPUs (ui/hardware/what_if.py): no driver, no build note
         if state is not None:
             self._chosen = (state.config.gpus, state.config.maingpu)  # the state's, last seen
             state.subscribe(self._launch_changed)
@@ -182,6 +187,7 @@ class GpuPanel(QWidget):
         self.set_build_note(" ".join(state.hardware.warnings) if state.hardware else "")
 
     def set_build_note(self, text: str) -> None:
+        text = "" if self.simulated else text  # "build the CUDA backend" is for real GPUs
         self.build_note.setText(text)
         self.build_note.setVisible(bool(text))
 
@@ -189,11 +195,15 @@ class GpuPanel(QWidget):
         if self._t0 is None:
             self._t0 = inventory.timestamp
         t = inventory.timestamp - self._t0
+        for index in set(self.cards) - {g.index for g in inventory.gpus}:  # other GPUs now
+            self.cards.pop(index).deleteLater()
         if not inventory.gpus:
             self.header.setText(inventory.message or "No NVIDIA GPUs.")
             return
         text = (
-            f"{len(inventory.gpus)} NVIDIA GPU(s) · driver {inventory.driver_version} · "
+            f"{len(inventory.gpus)} simulated GPU(s)"
+            if self.simulated
+            else f"{len(inventory.gpus)} NVIDIA GPU(s) · driver {inventory.driver_version} · "
             f"CUDA {inventory.cuda_driver_version}"
         )
         self.header.setText(f"{text}\n{inventory.message}" if inventory.message else text)

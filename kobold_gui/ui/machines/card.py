@@ -84,7 +84,10 @@ class MachineCard(QFrame):
         self.state.setStyleSheet(f"color: {color};" if color else "")
         found = machine.found
         lines = (
-            [device_text(d, rpc_names.get((d.endpoint, d.index))) for d in found.devices]
+            [
+                device_text(d, rpc_names.get((d.endpoint, d.index)), machine.in_use)
+                for d in found.devices
+            ]
             if found is not None and machine.error is None
             else []
         )
@@ -97,6 +100,8 @@ class MachineCard(QFrame):
 
     @staticmethod
     def _note(machine: Machine) -> str:
+        if machine.in_use and not machine.use:
+            return "Unticked: the loaded model keeps it until you unload or reload."
         if machine.in_use:
             return "Unload the model to check it again or remove it."
         if machine.use and machine.error is not None:

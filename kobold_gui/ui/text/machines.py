@@ -13,6 +13,8 @@ def state_text(machine: Machine) -> str:
     found = machine.found
     if machine.in_use and found is not None:
         state = "✓ in use by the loaded model (not checked while it is)"
+        if not machine.use:  # unticked: the loaded model keeps it, the next load does not
+            state = "✓ in use by the loaded model until it is unloaded; the next load leaves it out"
     elif machine.checking:
         state = "checking…"
     elif machine.error is not None:
@@ -27,10 +29,11 @@ def state_text(machine: Machine) -> str:
     return f"{state} · RPC {found.version_text} · round trip {rtt:.{1 if rtt >= 1 else 2}f} ms"
 
 
-def device_text(device: RemoteDevice, rpc_name: str | None) -> str:
+def device_text(device: RemoteDevice, rpc_name: str | None, loaded_only: bool = False) -> str:
     """'RPC0 · GPU #0 · 22.1 GiB free of 24.0 GiB VRAM'; a CPU device reports its RAM
-    (free and total alike)."""
-    name = rpc_name or "not used"
+    (free and total alike). `loaded_only`: the loaded model uses the device, the next load
+    will not (its machine was unticked)."""
+    name = rpc_name or ("loaded model only" if loaded_only else "not used")
     if device.is_cpu:
         if device.memory_free == device.memory_total:
             memory = f"{human_bytes(device.memory_total)} RAM"

@@ -33,9 +33,11 @@ from kobold_gui.ui.chat.controller import ConversationController
 from kobold_gui.ui.chat.conversation_list import ConversationList
 from kobold_gui.ui.chat.sampling_panel import SamplingPanel
 from kobold_gui.ui.common.background import wait_for_background_jobs
+from kobold_gui.ui.common.wheel_guard import install_wheel_guard
 from kobold_gui.ui.engine.controller import EngineController
 from kobold_gui.ui.hardware.gpu_panel import GpuPanel
 from kobold_gui.ui.hardware.gpu_poller import GpuMonitor
+from kobold_gui.ui.hardware.what_if import WhatIfGpus
 from kobold_gui.ui.launch.launch_panel import LaunchPanel
 from kobold_gui.ui.launch.load_bar import LoadBar
 from kobold_gui.ui.launch.plan_view import SplitEditor
@@ -45,6 +47,7 @@ from kobold_gui.ui.server.panel import ServerPanel
 from kobold_gui.ui.window.chat_flow import ChatFlow, add_shortcuts
 from kobold_gui.ui.window.layout import build_layout, remember_geometry, restore_geometry
 from kobold_gui.ui.window.load_flow import LoadFlow
+from kobold_gui.ui.window.quit_guard import QuitGuard
 from kobold_gui.ui.window.wiring import watch_hardware, wire_machines, wire_models, wire_server
 
 NO_MODEL_NOTICE = (
@@ -63,6 +66,7 @@ class MainWindow(QMainWindow):
         initial_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        install_wheel_guard()  # before any control is made: every one is guarded
         self.setWindowTitle(f"kobold-gui {__version__}")
         self.setAcceptDrops(True)
         self.store = store or SettingsStore()
@@ -86,10 +90,12 @@ class MainWindow(QMainWindow):
         if settings_warning:
             self.statusBar().showMessage(settings_warning, 15000)
         self.statusBar().addPermanentWidget(self.conversations.notice)
+        self.statusBar().addPermanentWidget(self.conversations.edit_undo)
         self.conversations.library.open_last()
-        self.gpu_monitor = GpuMonitor(inventory or GpuInventory(), parent=self)
-        self.gpu_monitor.snapshot.connect(self.gpus.update_inventory)
-        self.gpu_monitor.snapshot.connect(self.hardware.inventory_updated)
+        real = inventory or GpuInventory()
+        self.watch_gpus(real)
+        self.what_if = WhatIfGpus(self.gpus, self.watch_gpus, lambda: real, self)
+        self.quit_guard = QuitGuard(self, self.serving_others)
 
     # -- building -------------------------------------------------------------------------
     def _build_panels(self) -> None:
@@ -254,7 +260,28 @@ class MainWindow(QMainWindow):
         except OSError as e:
             self.statusBar().showMessage(f"Settings not saved: {e}", 10000)
 
+    def watch_gpus(self, inventory: GpuInventory) -> None:
+        """The GPU monitor reads `inventory` (this machine's, or simulated ones)."""
+        old = getattr(self, "gpu_monitor", None)
+        if old is not None:
+            old.stop()
+        self.gpu_monitor = GpuMonitor(inventory, parent=self)
+        self.gpu_monitor.snapshot.connect(self.gpus.update_inventory)
+        self.gpu_monitor.snapshot.connect(self.hardware.inventory_updated)
+
+    def serving_others(self) -> list[str]:
+        """What runs for other programs or computers and stops when the window closes."""
+        out = []
+        if self.server_panel.server is not None:
+            out.append(f"the API server at {self.server_panel.server.base_url()}")
+        if self.machines.share.running:
+            out.append(f"sharing this machine at {self.machines.share.endpoint()}")
+        return out
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._closing and not self.quit_guard.allows_close():
+            event.ignore()
+            return
         if not self._closing:
             self._closing = True
             self.save_settings()
