@@ -47,14 +47,9 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from kobold_gui.server.state import DEFAULT_HOST, DEFAULT_PORT, ServerSettings
+    from kobold_gui.server.state import settings_from_args
 
-    return ServerSettings(
-        host=args.host or DEFAULT_HOST,
-        port=DEFAULT_PORT if args.port is None else args.port,
-        api_key=args.password or "",
-        multiuser=1 if args.multiuser is None else args.multiuser,
-    )
+    return settings_from_args(args)
 
 
 def _load(worker: Any, launch: ResolvedLaunch, info: GGUFInfo) -> Any:

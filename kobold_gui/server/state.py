@@ -7,7 +7,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from kobold_gui.core.engine.types import GenerationResult
 from kobold_gui.core.engine.worker import EngineWorker
@@ -47,6 +47,24 @@ class ServerSettings:
         if self.multiuser <= 0:
             return 0
         return self.multiuser - 1 if self.multiuser > 1 else DEFAULT_WAITING
+
+
+def settings_from_args(args: Any) -> ServerSettings:
+    """--port, --host, --password, --multiuser; where not given, those of a --config
+    KoboldCPP file (`args.kcpps_server`, set by whoever read it); else the defaults."""
+    file: dict[str, Any] = getattr(args, "kcpps_server", None) or {}
+
+    def pick(name: str) -> Any:
+        value = getattr(args, name, None)
+        return file.get(name) if value is None else value
+
+    port, multiuser = pick("port"), pick("multiuser")
+    return ServerSettings(
+        host=pick("host") or DEFAULT_HOST,
+        port=DEFAULT_PORT if port is None else port,
+        api_key=pick("password") or "",
+        multiuser=1 if multiuser is None else multiuser,
+    )
 
 
 class ServerState:
