@@ -32,7 +32,7 @@ def wire_models(window: WindowParts) -> None:
     models.kcpps.follow_up = KcppsFollowUp(
         window.models,
         window.choose_model,
-        reload=window.load_model,
+        reload=window.load_when_ready,  # once the header is read again
         is_loaded=lambda: window.loaded is not None,
         use_server_settings=window.server_panel.use_file_settings,
     )
