@@ -53,8 +53,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _load(worker: Any, launch: ResolvedLaunch, info: GGUFInfo) -> Any:
-    name = launch.model_path.name if launch.model_path else "model"
-    print(f"Loading {name}…", file=sys.stderr, flush=True)
+    print(f"Loading {info.label}…", file=sys.stderr, flush=True)
     job = worker.load(launch, info=info)
     while not job.wait(0.5):
         pass
@@ -86,7 +85,7 @@ def run_headless_server(args: argparse.Namespace, launch: ResolvedLaunch, info: 
             return 2
         base = server.base_url()
         print(
-            f"Serving {job.result.info.path.name} (context {job.result.n_ctx})\n"
+            f"Serving {job.result.info.label} (context {job.result.n_ctx})\n"
             f"  KoboldAI API: {base}\n  OpenAI API:   {base}/v1\n"
             "Ctrl+C stops.",
             file=sys.stderr,

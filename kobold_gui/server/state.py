@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from kobold_gui.core.engine.types import GenerationResult
 from kobold_gui.core.engine.worker import EngineWorker
+from kobold_gui.core.models.names import display_stem
 from kobold_gui.server.activity import ActivityLog, RequestRecord
 
 
@@ -84,7 +85,9 @@ class ServerState:
 
     def model_name(self) -> str:
         loaded = self.worker.loaded
-        return f"koboldcpp/{loaded.info.path.stem}" if loaded else "koboldcpp/no-model-loaded"
+        if loaded is None:
+            return "koboldcpp/no-model-loaded"
+        return f"koboldcpp/{display_stem(loaded.info.path)}"  # an Ollama blob by its name:tag
 
     def waiting(self) -> int:
         with self._lock:

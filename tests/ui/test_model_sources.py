@@ -213,3 +213,42 @@ def test_importing_while_a_model_is_loaded_offers_reload(
         follow.action_button.click()
     assert window.loaded is not None and window.loaded.launch.config.contextsize == 4096
     window.close()
+
+
+def test_an_ollama_model_goes_by_its_name_in_the_window(
+    qtbot: QtBot, apps_home: Path, tiny_model: Path
+) -> None:
+    blob = apps_home / ".ollama" / "models" / "blobs" / f"sha256-{'d' * 64}"  # the tiny model
+    name = "smollm2:135m, smollm2:latest"
+    window = open_window(qtbot, blob)
+    assert window.models.meta_labels["file"].text() == name  # the metadata panel
+    assert window.models.recent.currentText().startswith(name)  # the picker, not sha256-ddd…
+    with qtbot.waitSignal(window.engine_controller.loaded, timeout=HANG_GUARD_MS):
+        qtbot.mouseClick(window.load_button, Qt.MouseButton.LeftButton)
+        assert window.load_bar.progress.format().startswith(f"Loading {name}…")  # the load bar
+    assert window.windowTitle().startswith(f"{name} — kobold-gui")
+    assert window.load_bar.status.text().startswith(f"Loaded {name} in")
+    assert "sha256" not in window.windowTitle() + window.load_bar.status.text()
+    window.close()
+
+
+def test_folders_a_scan_could_not_read_are_named(
+    qtbot: QtBot, apps_home: Path, tmp_path: Path
+) -> None:
+    panel = ModelPanel(scan_other_apps=False)
+    qtbot.addWidget(panel)
+    roots = default_roots(Places(apps_home, "linux", {}))
+    hub = apps_home / ".cache" / "huggingface" / "hub"
+    shutil.rmtree(hub)  # found, then gone before the scan (a disk unplugged, say)
+    with qtbot.waitSignal(panel.modelsFound, timeout=HANG_GUARD_MS):
+        panel.scan_other_apps(roots)
+    assert "4 model(s) of other apps" in panel.found_label.text()
+    assert "1 folder could not be read" in panel.found_label.text()
+    assert panel.found_label.toolTip() == f"{hub}: No such file or directory"
+    # the models folder chosen with Folder… (kept in the settings) is gone too
+    panel.set_folder(str(tmp_path / "unplugged"))
+    lst = panel.folder_list
+    qtbot.waitUntil(lambda: lst.count() == 2, timeout=HANG_GUARD_MS)
+    assert lst.item(0).text() == "No .gguf files in this folder"
+    assert lst.item(1).text().startswith("1 folder could not be read")
+    assert lst.item(1).toolTip() == f"{tmp_path / 'unplugged'}: No such file or directory"

@@ -41,7 +41,7 @@ def wire_models(window: WindowParts) -> None:
 def _info_failed(window: WindowParts, message: str) -> None:
     window.launch_state.set_model(None, None)
     loaded = window.loaded
-    state = f" {loaded.info.path.name} stays loaded." if loaded else ""
+    state = f" {loaded.info.label} stays loaded." if loaded else ""
     window.statusBar().showMessage(f"{message}.{state}", 15000)
 
 
