@@ -264,9 +264,10 @@ class ModelPanel(QWidget):
 
     def _info_done(self, info: GGUFInfo) -> None:
         self.info = info
-        if self._unchecked is not None:  # added by its file name: now by its label
-            self.recent.setItemText(self.recent.findData(str(self._unchecked)), info.label)
-            self._unchecked = None
+        index = self.recent.findData(str(self._unchecked))
+        if self._unchecked is not None and self.recent.itemText(index) == info.path.name:
+            self.recent.setItemText(index, info.label)  # added by its file name: now its label
+        self._unchecked = None
         self._set_meta(info.summary())
         self.infoReady.emit(info)
 
