@@ -436,3 +436,42 @@ def test_self_test_reports_the_backends_and_the_cpu_variant(tiny_model: Path) ->
             "not_loaded": {},
             "cpu_variant": "built in",
         }
+
+
+def test_config_naming_a_missing_model_exits_with_its_name(tmp_path: Path) -> None:
+    """Never the built-in model instead: the file that is not there is named."""
+    data = json.loads(
+        (Path(__file__).parent / "data" / "kcpps" / "koboldcpp-1.77-split.kcpps").read_text()
+    )
+    data["model_param"] = "D:\\models\\mistral-7b.Q4_K_M.gguf"
+    path = tmp_path / "windows.kcpps"
+    path.write_text(json.dumps(data))
+    result = run("--config", str(path), "--prompt", "Hello", "--max-tokens", "2")
+    assert result.returncode != 0 and result.stdout == ""
+    assert "mistral-7b.Q4_K_M.gguf" in result.stderr and "not there" in result.stderr
+
+
+def test_exportconfig_writes_the_config_file_back_with_what_changed(
+    default_model: Path, tmp_path: Path
+) -> None:
+    src = _kcpps_beside(default_model, tmp_path, "koboldcpp-1.117-cuda.kcpps")
+    original = json.loads(src.read_text())
+    original["model_param"] = str(tmp_path / default_model.name)
+    src.write_text(json.dumps(original))
+    out = tmp_path / "out.kcpps"
+    result = run("--config", str(src), "--contextsize", "4096", "--exportconfig", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Saved configuration file as" in result.stdout
+    saved = json.loads(out.read_text())
+    changed = {k for k in set(original) | set(saved) if original.get(k) != saved.get(k)}
+    assert changed == {"contextsize", "kobold_gui"} and saved["contextsize"] == 4096
+    assert out.stat().st_mode & 0o777 != 0o600
+
+
+def test_exportconfig_without_a_config_writes_a_new_1_117_file(tmp_path: Path) -> None:
+    out = tmp_path / "new"
+    result = run("--contextsize", "2048", "--gpus", "none", "--exportconfig", str(out))
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((tmp_path / "new.kcpps").read_text())
+    assert (saved["contextsize"], saved["usecpu"], saved["usecuda"]) == (2048, True, None)
+    assert "useswa" not in saved and saved["noswa"] is False

@@ -137,7 +137,7 @@ def show_plan(args: argparse.Namespace) -> int:
         data["llama_cpp_compute_estimate"] = estimate
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        print(f"model        {path.name} ({info.n_layers} layers + output)")
+        print(f"model        {info.label} ({info.n_layers} layers + output)")
         print(f"GPU layers   {resolved.n_gpu_layers} ({resolved.gpu_layers_note})")
         if resolved.tensor_split:
             print(f"split        {', '.join(f'{s:.3g}' for s in resolved.tensor_split)}")

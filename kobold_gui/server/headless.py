@@ -47,19 +47,13 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from kobold_gui.server.state import DEFAULT_HOST, DEFAULT_PORT, ServerSettings
+    from kobold_gui.server.state import settings_from_args
 
-    return ServerSettings(
-        host=args.host or DEFAULT_HOST,
-        port=DEFAULT_PORT if args.port is None else args.port,
-        api_key=args.password or "",
-        multiuser=1 if args.multiuser is None else args.multiuser,
-    )
+    return settings_from_args(args)
 
 
 def _load(worker: Any, launch: ResolvedLaunch, info: GGUFInfo) -> Any:
-    name = launch.model_path.name if launch.model_path else "model"
-    print(f"Loading {name}…", file=sys.stderr, flush=True)
+    print(f"Loading {info.label}…", file=sys.stderr, flush=True)
     job = worker.load(launch, info=info)
     while not job.wait(0.5):
         pass
@@ -91,7 +85,7 @@ def run_headless_server(args: argparse.Namespace, launch: ResolvedLaunch, info: 
             return 2
         base = server.base_url()
         print(
-            f"Serving {job.result.info.path.name} (context {job.result.n_ctx})\n"
+            f"Serving {job.result.info.label} (context {job.result.n_ctx})\n"
             f"  KoboldAI API: {base}\n  OpenAI API:   {base}/v1\n"
             "Ctrl+C stops.",
             file=sys.stderr,

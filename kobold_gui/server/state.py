@@ -7,10 +7,11 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from kobold_gui.core.engine.types import GenerationResult
 from kobold_gui.core.engine.worker import EngineWorker
+from kobold_gui.core.models.names import display_stem
 from kobold_gui.server.activity import ActivityLog, RequestRecord
 
 
@@ -49,6 +50,24 @@ class ServerSettings:
         return self.multiuser - 1 if self.multiuser > 1 else DEFAULT_WAITING
 
 
+def settings_from_args(args: Any) -> ServerSettings:
+    """--port, --host, --password, --multiuser; where not given, those of a --config
+    KoboldCPP file (`args.kcpps_server`, set by whoever read it); else the defaults."""
+    file: dict[str, Any] = getattr(args, "kcpps_server", None) or {}
+
+    def pick(name: str) -> Any:
+        value = getattr(args, name, None)
+        return file.get(name) if value is None else value
+
+    port, multiuser = pick("port"), pick("multiuser")
+    return ServerSettings(
+        host=pick("host") or DEFAULT_HOST,
+        port=DEFAULT_PORT if port is None else port,
+        api_key=pick("password") or "",
+        multiuser=1 if multiuser is None else multiuser,
+    )
+
+
 class ServerState:
     def __init__(self, worker: EngineWorker, settings: ServerSettings) -> None:
         self.worker = worker
@@ -66,7 +85,9 @@ class ServerState:
 
     def model_name(self) -> str:
         loaded = self.worker.loaded
-        return f"koboldcpp/{loaded.info.path.stem}" if loaded else "koboldcpp/no-model-loaded"
+        if loaded is None:
+            return "koboldcpp/no-model-loaded"
+        return f"koboldcpp/{display_stem(loaded.info.path)}"  # an Ollama blob by its name:tag
 
     def waiting(self) -> int:
         with self._lock:

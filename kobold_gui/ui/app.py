@@ -104,9 +104,11 @@ def _open_window(app: QApplication, args: argparse.Namespace) -> int:
 
     given = given_options(vars(args))  # every launch option of the table
     model, config = Path(args.model) if args.model else None, None
+    imported = None
     if args.config:  # a KoboldCPP settings file: its launch and model, the options on top
         imported = apply_config_file(Path(args.config), given)
         model, config = model or imported.model, imported.config
+        args.kcpps_server = dict(imported.server)  # the API server's port, host, ...
     window = MainWindow(
         initial_model=model,
         initial_config=config,
@@ -114,6 +116,13 @@ def _open_window(app: QApplication, args: argparse.Namespace) -> int:
         inventory=inventory_for_environment(),
     )
     window.show()
+    if (
+        imported is not None
+        and imported.missing_model is not None
+        and not args.model
+        and window.models.kcpps.follow_up
+    ):
+        window.models.kcpps.follow_up.handle(imported, Path(args.config))  # say which, Open…
     if window.server_panel.serve_from_args(args):  # --port, --host, ...: serve and load
         window.load_when_ready()
     _report_when_shown(app)

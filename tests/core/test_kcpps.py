@@ -4,6 +4,7 @@ launch, written back, and read again; what is not applied is named."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -14,17 +15,22 @@ from kobold_gui.core.kcpps.files import (
     EXTRAS_KEY,
     KcppsError,
     apply_config_file,
-    export_settings,
     import_settings,
     read_kcpps,
-    write_kcpps,
 )
+from kobold_gui.core.kcpps.writer import export_settings, write_kcpps
 from kobold_gui.core.launch.batching import BLAS_STOPS, stop_at_or_below
 from kobold_gui.core.launch.options import LaunchConfig
 from kobold_gui.core.launch.resolve import resolve_batch
 from kobold_gui.core.launch.values import ALL_GPUS, GpuSelection
 
 DATA = Path(__file__).parent.parent / "data" / "kcpps"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @pytest.fixture
@@ -51,11 +57,12 @@ def test_current_file_names_what_is_not_applied(kcpps_dir: Path) -> None:
     result = read_kcpps(kcpps_dir / "koboldcpp-1.102.kcpps")
     named = {n.key: n for n in result.not_applied}
     # the values this user set that kobold-gui has no use for, and nothing at its default
-    assert set(named) == {"port", "launch", "websearch", "sdmodel"}
-    assert "server" in named["port"].reason and named["port"].value == 5002
+    assert set(named) == {"launch", "websearch", "sdmodel"}
+    assert "server" in named["websearch"].reason
     assert "image" in named["sdmodel"].reason
-    assert "port = 5002: not applied" in named["port"].describe()
+    assert result.server == {"port": 5002}  # for kobold-gui's API server
     assert "sdmodel" in result.summary() and "Applied" in result.summary()
+    assert "port to the API server" in result.summary()
 
 
 def test_legacy_file_keys_are_converted_as_koboldcpp_does(kcpps_dir: Path) -> None:
@@ -161,14 +168,18 @@ def test_written_file_has_every_key_koboldcpp_writes(tmp_path: Path, default_mod
     path, _notes = write_kcpps(tmp_path / "mine", config, default_model)
     assert path.name == "mine.kcpps"  # the suffix KoboldCPP adds
     data = json.loads(path.read_text())
-    assert set(kcpps_keys.KEYS) <= set(data)
+    # a new file: the newest release's keys (1.117), with its defaults where nothing was set
+    assert set(kcpps_keys.default_file()) <= set(data)
+    assert "useswa" not in data and "usecublas" not in data and "blasbatchsize" not in data
+    assert (data["multiuser"], data["defaultgenamt"], data["draftamount"]) == (10, 1536, 4)
     # the values KoboldCPP reads, in the types its argparse gives them
-    assert data["batchsize"] == data["blasbatchsize"] == 2048
-    assert (data["contextsize"], data["gpulayers"], data["quantkv"]) == (8192, 20, 2)
+    assert data["batchsize"] == 2048
+    assert (data["contextsize"], data["gpulayers"], data["quantkv"]) == (8192, 20, "q4_0")
     assert data["model_param"] == str(default_model.absolute())
     assert data["threads"] == -1 and data["noflashattention"] is False
-    assert data["usecuda"] == data["usecublas"] == ["normal", "mmq"]
+    assert data["usecuda"] == ["normal"] and data["usecpu"] is False
     assert data["tensor_split"] is None and data["istemplate"] is False
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()  # as other apps' files
 
 
 @pytest.mark.parametrize(
@@ -204,13 +215,13 @@ def test_file_edited_in_koboldcpp_wins_over_kobold_guis_extra_key(tmp_path: Path
 
 def test_current_file_round_trip_through_kobold_gui(kcpps_dir: Path, tmp_path: Path) -> None:
     first = read_kcpps(kcpps_dir / "koboldcpp-1.102.kcpps")
-    path, notes = write_kcpps(tmp_path / "again.kcpps", first.config, first.model)
+    path, notes = write_kcpps(tmp_path / "again.kcpps", first.config, first.model, first)
     original = json.loads((kcpps_dir / "koboldcpp-1.102.kcpps").read_text())
     written = json.loads(path.read_text())
+    assert {k: v for k, v in written.items() if k != EXTRAS_KEY} == original
+    written = json.loads(path.read_text())
     assert set(original) <= set(written)
-    for key in ("contextsize", "gpulayers", "batchsize", "threads", "tensor_split", "maingpu"):
-        assert written[key] == original[key], key
-    assert (written["quantkv"], written["noflashattention"]) == (1, False)
+    assert path.stat().st_mode & 0o777 != 0o600
     again = read_kcpps(path)
     assert again.config == first.config and again.model == first.model
     assert notes == []  # nothing of this launch is lost on KoboldCPP's side
@@ -227,8 +238,7 @@ def test_export_notes_what_koboldcpp_cannot_express() -> None:
     data, notes = export_settings(config, None)
     assert data["batchsize"] == 256 and data["tensor_split"] == [1.0, 1.0]
     keys = [n.key for n in notes]
-    assert keys == ["batchsize", "flashattention", "splitmode", "tensor_split", "batchpolicy",
-                    "vrammargin"]  # fmt: skip
+    assert keys == ["batchsize", "tensor_split", "splitmode", "batchpolicy", "vrammargin"]
 
 
 def test_command_line_values_override_the_file(kcpps_dir: Path) -> None:
@@ -247,7 +257,7 @@ def test_a_batch_between_stops_is_saved_as_the_stop_below_and_launched_as_given(
     larger batch); the launch, like KoboldCPP running a .kcpps, keeps the value itself."""
     config = LaunchConfig(blasbatchsize=blas, contextsize=8192)
     data, notes = export_settings(config, None)
-    assert data["batchsize"] == data["blasbatchsize"] == stop_at_or_below(blas)
+    assert data["batchsize"] == stop_at_or_below(blas)
     assert data["batchsize"] in BLAS_STOPS and data["batchsize"] < blas
     assert [n.key for n in notes if n.key == "batchsize"] == ["batchsize"]
     assert import_settings(data).config.blasbatchsize == blas  # kobold-gui's key keeps it

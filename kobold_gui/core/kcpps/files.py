@@ -1,13 +1,12 @@
-"""KoboldCPP settings files (.kcpps, and .kcppt templates): read one into a launch, write a
-launch as one that KoboldCPP loads.
+"""KoboldCPP settings files (.kcpps, and .kcppt templates): read one into a launch (writing
+one back is core/kcpps/writer.py).
 
 A .kcpps is the JSON of KoboldCPP's parsed command line. Reading one converts old key names as
 KoboldCPP does (usecublas -> usecuda, blasbatchsize -> batchsize, flashattention ->
 noflashattention inverted, the lowvram / rowsplit / GPU-id words inside usecuda), applies what
 maps to kobold-gui's launch options, and names every other key that holds a value of its own,
-with the reason. Writing starts from all of KoboldCPP's keys and defaults, so KoboldCPP old and
-new reads the file as if it had saved it; kobold-gui's own options that KoboldCPP lacks ride
-along under one extra key (KoboldCPP keeps unknown keys and ignores them).
+with the reason; a key at the default of the release that wrote the file (keys.detect_version)
+is never named. Port, host, password and multiuser go to kobold-gui's API server (`server`).
 """
 
 from __future__ import annotations
@@ -19,11 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from kobold_gui.core.kcpps import keys
-from kobold_gui.core.kcpps.gpus import gpus_from_kobold, gpus_to_kobold
+from kobold_gui.core.kcpps.gpus import gpus_from_kobold
 from kobold_gui.core.kcpps.keys import KcppsNote
-from kobold_gui.core.launch.batching import stop_at_or_below
 from kobold_gui.core.launch.options import OPTIONS, OPTIONS_BY_NAME, ConfigError, LaunchConfig
-from kobold_gui.core.paths import write_json_atomic
 
 EXTRAS_KEY = "kobold_gui"
 SUFFIXES = (".kcpps", ".kcppt")
@@ -47,6 +44,17 @@ class KcppsImport:
     notes: tuple[KcppsNote, ...] = ()
     template: bool = False
     applied: tuple[str, ...] = field(default=())  # kobold-gui option names set by the file
+    raw: Mapping[str, Any] = field(default_factory=dict)  # the file as read, for a faithful save
+    version: str = keys.NEWEST  # the KoboldCPP release whose keys the file has
+    server: Mapping[str, Any] = field(default_factory=dict)  # port/host/password/multiuser set
+
+    @property
+    def missing_model(self) -> str | None:
+        """The model file the settings name but that is not there (None: found or none)."""
+        if self.model is not None:
+            return None
+        note = next((n for n in self.notes if n.reason == MODEL_NOT_FOUND), None)
+        return str(note.value) if note is not None else None
 
     @property
     def not_applied(self) -> tuple[KcppsNote, ...]:
@@ -57,6 +65,8 @@ class KcppsImport:
         skipped = [n.key for n in self.not_applied]
         warned = [n.key for n in self.notes if n.applied]
         text = f"Applied {len(self.applied)} setting(s) from {name}"
+        if self.server:
+            text += f" and {', '.join(self.server)} to the API server"
         if warned:
             text += f"; check {', '.join(warned)}"
         if skipped:
@@ -80,11 +90,15 @@ OURS_ONLY: tuple[str, ...] = tuple(
     o.name for o in OPTIONS if o.name not in KOBOLD_KEY and o.name not in _TRANSLATED
 )
 # The keys a written file sets from a launch; a file whose keys still say what kobold-gui
-# wrote is read back from the extra key, which is finer (flash attention "auto", ...).
-_WRITTEN = (
+# wrote (the extra key's "written") is read back from the extra key, which is finer (flash
+# attention "auto", ...).
+WRITTEN_KEYS = (
     "batchsize", "contextsize", "gpulayers", "maingpu", "threads", "tensor_split", "usecuda",
-    "noflashattention", "quantkv", "lowvram", "splitmode",
+    "noflashattention", "quantkv", "lowvram", "splitmode", "blasbatchsize", "usecublas",
+    "flashattention", "usecpu", "usevulkan",
 )  # fmt: skip
+MODEL_NOT_FOUND = "the model file was not found"
+SERVER_KEYS = {"port": "port", "host": "host", "password": "password", "multiuser": "multiuser"}
 _CUDA_WORDS = {"normal", "lowvram", "mmq", "nommq", "rowsplit", "all"}
 
 
@@ -128,6 +142,7 @@ def import_settings(raw: Mapping[str, Any], base_dir: Path | None = None) -> Kcp
     """The launch a KoboldCPP settings mapping describes; relative model paths are looked up
     beside the file (base_dir), then in the current folder."""
     data = convert_legacy(raw)
+    version = keys.detect_version(raw)
     notes: list[KcppsNote] = []
     values: dict[str, Any] = {}
     for name in _NUMBERS:
@@ -140,9 +155,9 @@ def import_settings(raw: Mapping[str, Any], base_dir: Path | None = None) -> Kcp
     config = LaunchConfig.from_mapping(values)
     config = _with_extras(config, raw, model)
     handled = {k for k, (_v, group) in {**keys.KEYS, **keys.LEGACY}.items() if group == "launch"}
-    handled |= {EXTRAS_KEY, "istemplate", "config"}
+    handled |= {EXTRAS_KEY, "istemplate", "config", *SERVER_KEYS}
     for key, value in raw.items():
-        if key not in handled and not keys.is_default(key, value):
+        if key not in handled and not keys.is_default(key, value, version):
             notes.append(KcppsNote(key, value, keys.reason_for(key)))
     return KcppsImport(
         config=config,
@@ -150,7 +165,30 @@ def import_settings(raw: Mapping[str, Any], base_dir: Path | None = None) -> Kcp
         notes=tuple(notes),
         template=bool(raw.get("istemplate")),
         applied=tuple(sorted(values)),
+        raw=dict(raw),
+        version=version,
+        server=_server_settings(raw, version, notes),
     )
+
+
+def _server_settings(
+    raw: Mapping[str, Any], version: str, notes: list[KcppsNote]
+) -> dict[str, Any]:
+    """Port, host, password and multiuser the file sets, for kobold-gui's API server (which
+    queues as KoboldCPP does: multiuser 0 = busy answers 503, N = N requests at once)."""
+    out: dict[str, Any] = {}
+    for key in SERVER_KEYS:
+        value = raw.get(key)
+        if keys.is_default(key, value, version):
+            continue
+        ok = isinstance(value, str) if key in ("host", "password") else type(value) is int
+        if key == "port" and ok and not 0 < int(value or 0) < 65536:
+            ok = False
+        if ok:
+            out[key] = value
+        else:
+            notes.append(KcppsNote(key, value, "not a valid value for the API server"))
+    return out
 
 
 def convert_legacy(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,10 +256,11 @@ def _apply_flash_and_kv(
     values["kvtype"] = kv
     if kv != "f16" and values.get("flashattention") == "off":
         values["flashattention"] = "auto"
+        key = _note_key(raw, "noflashattention", "flashattention")
         notes.append(
             KcppsNote(
-                _note_key(raw, "noflashattention", "flashattention"),
-                data.get("flashattention", no_flash),
+                key,
+                raw.get(key, no_flash),
                 "a quantized KV cache needs flash attention here, so it is set to auto",
             )
         )
@@ -282,7 +321,7 @@ def _model_path(
     for candidate in candidates:
         if candidate.is_file():
             return candidate.absolute()
-    notes.append(KcppsNote(key, text, "the model file was not found"))
+    notes.append(KcppsNote(key, text, MODEL_NOT_FOUND))
     return None
 
 
@@ -297,59 +336,7 @@ def _with_extras(config: LaunchConfig, raw: Mapping[str, Any], model: Path | Non
         ours = LaunchConfig.from_mapping(launch, strict=False)
     except ConfigError:
         return config
-    written, _notes = export_settings(ours, model)
-    data = convert_legacy(raw)
-    if all(data.get(k, keys.KEYS[k][0]) == written[k] for k in _WRITTEN):
+    written = extras.get("written") if isinstance(extras, dict) else None
+    if isinstance(written, dict) and all(raw.get(k) == v for k, v in written.items()):
         return ours
     return config.with_values(**{name: getattr(ours, name) for name in OURS_ONLY})
-
-
-# -- writing ----------------------------------------------------------------------------------
-def export_settings(
-    config: LaunchConfig, model: Path | None
-) -> tuple[dict[str, Any], list[KcppsNote]]:
-    """A KoboldCPP settings file for this launch, and what KoboldCPP will do differently."""
-    out = keys.default_file()
-    notes: list[KcppsNote] = []
-    if model is not None:
-        out["model_param"] = str(Path(model).absolute())
-    batch = stop_at_or_below(config.blasbatchsize)  # KoboldCPP's launcher knows only stops
-    if batch != config.blasbatchsize:
-        notes.append(
-            KcppsNote("batchsize", config.blasbatchsize, f"KoboldCPP's sizes: saved as {batch}")
-        )
-    out["batchsize"] = out["blasbatchsize"] = batch  # blasbatchsize: for older KoboldCPP
-    for name in ("contextsize", "gpulayers", "maingpu"):
-        out[KOBOLD_KEY[name]] = getattr(config, name)
-    out["threads"] = config.threads or -1
-    out["noflashattention"] = config.flashattention == "off"
-    out["flashattention"] = config.flashattention != "off"  # older KoboldCPP
-    if config.flashattention == "auto":
-        notes.append(KcppsNote("flashattention", "auto", "KoboldCPP has no auto: saved as on"))
-    out["quantkv"] = keys.QUANTKV_INDEX[config.kvtype]  # the index old and new releases read
-    out["lowvram"] = config.kvoffload == "off"
-    out["splitmode"] = "row" if config.splitmode == "row" else "layer"
-    if config.splitmode == "none":
-        notes.append(KcppsNote("splitmode", "none", "KoboldCPP has no 'none': saved as layer"))
-    notes += gpus_to_kobold(config, out)
-    out["usecublas"] = out["usecuda"]  # older KoboldCPP
-    for name in OURS_ONLY:
-        if getattr(config, name) != OPTIONS_BY_NAME[name].default:
-            notes.append(KcppsNote(name, getattr(config, name), "KoboldCPP has no such setting"))
-    out[EXTRAS_KEY] = {"version": 1, "launch": config.to_dict()}
-    return out, notes
-
-
-def write_kcpps(
-    path: Path, config: LaunchConfig, model: Path | None
-) -> tuple[Path, list[KcppsNote]]:
-    """Save a launch as a .kcpps (the suffix is added when missing, as KoboldCPP does)."""
-    path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
-        path = path.with_name(path.name + ".kcpps")
-    data, notes = export_settings(config, model)
-    try:
-        write_json_atomic(path, data)
-    except OSError as e:
-        raise KcppsError(f"cannot write {path}: {e.strerror or e}") from None
-    return path, notes

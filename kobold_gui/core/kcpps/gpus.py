@@ -47,19 +47,24 @@ def gpus_from_kobold(data: Mapping[str, Any], values: dict[str, Any]) -> list[Kc
     return notes
 
 
-def gpus_to_kobold(config: LaunchConfig, out: dict[str, Any]) -> list[KcppsNote]:
-    """Write usecuda, tensor_split and maingpu for the launch's GPU choice."""
+def gpus_to_kobold(
+    config: LaunchConfig,
+    out: dict[str, Any],
+    words: list[str],
+    maingpu_key: bool = True,
+    main_digit: bool = False,
+) -> list[KcppsNote]:
+    """Write tensor_split and maingpu for the launch's GPU choice, and add the GPU digit to
+    the usecuda `words`. Without a maingpu key (KoboldCPP before 1.8x) the digit names the
+    main GPU of a split, as those releases read it."""
     notes: list[KcppsNote] = []
-    words = ["lowvram" if config.kvoffload == "off" else "normal"]
     wanted = config.gpus.indices
-    if wanted == ():  # no GPU: KoboldCPP runs on the CPU when usecuda is absent
-        return notes
     shares = config.tensor_split
     split: list[float] | None = list(shares) if shares else None
+    main = config.maingpu
     if wanted is not None and len(wanted) == 1 and wanted[0] <= MAX_CUDA_DIGIT:
         words.append(str(wanted[0]))
-        split = None
-        out["maingpu"] = -1
+        split, main = None, -1
     elif wanted is not None:
         if not shares or len(shares) != len(wanted):
             why = "by free memory" if not shares else f"{len(shares)} shares for {len(wanted)} GPUs"
@@ -69,11 +74,11 @@ def gpus_to_kobold(config: LaunchConfig, out: dict[str, Any]) -> list[KcppsNote]
         split = [0.0] * (max(wanted) + 1)
         for index, share in zip(wanted, shares, strict=True):
             split[index] = share
-        if config.maingpu < 0:
-            out["maingpu"] = wanted[0]
-    words.append("mmq")
-    if config.splitmode == "row":
-        words.append("rowsplit")
-    out["usecuda"] = words
+        if main < 0:
+            main = wanted[0]
+    if maingpu_key:
+        out["maingpu"] = main
+    if (main_digit or not maingpu_key) and 0 <= main <= MAX_CUDA_DIGIT and split is not None:
+        words.append(str(main))
     out["tensor_split"] = split
     return notes

@@ -11,6 +11,7 @@ releases wrote (usecublas, blasbatchsize, flashattention, hordeconfig...) are li
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ class KcppsNote:
 
 
 SERVER = "server"
+SERVED = "api server"  # applied to kobold-gui's API server (core/kcpps/files.py: server)
 MEDIA = "media"
 HORDE = "horde"
 EXTRA_MODEL = "extra model"
@@ -41,7 +43,7 @@ LAUNCH = "launch"  # applied by kobold-gui (see core/kcpps/files.py)
 
 # Why a key with a value of its own is not applied, by group.
 REASONS: dict[str, str] = {
-    SERVER: "a server setting; kobold-gui has no HTTP server",
+    SERVER: "a KoboldCPP server feature kobold-gui's API server does not have",
     MEDIA: "image, speech or embeddings models are not part of kobold-gui",
     HORDE: "AI Horde worker settings are not part of kobold-gui",
     EXTRA_MODEL: "kobold-gui loads one GGUF model, without LoRA, projector or draft model",
@@ -55,9 +57,9 @@ REASONS: dict[str, str] = {
 KEYS: dict[str, tuple[Any, str]] = {
     "model": ([], LAUNCH),
     "model_param": (None, LAUNCH),
-    "port": (5001, SERVER),
+    "port": (5001, SERVED),
     "port_param": (5001, SERVER),
-    "host": ("", SERVER),
+    "host": ("", SERVED),
     "launch": (False, SERVER),
     "config": (None, COMMAND),
     "threads": (-1, LAUNCH),
@@ -93,7 +95,7 @@ KEYS: dict[str, tuple[Any, str]] = {
     "prompt": ("", COMMAND),
     "cli": (False, COMMAND),
     "genlimit": (0, SERVER),
-    "multiuser": (1, SERVER),
+    "multiuser": (1, SERVED),
     "multiplayer": (False, SERVER),
     "websearch": (False, SERVER),
     "remotetunnel": (False, SERVER),
@@ -111,7 +113,7 @@ KEYS: dict[str, tuple[Any, str]] = {
     "draftamount": (8, EXTRA_MODEL),
     "draftgpulayers": (999, EXTRA_MODEL),
     "draftgpusplit": (None, EXTRA_MODEL),
-    "password": (None, SERVER),
+    "password": (None, SERVED),
     "ratelimit": (0, SERVER),
     "ignoremissing": (False, COMMAND),
     "chatcompletionsadapter": ("AutoGuess", SERVER),
@@ -207,9 +209,97 @@ QUANTKV_NAMES: dict[str, str] = {"0": "f16", "1": "q8_0", "2": "q4_0", "3": "bf1
 QUANTKV_INDEX: dict[str, int] = {"f16": 0, "q8_0": 1, "q4_0": 2}
 
 
-def default_file() -> dict[str, Any]:
-    """A settings file as KoboldCPP writes it when nothing was changed (fresh lists)."""
-    return {key: (list(v) if isinstance(v, list) else v) for key, (v, _group) in KEYS.items()}
+# The defaults of other releases where they differ from KEYS (1.10x), read from each
+# release's argparse (threads depend on the CPU and are left out). A file is compared with the
+# defaults of the release that wrote it, so an untouched key is never named.
+NEWEST = "1.117"
+VERSION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "1.54": {"model": None, "contextsize": 2048, "gpulayers": 0, "multiuser": 0, "bantokens": None},
+    "1.77": {
+        "model": "",
+        "contextsize": 4096,
+        "chatcompletionsadapter": "",
+        "sdlora": "",
+        "sdloramult": 1.0,
+    },
+    "1.102": {},
+    "1.117": {
+        "contextsize": 12288,
+        "autofitpadding": 1024,
+        "defaultgenamt": 1536,
+        "downloaddir": "",
+        "draftamount": 4,
+        "gendefaultsoverwrite": False,
+        "jinja_kwargs": "",
+        "jinjatemplate": "",
+        "jinjathink": "default",
+        "mcpfile": "",
+        "multiuser": 10,
+        "noswa": False,
+        "allow_config_onready": False,
+        "parallelrequests": 1,
+        "quantkv": "f16",
+        "reasoningeffort": "default",
+        "swapadding": 0,
+        "usemtp": False,
+        "visionmaxtokens": -1,
+        "visionmintokens": -1,
+        "sdaudiovae": "",
+        "sdclipdevice": None,
+        "sdmaingpu": None,
+        "sdtiledvae": 640,
+        "sdvaedevice": None,
+        "sdvramlimit": 0,
+        "ttsdir": "",
+        "musicllm": "",
+        "musicembeddings": "",
+        "musicdiffusion": "",
+        "musicvae": "",
+        "musiclowvram": False,
+        "rpcmode": "disabled",
+        "rpcport": 5551,
+        "rpchost": "0.0.0.0",
+        "rpcdevice": "",
+        "rpctargets": "",
+        "adminunloadtimeout": 0,
+        "routermode": False,
+        "reqtimeout": 600,
+        "autoswapmode": False,
+        "baseconfig": "",
+        "testmemory": False,
+    },
+}
+# Keys a release removed: 1.117 reads useswa as its inverse noswa, so a 1.117 file never
+# gets it back.
+VERSION_DROPPED: dict[str, tuple[str, ...]] = {"1.117": ("useswa",)}
+
+
+def detect_version(raw: Mapping[str, Any]) -> str:
+    """Which KoboldCPP release wrote a settings file, from its keys (the release whose keys
+    and defaults the file is read against and written back in)."""
+    if "noswa" in raw or "autofitpadding" in raw or isinstance(raw.get("quantkv"), str):
+        return "1.117"
+    if "usecuda" in raw or "batchsize" in raw or "noflashattention" in raw:
+        return "1.102"
+    if "usecpu" in raw or "flashattention" in raw or "quantkv" in raw:
+        return "1.77"
+    return "1.54"
+
+
+def defaults_for(version: str) -> dict[str, Any]:
+    """Every key's default in that release (legacy keys included, for older files)."""
+    out = {key: value for key, (value, _group) in {**LEGACY, **KEYS}.items()}
+    out.update(VERSION_DEFAULTS.get(version, {}))
+    return out
+
+
+def default_file(version: str = NEWEST) -> dict[str, Any]:
+    """A settings file as that KoboldCPP release writes it when nothing was changed."""
+    out = {key: value for key, (value, _group) in KEYS.items()}
+    out.update(VERSION_DEFAULTS.get(version, {}))
+    for key in VERSION_DROPPED.get(version, ()):
+        out.pop(key, None)
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in out.items()}
 
 
 def reason_for(key: str) -> str:
@@ -220,9 +310,10 @@ def reason_for(key: str) -> str:
     return REASONS.get(entry[1], "not applied")
 
 
-def is_default(key: str, value: Any) -> bool:
-    """True when a key holds KoboldCPP's default, or an empty value, i.e. nothing was set."""
+def is_default(key: str, value: Any, version: str = "1.102") -> bool:
+    """True when a key holds the default of the release that wrote the file, or an empty
+    value, i.e. nothing was set."""
     if value is None or value is False or value == "" or value == []:
         return True
-    entry = KEYS.get(key) or LEGACY.get(key)
-    return entry is not None and value == entry[0]
+    defaults = defaults_for(version)
+    return key in defaults and value == defaults[key]

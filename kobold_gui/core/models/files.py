@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from kobold_gui.core.paths import data_dir
@@ -36,13 +37,25 @@ def default_model_path() -> Path | None:
     return None
 
 
-def scan_models_folder(folder: Path, max_depth: int = 3, limit: int = 500) -> list[Path]:
-    """The .gguf files under a folder (a few levels deep), sorted by name.
+@dataclass(frozen=True)
+class FolderScan:
+    models: list[Path]  # sorted by name
+    skipped: tuple[str, ...] = ()  # folders that could not be read, with why
+
+
+def scan_folder(folder: Path, max_depth: int = 3, limit: int = 500) -> FolderScan:
+    """The .gguf files under a folder (a few levels deep), sorted by name, and the folders
+    that could not be read.
 
     Multi-part files (name-00002-of-00003.gguf) are listed by their first part only."""
     found: list[Path] = []
+    skipped: list[str] = []
+
+    def unreadable(e: OSError) -> None:
+        skipped.append(f"{e.filename}: {e.strerror or e}")
+
     base_depth = len(folder.parts)
-    for root, dirs, files in os.walk(folder, onerror=lambda _e: None):
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         if len(Path(root).parts) - base_depth >= max_depth:
             dirs.clear()
         dirs[:] = [d for d in dirs if not d.startswith(".")]
@@ -50,8 +63,8 @@ def scan_models_folder(folder: Path, max_depth: int = 3, limit: int = 500) -> li
             if name.lower().endswith(".gguf") and not is_later_split_part(name):
                 found.append(Path(root) / name)
                 if len(found) >= limit:
-                    return sorted(found)
-    return sorted(found, key=lambda p: p.name.lower())
+                    return FolderScan(sorted(found), tuple(skipped))
+    return FolderScan(sorted(found, key=lambda p: p.name.lower()), tuple(skipped))
 
 
 def is_later_split_part(name: str) -> bool:

@@ -7,13 +7,14 @@ import os
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import gguf
 
 from kobold_gui.core.models.gguf_header import GGUFHeader, HeaderError, LazyArray, read_header
+from kobold_gui.core.models.names import display_name
 from kobold_gui.core.units import human_bytes, human_count
 
 GGUF_MAGIC = b"GGUF"
@@ -96,6 +97,12 @@ class GGUFInfo:
     value_length: int | None = None
     # The model author's recommended sampling (general.sampling.*), as SamplingParams names.
     sampling_defaults: dict[str, float] = field(default_factory=dict)
+    shown_as: str = ""  # the file's name for people (core/models/names.py), set by read_gguf
+
+    @property
+    def label(self) -> str:
+        """What the user sees for the file: an Ollama blob's name:tag, else its file name."""
+        return self.shown_as or self.path.name
 
     @property
     def has_chat_template(self) -> bool:
@@ -104,7 +111,7 @@ class GGUFInfo:
     def summary(self) -> dict[str, Any]:
         """The fields a user sees before loading, in display order."""
         return {
-            "file": self.path.name,
+            "file": self.label,
             "name": self.name or "—",
             "architecture": self.architecture,
             "size label": self.size_label or human_count(self.n_params),
@@ -228,7 +235,7 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
                     f"({shard_path.name}) is missing from {p.parent}"
                 )
             shards.append(_read_shard(check_model_path(shard_path)))
-    return info_from_headers(shards, p)
+    return replace(info_from_headers(shards, p), shown_as=display_name(p))
 
 
 def info_from_headers(shards: Sequence[ShardHeader], path: Path) -> GGUFInfo:

@@ -7,7 +7,6 @@ read. Run it off the GUI thread.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -15,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kobold_gui.core.models.files import is_later_split_part
+from kobold_gui.core.models.names import ollama_blob, ollama_name
 from kobold_gui.core.models.roots import OLLAMA, ScanRoot, default_roots
+
+__all__ = ["FoundModel", "ScanResult", "is_gguf", "ollama_name", "scan_models"]
 
 GGUF_MAGIC = b"GGUF"
 MAX_DEPTH = 8  # hub cache: models--org--name/snapshots/<rev>/<subfolder>/<file>
-OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
-OLLAMA_REGISTRY = "registry.ollama.ai"
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,25 @@ def _scan_tree(root: ScanRoot, walker: _Walker) -> Iterator[FoundModel]:
             yield FoundModel(path, name, root.source)
 
 
+def _hub_refs(repo: Path) -> dict[str, str]:
+    """revision -> the refs/ name pointing at it (refs/main holds main's commit), main first."""
+    refs: dict[str, str] = {}
+    try:
+        files = sorted(p for p in (repo / "refs").rglob("*") if p.is_file())
+    except OSError:
+        return refs
+    for ref in sorted(files, key=lambda p: p.name != "main"):
+        try:
+            revision = ref.read_text(encoding="utf-8", errors="replace")[:100].strip()
+        except OSError:
+            continue
+        refs.setdefault(revision, ref.relative_to(repo / "refs").as_posix())
+    return refs
+
+
 def _scan_hub(root: ScanRoot, walker: _Walker) -> Iterator[FoundModel]:
-    """models--org--name/snapshots/<revision>/<file>: named org/name/<file>."""
+    """models--org--name/snapshots/<revision>/<file>: named org/name/<file>, and where the
+    revisions hold different files of one name, org/name/<file> @ main (or the short hash)."""
     try:
         repos = sorted(p for p in root.path.iterdir() if p.name.startswith("models--"))
     except OSError as e:
@@ -115,37 +132,21 @@ def _scan_hub(root: ScanRoot, walker: _Walker) -> Iterator[FoundModel]:
         snapshots = repo / "snapshots"
         if not snapshots.is_dir():
             continue
-        for path, _depth in walker.files(snapshots):
-            if _wanted(path.name) and is_gguf(path):
-                inside = path.relative_to(snapshots).parts[1:]  # drop the revision
-                yield FoundModel(path, f"{repo_name}/{'/'.join(inside)}", root.source)
-
-
-def ollama_name(manifest: Path, manifests: Path) -> str:
-    """registry.ollama.ai/library/llama3/8b -> llama3:8b; others keep their namespace/host."""
-    parts = manifest.relative_to(manifests).parts
-    *where, model, tag = parts
-    if where[:1] == [OLLAMA_REGISTRY]:
-        where = where[1:]
-        if where == ["library"]:
-            where = []
-    return "/".join([*where, f"{model}:{tag}"])
-
-
-def _ollama_blob(models: Path, manifest: Path) -> Path | None:
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        layers = data.get("layers", [])
-        digest = next(
-            str(layer["digest"]) for layer in layers if layer.get("mediaType") == OLLAMA_MODEL_LAYER
-        )
-    except (OSError, ValueError, AttributeError, KeyError, TypeError, StopIteration):
-        return None
-    for name in (digest.replace(":", "-"), digest):  # sha256-<hex>; sha256:<hex> before 0.1.30
-        blob = models / "blobs" / name
-        if blob.is_file():
-            return blob
-    return None
+        refs = _hub_refs(repo)
+        found = [
+            (path, path.relative_to(snapshots).parts)
+            for path, _depth in walker.files(snapshots)
+            if _wanted(path.name) and is_gguf(path)
+        ]
+        found.sort(key=lambda f: (f[1][0] not in refs, refs.get(f[1][0], f[1][0]), f[1]))
+        files: dict[str, set[str]] = {}  # the file's name in the repo -> its distinct contents
+        for path, parts in found:
+            files.setdefault("/".join(parts[1:]), set()).add(os.path.realpath(path))
+        for path, (revision, *inside) in found:
+            name = f"{repo_name}/{'/'.join(inside)}"
+            if len(files["/".join(inside)]) > 1:
+                name += f" @ {refs.get(revision, revision[:7])}"
+            yield FoundModel(path, name, root.source)
 
 
 def _scan_ollama(root: ScanRoot, walker: _Walker) -> Iterator[FoundModel]:
@@ -155,7 +156,7 @@ def _scan_ollama(root: ScanRoot, walker: _Walker) -> Iterator[FoundModel]:
     for manifest, depth in walker.files(manifests, max_depth=4):
         if depth < 3:
             continue  # registry/namespace/model/tag
-        blob = _ollama_blob(root.path, manifest)
+        blob = ollama_blob(root.path, manifest)
         if blob is not None:
             names.setdefault(blob, []).append(ollama_name(manifest, manifests))
     for blob, tags in names.items():

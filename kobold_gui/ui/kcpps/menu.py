@@ -9,10 +9,12 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QMenu, QToolButton, QWidget
 
-from kobold_gui.core.kcpps.files import KcppsError, KcppsImport, read_kcpps, write_kcpps
+from kobold_gui.core.kcpps.files import KcppsError, KcppsImport, read_kcpps
 from kobold_gui.core.kcpps.keys import KcppsNote
+from kobold_gui.core.kcpps.writer import write_kcpps
 from kobold_gui.core.launch.options import LaunchConfig
 from kobold_gui.ui.common.background import LatestJob
+from kobold_gui.ui.kcpps.follow_up import KcppsFollowUp
 
 FILTER = "KoboldCPP settings (*.kcpps *.kcppt);;All files (*)"
 LaunchSource = Callable[[], tuple[LaunchConfig, Path | None]]
@@ -38,6 +40,10 @@ class KcppsButton(QToolButton):
         self.save_action = menu.addAction("Save as .kcpps…")
         self.setMenu(menu)
         self.launch_source: LaunchSource | None = None  # set by the window
+        self.follow_up: KcppsFollowUp | None = None  # set by the window
+        # The file last imported: a save writes it back with only what changed (its release's
+        # keys, what kobold-gui did not apply kept as it was).
+        self.source: KcppsImport | None = None
         self.start_dir = str(Path.home())
         self._job = LatestJob(self)
         self.import_action.triggered.connect(self.import_dialog)
@@ -60,6 +66,7 @@ class KcppsButton(QToolButton):
 
     def _imported(self, result: KcppsImport, path: Path) -> None:
         self.start_dir = str(path.parent)
+        self.source = result
         self.imported.emit(result, path)
 
     def save_dialog(self) -> None:
@@ -83,6 +90,7 @@ class KcppsButton(QToolButton):
             path,
             config,
             model,
+            self.source,
             done=self._saved,
             failed=lambda e: self.failed.emit(_message(e, "cannot save the settings")),
         )

@@ -22,13 +22,14 @@ from PySide6.QtWidgets import (
 
 from kobold_gui.core.kcpps.files import KcppsImport
 from kobold_gui.core.kcpps.keys import KcppsNote
-from kobold_gui.core.models.files import scan_models_folder
+from kobold_gui.core.models.files import FolderScan, scan_folder
 from kobold_gui.core.models.gguf_info import GGUFInfo, ModelFileError, read_gguf
 from kobold_gui.core.models.roots import ScanRoot
 from kobold_gui.core.models.scan import FoundModel, ScanResult, scan_models
 from kobold_gui.ui.common.background import LatestJob
 from kobold_gui.ui.common.wheel_guard import guard_wheel
 from kobold_gui.ui.kcpps.menu import KcppsButton
+from kobold_gui.ui.text.models import found_text, unreadable_text, unreadable_tooltip
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
@@ -185,13 +186,8 @@ class ModelPanel(QWidget):
     def _show_found(self, result: ScanResult) -> None:
         self.found = result.models
         self.set_recent(*self._recent)
-        sources = sorted({m.source for m in result.models})
-        self.found_label.setText(
-            f"{len(result.models)} model(s) of other apps in the list ({', '.join(sources)}), "
-            "loaded where they are"
-            if result.models
-            else "No models of other apps found (LM Studio, GPT4All, Jan, Hugging Face, Ollama)"
-        )
+        self.found_label.setText(found_text(result))
+        self.found_label.setToolTip(unreadable_tooltip(result.skipped))
         self.modelsFound.emit(result)
 
     def set_folder(self, folder: str | None) -> None:
@@ -203,20 +199,25 @@ class ModelPanel(QWidget):
         self.folder_list.addItem(f"Scanning {folder}…")
         self.folder_list.show()
         self._scan_job.run(
-            scan_models_folder,
+            scan_folder,
             Path(folder),
             done=self._show_folder,
-            failed=lambda e: self._show_folder([]),
+            failed=lambda e: self._show_folder(FolderScan([], (f"{folder}: {e}",))),
         )
 
-    def _show_folder(self, paths: list[Path]) -> None:
+    def _show_folder(self, scan: FolderScan) -> None:
         self.folder_list.clear()
-        if not paths:
+        if not scan.models:
             self.folder_list.addItem("No .gguf files in this folder")
-        for p in paths:
+        for p in scan.models:
             item = QListWidgetItem(p.name)
             item.setData(PATH_ROLE, str(p))
             item.setToolTip(str(p))
+            self.folder_list.addItem(item)
+        if scan.skipped:  # last, in the list's own colour for notes; its tooltip says which
+            item = QListWidgetItem(f"{unreadable_text(scan.skipped)} (hover for which)")
+            item.setToolTip(unreadable_tooltip(scan.skipped))
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled)
             self.folder_list.addItem(item)
 
     # -- user actions -------------------------------------------------------------------
@@ -263,6 +264,9 @@ class ModelPanel(QWidget):
 
     def _info_done(self, info: GGUFInfo) -> None:
         self.info = info
+        index = self.recent.findData(str(self._unchecked))
+        if self._unchecked is not None and self.recent.itemText(index) == info.path.name:
+            self.recent.setItemText(index, info.label)  # added by its file name: now its label
         self._unchecked = None
         self._set_meta(info.summary())
         self.infoReady.emit(info)

@@ -7,7 +7,8 @@ import argparse
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QGuiApplication
@@ -31,7 +32,12 @@ from PySide6.QtWidgets import (
 from kobold_gui.core.engine.worker import EngineWorker
 from kobold_gui.server.activity import ActivitySnapshot, RequestRecord
 from kobold_gui.server.exposure import exposure_warning
-from kobold_gui.server.state import DEFAULT_HOST, DEFAULT_PORT, ServerSettings
+from kobold_gui.server.state import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ServerSettings,
+    settings_from_args,
+)
 
 if TYPE_CHECKING:
     from kobold_gui.server.runner import ApiServer
@@ -75,6 +81,7 @@ class ServerPanel(QWidget):
         super().__init__(parent)
         self.worker = worker
         self.server: ApiServer | None = None
+        self.multiuser = 1  # KoboldCPP's queue setting; a .kcpps may set it (use_file_settings)
         self._pending = False
         self._activity.connect(self._redraw, Qt.ConnectionType.QueuedConnection)
         self._stoppedSignal.connect(self._stopped, Qt.ConnectionType.QueuedConnection)
@@ -183,8 +190,27 @@ class ServerPanel(QWidget):
 
     def settings(self) -> ServerSettings:
         return ServerSettings(
-            host=self.chosen_host(), port=self.port.value(), api_key=self.api_key.text().strip()
+            host=self.chosen_host(),
+            port=self.port.value(),
+            api_key=self.api_key.text().strip(),
+            multiuser=self.multiuser,
         )
+
+    def use_file_settings(self, server: Mapping[str, Any]) -> bool:
+        """Port, host, password and multiuser of an imported KoboldCPP file, for the next
+        start. False (nothing changed) while serving: the running server keeps its own."""
+        if self.server is not None or not server:
+            return False
+        now = self.settings()
+        self.multiuser = int(server.get("multiuser", self.multiuser))
+        self._show_settings(
+            ServerSettings(
+                host=str(server.get("host") or now.host),
+                port=int(server.get("port", now.port)),
+                api_key=str(server.get("password", now.api_key) or ""),
+            )
+        )
+        return True
 
     def _host_changed(self) -> None:
         warning = exposure_warning(self.chosen_host())
@@ -281,14 +307,12 @@ class ServerPanel(QWidget):
     def serve_from_args(self, args: argparse.Namespace) -> bool:
         """`kobold-gui --port N` (or --host, --password, --multiuser): serve at start.
         True when asked to serve (the window then loads the model, as KoboldCPP does)."""
+        file = getattr(args, "kcpps_server", None) or {}
+        self.use_file_settings(file)  # a --config file's settings, served or not
         if all(getattr(args, k, None) is None for k in ("port", "host", "password", "multiuser")):
             return False
-        settings = ServerSettings(
-            host=args.host or DEFAULT_HOST,
-            port=DEFAULT_PORT if args.port is None else args.port,
-            api_key=args.password or "",
-            multiuser=1 if args.multiuser is None else args.multiuser,
-        )
+        settings = settings_from_args(args)
+        self.multiuser = settings.multiuser
         self.start(settings)
         return True
 

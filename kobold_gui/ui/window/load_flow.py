@@ -21,7 +21,7 @@ def measured_text(loaded: LoadedModel) -> str:
 
 def loaded_text(loaded: LoadedModel, on_cpu: bool) -> str:
     return (
-        f"Loaded {loaded.info.path.name} in {loaded.load_seconds:.1f} s · "
+        f"Loaded {loaded.info.label} in {loaded.load_seconds:.1f} s · "
         f"context {loaded.n_ctx} · n_batch {loaded.n_batch} · n_ubatch {loaded.n_ubatch} "
         f"(read back from llama.cpp) · {human_bytes(loaded.info.file_size)}"
         + (" · on the CPU: this build cannot use the GPUs" if on_cpu else "")
@@ -54,7 +54,8 @@ class LoadFlow:
         launch = w.launch_state.resolved
         if launch is None or not w.session.load_started():
             return
-        w.load_bar.loading(launch.model_path.name if launch.model_path else "")
+        info = w.models.info  # this path's header, read off the GUI thread with its label
+        w.load_bar.loading(info.label if info is not None else "")
         w.machines.set_in_use(launch.rpc_servers)  # their servers serve only this load now
         w.engine_controller.load(launch, w.models.info)
 
@@ -92,9 +93,7 @@ class LoadFlow:
         w = self.window
         self.loaded = still_loaded
         w.session.load_failed(still_loaded is not None)
-        state = (
-            f"{still_loaded.info.path.name} stays loaded." if still_loaded else "No model loaded."
-        )
+        state = f"{still_loaded.info.label} stays loaded." if still_loaded else "No model loaded."
         w.load_bar.done(f"{message} {state}")
         self._show_model(still_loaded)
         if not cancelled:
@@ -112,5 +111,5 @@ class LoadFlow:
         w.machines.set_in_use(loaded.launch.rpc_servers if loaded else ())  # checked again
         w.sweeps.model_loaded(loaded)
         w.split_editor.set_measured(measured_text(loaded) if loaded else "")
-        name = f"{loaded.info.path.name} — " if loaded else ""
+        name = f"{loaded.info.label} — " if loaded else ""
         w.setWindowTitle(f"{name}kobold-gui {__version__}")

@@ -13,6 +13,7 @@ from kobold_gui.core.llama.types import BackendInfo
 from kobold_gui.core.session import Activity
 from kobold_gui.ui.hardware.feed import HardwareFeed
 from kobold_gui.ui.hub.hook import open_find_model
+from kobold_gui.ui.kcpps.follow_up import KcppsFollowUp
 from kobold_gui.ui.text.backend import backend_line
 from kobold_gui.ui.window.parts import WindowParts
 
@@ -28,12 +29,19 @@ def wire_models(window: WindowParts) -> None:
     models.kcppsImported.connect(lambda result, path: _kcpps_imported(window, result, path))
     models.find_button.clicked.connect(lambda: open_find_model(window))
     models.kcpps.launch_source = lambda: (state.config, models.current)
+    models.kcpps.follow_up = KcppsFollowUp(
+        window.models,
+        window.choose_model,
+        reload=window.load_when_ready,  # once the header is read again
+        is_loaded=lambda: window.loaded is not None,
+        use_server_settings=window.server_panel.use_file_settings,
+    )
 
 
 def _info_failed(window: WindowParts, message: str) -> None:
     window.launch_state.set_model(None, None)
     loaded = window.loaded
-    state = f" {loaded.info.path.name} stays loaded." if loaded else ""
+    state = f" {loaded.info.label} stays loaded." if loaded else ""
     window.statusBar().showMessage(f"{message}.{state}", 15000)
 
 
@@ -42,7 +50,9 @@ def _kcpps_imported(window: WindowParts, result: KcppsImport, path: Path) -> Non
     model = result.model or window.models.current
     if model is not None:
         window.choose_model(model, result.config)
-    window.statusBar().showMessage(result.summary(path.name), 30000)
+    follow_up = window.models.kcpps.follow_up
+    said = follow_up.handle(result, path) if follow_up is not None else ""
+    window.statusBar().showMessage(result.summary(path.name) + said, 30000)
 
 
 def _folder_chosen(window: WindowParts, folder: str) -> None:
