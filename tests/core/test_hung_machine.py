@@ -21,7 +21,10 @@ from kobold_gui.core.engine import child_process
 from kobold_gui.core.engine.child import ChildEngine
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.types import GenerationResult, ModelLost, SamplingParams
-from tests.core.test_rpc import split_launch
+from kobold_gui.core.launch.options import LaunchConfig
+from kobold_gui.core.launch.resolve import ResolvedLaunch, resolve_launch
+from kobold_gui.core.models.gguf_info import read_gguf
+from kobold_gui.core.remote.probe import probe
 from tests.rpc_servers import RpcServer, rpc_servers
 
 STORY = [Message("user", "Tell me a long story about a dragon.")]
@@ -29,6 +32,17 @@ ENDLESS = SamplingParams(max_tokens=5000, temperature=1.0, seed=3, ban_eos=True)
 HANG_GUARD_S = 120  # far above any limit below: only a hang reaches it
 # The issue asks for 1 s; a busy test machine gets more, a broken Stop (30 s, or never) fails.
 STOP_BOUND_S = 3.0
+
+
+def remote_launch(model: Path, endpoints: list[str]) -> ResolvedLaunch:
+    """Every layer on the machines, split evenly: each token waits on all of them at once
+    (a frozen machine stops the engine within the token, on a busy test machine too)."""
+    split = ",".join("1" for _ in endpoints) if len(endpoints) > 1 else ""
+    config = LaunchConfig().with_values(
+        rpc=",".join(endpoints), gpulayers=99, tensor_split=split, contextsize=1024
+    )
+    remote = [d for e in endpoints for d in probe(e).devices]
+    return resolve_launch(config, model, read_gguf(model), False, None, None, None, remote)
 
 
 def pid_alive(pid: int) -> bool:
@@ -87,7 +101,7 @@ def test_stop_ends_a_reply_over_a_frozen_machine_within_a_second(
 ) -> None:
     with rpc_servers(tmp_path, 2) as pair, frozen_on_resume(pair[1]) as freeze:
         engine = ChildEngine()
-        engine.load(split_launch(default_model, pair))
+        engine.load(remote_launch(default_model, [s.endpoint for s in pair]))
         assert engine._child is not None
         child_pid = engine._child.pid
         cancel = threading.Event()
@@ -129,7 +143,7 @@ def test_a_frozen_machine_is_named_after_the_time_limit(
     monkeypatch.setitem(child_process.STALL_LIMITS_S, "generate", 4.0)
     with rpc_servers(tmp_path, 2) as pair, frozen_on_resume(pair[0]) as freeze:
         engine = ChildEngine()
-        engine.load(split_launch(default_model, pair))
+        engine.load(remote_launch(default_model, [s.endpoint for s in pair]))
         frozen_at: list[float] = []
 
         def on_text(_piece: str) -> None:
@@ -160,7 +174,7 @@ def test_a_reply_that_streams_no_text_is_not_cut_by_the_time_limit(
     monkeypatch.setitem(child_process.STALL_LIMITS_S, "generate", 1.5)
     with rpc_servers(tmp_path, 1) as pair:
         engine = ChildEngine()
-        engine.load(split_launch(default_model, pair, split=""))
+        engine.load(remote_launch(default_model, [pair[0].endpoint]))
         im_start = engine.tokenize("<|im_start|>", add_special=False)
         assert len(im_start) == 1
         params = SamplingParams(max_tokens=120, temperature=0.0, logit_bias=((im_start[0], 99.0),))
@@ -182,13 +196,10 @@ def test_a_killed_parent_leaves_no_engine_child_even_when_it_is_stuck(
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from types import SimpleNamespace\n"
-        "from tests.core.test_hung_machine import STORY, ENDLESS\n"
-        "from tests.core.test_rpc import split_launch\n"
+        "from tests.core.test_hung_machine import STORY, ENDLESS, remote_launch\n"
         "from kobold_gui.core.engine.child import ChildEngine\n"
-        "servers = [SimpleNamespace(endpoint=e) for e in sys.argv[2:]]\n"
         "engine = ChildEngine()\n"
-        "engine.load(split_launch(Path(sys.argv[1]), servers))\n"
+        "engine.load(remote_launch(Path(sys.argv[1]), sys.argv[2:]))\n"
         "said = []\n"
         "def on_text(_t):\n"
         "    if not said:\n"
@@ -216,3 +227,59 @@ def test_a_killed_parent_leaves_no_engine_child_even_when_it_is_stuck(
             app.kill()
             if child_pid and pid_alive(child_pid):
                 os.kill(child_pid, signal.SIGKILL)
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes `pid` started (Linux: each thread's list)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"]
+)
+def test_the_cli_ends_a_reply_over_a_frozen_machine_and_leaves_no_child(
+    default_model: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """`kobold-gui --prompt` over a machine that freezes mid-reply: Ctrl+C (or SIGTERM) ends
+    it within seconds, naming the machine; a killed CLI leaves no engine process either."""
+    with rpc_servers(tmp_path, 1) as (server,), frozen_on_resume(server) as freeze:
+        err = tmp_path / "stderr.txt"
+        launch = ["--rpc", server.endpoint, "--gpulayers", "99", "--contextsize", "1024"]
+        ask = ["--prompt", "Tell me a long story about a dragon.", "--max-tokens", "2000"]
+        ask += ["--temperature", "1", "--seed", "3"]
+        with err.open("w") as err_file:
+            cli = subprocess.Popen(
+                [sys.executable, "-m", "kobold_gui", "--model", str(default_model), *launch, *ask],
+                stdout=subprocess.PIPE,
+                stderr=err_file,
+            )
+        child_pid = 0
+        try:
+            assert cli.stdout is not None and cli.stdout.read(1), err.read_text()  # text
+            (child_pid,) = children_of(cli.pid)
+            freeze()
+            time.sleep(1.0)  # the engine is stuck in the frozen machine by now
+            assert cli.poll() is None and pid_alive(child_pid)  # the reply had not ended
+            signalled = time.monotonic()
+            cli.send_signal(sig)
+            try:
+                code = cli.wait(20)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the CLI did not end on {sig.name}")
+            took = time.monotonic() - signalled
+            assert wait_gone(child_pid, 5.0), "the engine child outlived the CLI"
+        finally:
+            cli.kill()
+            if child_pid and pid_alive(child_pid):
+                os.kill(child_pid, signal.SIGKILL)
+    if sig != signal.SIGKILL:
+        assert took < STOP_BOUND_S + 2.0, took  # the CLI frees the model (or ends) after
+        assert code == 128 + sig, (code, err.read_text())
+        last = err.read_text().strip().splitlines()[-1]
+        assert f"{server.endpoint} stopped answering during the reply" in last, last
