@@ -2,7 +2,7 @@
 (SIGSTOP mid-reply: the engine's child is ended after core/engine/child_process.py's
 STOP_GRACE_S and the machines are asked which one stopped answering), and how long a reply
 left running takes to be ended by its time limit (here set to --limit s). The default model
-split over two local RPC servers (kobold-gui --rpc-server, the CPU) and this machine's CPU.
+all on two local RPC servers (kobold-gui --rpc-server, the CPU): every token waits on both.
 
     python3 -m bench.frozen_machine [--repeats 3] [--limit 5]
 """
@@ -59,7 +59,7 @@ def launch_over(endpoints: list[str]) -> ResolvedLaunch:
     model = default_model_path()
     assert model is not None, "the default model is not installed"
     config = LaunchConfig().with_values(
-        rpc=",".join(endpoints), gpulayers=20, tensor_split="1,1", contextsize=1024
+        rpc=",".join(endpoints), gpulayers=99, tensor_split="1,1", contextsize=1024
     )
     remote = [d for e in endpoints for d in probe(e).devices]
     return resolve_launch(config, model, read_gguf(model), False, None, None, None, remote)

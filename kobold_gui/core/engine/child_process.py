@@ -43,7 +43,7 @@ from kobold_gui.core.engine.types import EngineError, ModelLost
 
 POLL_S = 0.02  # how often a waiting call looks at its cancel event
 BEAT_S = 0.5  # how often a working child says that its engine moves
-STOP_GRACE_S = 0.5  # how long Stop waits for the child before it is ended
+STOP_GRACE_S = 0.4  # how long Stop waits for the child before it is ended
 # How long a call may go without any sign of life; loads send a tensor at a time, and one
 # large tensor over a slow network can take a while.
 STALL_LIMITS_S = {"load": 120.0, "generate": 30.0, "measure_batch": 30.0}
@@ -239,7 +239,7 @@ def lost_model(
     from kobold_gui.core.remote.probe import RpcSilent
 
     # After Stop the reply must end within a second: a machine gets less time to answer.
-    timeout = 0.3 if isinstance(e, Unanswered) and e.stopped else 1.0
+    timeout = 0.25 if isinstance(e, Unanswered) and e.stopped else 1.0
     down = _ask_machines(endpoints, timeout)
     silent = [err.endpoint for err in down if isinstance(err, RpcSilent)]
     unloaded = "" if when == "while loading" else "; the model was unloaded, the chat is kept"
