@@ -14,7 +14,8 @@ from kobold_gui.cli.parser import CliError
 from kobold_gui.core.engine.choice import engine_for
 from kobold_gui.core.engine.estimate import estimate_buffers
 from kobold_gui.core.engine.prompt_template import Message
-from kobold_gui.core.engine.types import EngineError, SamplingParams
+from kobold_gui.core.engine.protocol import Engine
+from kobold_gui.core.engine.types import EngineError, GenerationResult, ModelLost, SamplingParams
 from kobold_gui.core.hardware.probe import probe_hardware
 from kobold_gui.core.launch.resolve import ResolvedLaunch
 from kobold_gui.core.llama.library import backend_info
@@ -65,13 +66,12 @@ def run_prompt(args: argparse.Namespace) -> int:
     params = SamplingParams(
         max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed
     )
-    cancel = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     try:
-        result = engine.chat(messages, params, _write_stdout, cancel)
+        result = _chat_until_stopped(engine, messages, params)
     finally:
-        signal.signal(signal.SIGINT, previous)
         engine.close()
+    if isinstance(result, int):
+        return result
     sys.stdout.write("\n")
     sys.stdout.flush()
     print(
@@ -81,6 +81,32 @@ def run_prompt(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 130 if result.stop_reason == "stopped" else 0
+
+
+def _chat_until_stopped(
+    engine: Engine, messages: list[Message], params: SamplingParams
+) -> GenerationResult | int:
+    """Stream the reply; Ctrl+C or SIGTERM stops it (within a second: the engine's child is
+    ended when it does not answer, core/engine/child_process.py). An exit code when the
+    engine had to be ended for it."""
+    cancel = threading.Event()
+    stopped_by: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopped_by.append(signum)
+        cancel.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return engine.chat(messages, params, _write_stdout, cancel)
+    except ModelLost as e:  # the engine did not answer Stop (or a machine was lost meanwhile)
+        if not stopped_by:
+            raise
+        print(f"\nkobold-gui: {e}", file=sys.stderr)
+        return 128 + stopped_by[0]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _write_stdout(text: str) -> None:

@@ -158,7 +158,8 @@ def test_two_machines_split_the_model_and_a_dropped_one_is_named(
         assert history[:-2] == kept and history[-2] == ("user", "Tell me a long story.")
         assert history[-1][0] == "assistant" and history[-1][1]
         assert window.chat.transcript.toPlainText().endswith("· Continue finishes it")
-        assert window.loaded is None and window.load_bar.status.text() == "No model loaded."
+        assert window.loaded is None  # and the load bar says why
+        assert window.load_bar.status.text() == f"No model loaded: {error.removeprefix('Error: ')}."
         # The window responds: the dead machine is checked again and left out of the launch.
         qtbot.waitUntil(lambda: "refused" in second.state.text(), timeout=HANG_GUARD_MS)
         qtbot.waitUntil(lambda: "✓ reachable" in first.state.text(), timeout=HANG_GUARD_MS)

@@ -5,8 +5,10 @@ connection to a machine fails, and a registered remote device cannot be removed 
 This side keeps only a vocab-only model (tokenizing, chat templates, fitting a conversation:
 the Engine base class's work) and relays load, generation and measurements to a LocalEngine
 in the child, with their events (load progress, streamed text) and Stop. When the child
-dies, the error (ModelLost) names the machine that stopped answering and the model counts
-as unloaded. Local loads stay in-process unless asked (`isolate`, core/engine/choice.py):
+dies, or is ended because it did not answer Stop in time or went silent (a machine frozen
+mid-reply: core/engine/child_process.py), the error (ModelLost) names the machine that
+stopped answering and the model counts as unloaded; text streamed until then has reached
+`on_text`. Local loads stay in-process unless asked (`isolate`, core/engine/choice.py):
 the child costs 1.4 s per load and 2 % of generation speed on an H100
 (bench/engine_process.py), for a containment that only the RPC client, which aborts by
 design, has needed.
@@ -20,7 +22,12 @@ from typing import Any, cast
 
 import llama_cpp
 
-from kobold_gui.core.engine.child_process import ChildDied, EngineProcess, lost_model
+from kobold_gui.core.engine.child_process import (
+    ChildDied,
+    EngineProcess,
+    Unanswered,
+    lost_model,
+)
 from kobold_gui.core.engine.loaded_model import LoadedModel
 from kobold_gui.core.engine.protocol import (
     Engine,
@@ -34,6 +41,7 @@ from kobold_gui.core.engine.types import (
     BatchMeasurement,
     EngineError,
     GenerationResult,
+    LoadCancelled,
     SamplingParams,
 )
 from kobold_gui.core.engine.vocab import Vocab, load_vocab_only
@@ -75,6 +83,9 @@ class ChildEngine(Engine):
             )
             self._vocab_model, self._vocab = load_vocab_only(launch.model_path, info)
         except ChildDied as e:
+            if isinstance(e, Unanswered) and e.stopped:  # Cancel, over a machine stuck
+                self.close()
+                raise LoadCancelled(f"loading was cancelled ({e})") from None
             lost = lost_model(e, launch.rpc_servers, child, "while loading")
             self.close()
             raise lost from None

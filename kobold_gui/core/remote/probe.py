@@ -36,6 +36,15 @@ class RpcError(Exception):
     """A remote machine that cannot be used; the message names it and says why."""
 
 
+class RpcSilent(RpcError):
+    """The machine did not answer in time (busy with another client, frozen, or a stalled
+    network): nothing refused or closed the connection."""
+
+    def __init__(self, endpoint: str, message: str) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
 @dataclass(frozen=True)
 class RemoteDevice:
     endpoint: str
@@ -107,7 +116,8 @@ class _Conn:
         try:
             self.sock = socket.create_connection(address, timeout=timeout)
         except TimeoutError:
-            raise RpcError(f"{endpoint} does not answer (no connection in {timeout:g} s)") from None
+            message = f"{endpoint} does not answer (no connection in {timeout:g} s)"
+            raise RpcSilent(endpoint, message) from None
         except ConnectionRefusedError:
             raise RpcError(
                 f"{endpoint} refused the connection: no RPC server is listening on that port"
@@ -154,10 +164,11 @@ def probe(address: str | Endpoint, timeout: float = 3.0) -> RemoteMachine:
         try:
             hello = conn.call(CMD_HELLO, bytes(CONN_CAPS_SIZE), 4 + CONN_CAPS_SIZE)
         except TimeoutError:
-            raise RpcError(
+            raise RpcSilent(
+                endpoint,
                 f"{endpoint} accepted the connection but did not answer the RPC hello: it is "
                 "busy serving another client (an RPC server serves one at a time), or it is "
-                "not an RPC server"
+                "not an RPC server",
             ) from None
         rtt = time.perf_counter() - t0
         version = (hello[0], hello[1], hello[2])
@@ -181,7 +192,7 @@ def probe(address: str | Endpoint, timeout: float = 3.0) -> RemoteMachine:
             )
             devices.append(RemoteDevice(endpoint, index, free, total, align))
     except TimeoutError:
-        raise RpcError(f"{endpoint} stopped answering during the check") from None
+        raise RpcSilent(endpoint, f"{endpoint} stopped answering during the check") from None
     except OSError as e:
         raise RpcError(f"{endpoint}: the connection failed during the check ({e})") from None
     finally:

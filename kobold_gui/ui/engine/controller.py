@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from kobold_gui.core.benchmark.results import Candidate, SweepRow
 from kobold_gui.core.benchmark.sweep import run_sweep
+from kobold_gui.core.engine.child_process import end_children
 from kobold_gui.core.engine.loaded_model import LoadedModel
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.protocol import Engine
@@ -52,6 +53,7 @@ class EngineController(QObject):
     loaded = Signal(object)  # LoadedModel
     loadFailed = Signal(str, bool, object)  # message, cancelled, LoadedModel still loaded
     unloaded = Signal()
+    modelLost = Signal(str)  # why (after `unloaded`): a machine lost, the engine ended
     text = Signal(str)
     replyFinished = Signal(object)  # GenerationResult
     replyFailed = Signal(str)
@@ -64,9 +66,9 @@ class EngineController(QObject):
         super().__init__(parent)
         self.worker = worker or EngineWorker()
         self._post.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
-        # The model's engine process ended (a remote machine dropped), in the window's reply
-        # or an API client's: either way the window shows it unloaded.
-        self.worker.add_model_lost_listener(lambda _e: self._post.emit(Unloaded()))
+        # The model's engine process ended (a remote machine dropped or froze), in the
+        # window's reply or an API client's: either way the window shows it unloaded, and why.
+        self.worker.add_model_lost_listener(lambda e: self._post.emit(Unloaded(str(e))))
         self._load_job: Job[Any] | None = None
         self._reply_job: Job[Any] | None = None
 
@@ -80,6 +82,8 @@ class EngineController(QObject):
             self.loadFailed.emit(event.message, event.cancelled, event.still_loaded)
         elif isinstance(event, Unloaded):
             self.unloaded.emit()
+            if event.reason:
+                self.modelLost.emit(event.reason)
         elif isinstance(event, Text):
             self.text.emit(event.text)
         elif isinstance(event, ReplyFinished):
@@ -172,7 +176,11 @@ class EngineController(QObject):
         return not self.worker.alive
 
     def shutdown(self, timeout_ms: int = 10000) -> bool:
-        """Stop whatever runs, end the thread, free the model. True when it ended in time."""
+        """Stop whatever runs, end the thread, free the model. True when it ended in time.
+        An engine child still running then is ended: none outlives the window."""
         self.cancel_load()
         self.stop()
-        return self.worker.close(timeout_ms / 1000)
+        ended = self.worker.close(timeout_ms / 1000)
+        if not ended:
+            end_children()
+        return ended

@@ -30,7 +30,7 @@ class LoadFailed:
 
 @dataclass(frozen=True)
 class Unloaded:
-    pass
+    reason: str = ""  # why, when the model was lost (ModelLost's message)
 
 
 @dataclass(frozen=True)

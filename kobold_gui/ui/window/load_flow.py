@@ -48,6 +48,7 @@ class LoadFlow:
         engine.loaded.connect(self._loaded)
         engine.loadFailed.connect(self._load_failed)
         engine.unloaded.connect(self._unloaded)
+        engine.modelLost.connect(self._lost)
 
     def load_model(self) -> None:
         w = self.window
@@ -104,6 +105,10 @@ class LoadFlow:
         self.window.session.unloaded()
         self.window.load_bar.done("No model loaded.")
         self._show_model(None)
+
+    def _lost(self, reason: str) -> None:
+        """The model went with its engine (a machine lost or frozen): the bar says why."""
+        self.window.load_bar.done(f"No model loaded: {reason}.")
 
     def _show_model(self, loaded: LoadedModel | None) -> None:
         """The model that is in now (or none), wherever the window shows it."""
