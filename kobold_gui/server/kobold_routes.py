@@ -88,6 +88,7 @@ def _start(request: Request, body: KoboldGenerate, stream: bool) -> Generation:
     client = f"{request.client.host}:{request.client.port}" if request.client else "?"
     try:
         build = _build(body)
+        state.worker.check_grammar(body.grammar)  # a 422 now, not after the queue
     except Exception as e:
         error = refusal(e)  # KoboldCPP's API answers a bad body 422, as FastAPI does
         raise ApiError(422, error.message, "bad_input") if error.status == 400 else error from None

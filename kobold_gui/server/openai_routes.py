@@ -58,10 +58,15 @@ def _params(body: _OpenAISampling) -> SamplingParams:
     return sampling_params(body.sampling(max_tokens=1))
 
 
-def _refused_or(make: Callable[[Any], BuildPrompt], body: _OpenAISampling) -> BuildPrompt:
+def _refused_or(
+    request: Request, make: Callable[[Any], BuildPrompt], body: _OpenAISampling
+) -> BuildPrompt:
     """The request's prompt builder, or the 400 that says why it cannot be honoured."""
     try:
-        return make(body)
+        build = make(body)
+        state: ServerState = request.app.state.server
+        state.worker.check_grammar(body.grammar)  # a 400 now, not after the queue
+        return build
     except Exception as e:
         raise refusal(e) from None
 
@@ -235,7 +240,7 @@ def _completion_chunk(cid: str, model: str, text: str | None, reason: str | None
 
 @router.post("/completions")
 async def completions(request: Request, body: CompletionRequest) -> Any:
-    build = _refused_or(_completion_build, body)
+    build = _refused_or(request, _completion_build, body)
     return await _run(request, body, build, "completion", _completion_reply, _completion_chunk)
 
 
@@ -272,5 +277,5 @@ def _chat_chunk(cid: str, model: str, text: str | None, reason: str | None) -> A
 
 @router.post("/chat/completions")
 async def chat_completions(request: Request, body: ChatRequest) -> Any:
-    build = _refused_or(_chat_build, body)
+    build = _refused_or(request, _chat_build, body)
     return await _run(request, body, build, "chat", _chat_reply, _chat_chunk)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import llama_cpp
@@ -105,6 +106,9 @@ def _samplers(
     """The samplers for one name, each with how many past tokens it should see."""
     if name == "penalties":
         return _penalties(vocab, p, n_history)
+    if name == "dry":  # -1 (the whole context) is not understood by llama.cpp's DRY itself
+        window = p.dry_penalty_last_n if p.dry_penalty_last_n >= 0 else n_history + p.max_tokens
+        p = replace(p, dry_penalty_last_n=window)
     smpl = _one(name, vocab, p, seed, no_truncation)
     if smpl is None:
         return []
@@ -180,4 +184,21 @@ def logit_bias(vocab: Any, params: SamplingParams) -> list[tuple[int, float]]:
     if params.ban_eos:
         eos = (llama_cpp.llama_vocab_eos(vocab), llama_cpp.llama_vocab_eot(vocab))
         bias += [(t, float("-inf")) for t in eos if 0 <= t < n_vocab]
+    if params.banned_strings:
+        bias += [(t, float("-inf")) for t in tokens_containing(vocab, params.banned_strings)]
     return bias
+
+
+def tokens_containing(vocab: Any, strings: Sequence[str]) -> list[int]:
+    """The tokens whose text contains one of `strings` (KoboldCPP's banned tokens, as it
+    banned them before its phrase banning): a string no single token holds is not banned
+    by this (llama.cpp has no sampler that takes back tokens already drawn)."""
+    wanted = [s.encode("utf-8") for s in strings if s]
+    buf = ctypes.create_string_buffer(256)
+    found = []
+    for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+        n = llama_cpp.llama_token_to_piece(vocab, token, buf, 256, 0, False)
+        piece = buf.raw[: max(n, 0)]
+        if any(w in piece for w in wanted):
+            found.append(token)
+    return found
