@@ -4,15 +4,19 @@ front-ends such as KoboldAI Lite and SillyTavern's browser side call it from web
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
 from kobold_gui import __version__
-from kobold_gui.server import kobold_routes, openai_routes
-from kobold_gui.server.errors import install_error_handlers
+from kobold_gui.server import extra_routes, kobold_routes, openai_routes
+from kobold_gui.server.errors import error_body, install_error_handlers
 from kobold_gui.server.state import ServerState
+
+log = logging.getLogger(__name__)
 
 
 class JsonBodies:
@@ -29,6 +33,66 @@ class JsonBodies:
         await self.app(scope, receive, send)
 
 
+class BodyLimit:
+    """Answers 413 to a POST body over the limit (KoboldCPP's --maxrequestsize), before
+    it is read when its Content-Length says so, else as soon as the bytes pass the limit;
+    the app gets the body once it is whole."""
+
+    def __init__(self, app: Any, state: ServerState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        limit = int(self.state.settings.max_request_mb * 1024 * 1024)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            await self._too_large(scope, receive, send, limit)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > limit:
+                await self._too_large(scope, receive, send, limit)
+                return
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Any, receive: Any, send: Any, limit: int) -> None:
+        path = scope.get("path", "")
+        mb = self.state.settings.max_request_mb
+        message = (
+            f"the request is larger than this server's limit of {mb:g} MB"
+            " (the --maxrequestsize launch option)"
+        )
+        log.warning("POST %s refused: %s", path, message)
+        self.state.activity.refused(path, _client(scope), 413, message)
+        body = error_body(path, 413, message, "request_too_large")
+        response = JSONResponse(body, 413, headers={"connection": "close"})
+        await response(scope, receive, send)
+
+
+def _client(scope: Any) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "?"
+
+
 def create_app(state: ServerState) -> FastAPI:
     app = FastAPI(
         title="kobold-gui local API",
@@ -36,15 +100,17 @@ def create_app(state: ServerState) -> FastAPI:
         description="KoboldAI- and OpenAI-compatible endpoints on the model loaded in kobold-gui.",
     )
     app.state.server = state
-    app.add_middleware(
+    app.add_middleware(JsonBodies)
+    app.add_middleware(BodyLimit, state=state)
+    app.add_middleware(  # outermost: its headers are on every answer, 413 too
         CORSMiddleware,
         allow_origins=["*"],
         allow_methods=["*"],
         allow_headers=["*"],
         max_age=600,
     )
-    app.add_middleware(JsonBodies)
     install_error_handlers(app)
     app.include_router(kobold_routes.router)
+    app.include_router(extra_routes.router)
     app.include_router(openai_routes.router)
     return app

@@ -4,6 +4,7 @@ front-end."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,9 +13,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kobold_gui.core.engine.prompt_template import TemplateError
+from kobold_gui.core.engine.sampler import SamplerError
 from kobold_gui.core.engine.types import EngineError
 from kobold_gui.core.engine.worker import ModelUnavailable, QueueClosed
 from kobold_gui.server.generation import PromptTooLong, ServerBusy
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -45,7 +49,15 @@ def as_api_error(e: BaseException) -> ApiError:
     return recorded
 
 
+def refusal(e: BaseException) -> ApiError:
+    """A request refused before its generation began (its activity record is the
+    refusal's own)."""
+    return e if isinstance(e, ApiError) else _as_api_error(e)
+
+
 def _as_api_error(e: BaseException) -> ApiError:
+    if isinstance(e, SamplerError):
+        return ApiError(400, str(e))
     if isinstance(e, PromptTooLong):
         return ApiError(400, str(e), code="context_length_exceeded")
     if isinstance(e, TemplateError):
@@ -53,13 +65,16 @@ def _as_api_error(e: BaseException) -> ApiError:
     if isinstance(e, (ModelUnavailable, QueueClosed, ServerBusy)):
         return ApiError(503, str(e), "service_unavailable")
     if isinstance(e, EngineError):
+        log.error("a request failed: %s", e)
         return ApiError(500, str(e), "server_error")
+    log.error("a request failed unexpectedly", exc_info=e)
     return ApiError(500, f"unexpected error: {type(e).__name__}: {e}", "server_error")
 
 
 def _respond(request: Request, e: ApiError) -> JSONResponse:
     """The error response; refusals also show in the Server panel's activity (generations
     that fail are recorded by their own job)."""
+    log.info("%s %s answered %d: %s", request.method, request.url.path, e.status, e.message)
     if not getattr(e, "recorded", False):
         client = f"{request.client.host}:{request.client.port}" if request.client else "?"
         request.app.state.server.activity.refused(request.url.path, client, e.status, e.message)
@@ -77,8 +92,10 @@ def validation_message(exc: RequestValidationError) -> str:
         loc = tuple(err.get("loc", ()))
         if err.get("type") == "json_invalid":
             lines.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', '')})")
-        elif loc == ("body",):
+        elif loc == ("body",) and err.get("type") in ("model_attributes_type", "dict_type"):
             lines.append("the body must be a JSON object")
+        elif err.get("type") == "value_error":  # a validator's own message names the field
+            lines.append(str(err.get("ctx", {}).get("error") or err.get("msg")))
         else:
             lines.append(f"{_field(loc)}: {err.get('msg')}")
     return "; ".join(lines) or "the request body is not valid"

@@ -43,6 +43,17 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="queueing as KoboldCPP: 0 = busy answers 503, 1 = queue (default), N = N at once",
     )
+    g.add_argument(
+        "--maxrequestsize",
+        type=float,
+        metavar="MB",
+        help="largest request body accepted, in MB (default 32, as KoboldCPP): larger get 413",
+    )
+    g.add_argument(
+        "--preloadstory",
+        metavar="FILE",
+        help="a KoboldAI Lite story (.json) served to front-ends at /api/extra/preloadstory",
+    )
     g.add_argument("--headless", action="store_true", help="serve without a window")
 
 
@@ -63,9 +74,14 @@ def _load(worker: Any, launch: ResolvedLaunch, info: GGUFInfo) -> Any:
 def run_headless_server(args: argparse.Namespace, launch: ResolvedLaunch, info: GGUFInfo) -> int:
     from kobold_gui.core.engine.worker import EngineWorker
     from kobold_gui.server.exposure import exposure_warning
-    from kobold_gui.server.runner import ApiServer, ServerStartError
+    from kobold_gui.server.runner import ApiServer, ServerStartError, bind
 
     settings = _settings(args)
+    try:  # a port in use is said before the model loads, not after
+        sock = bind(settings.host, settings.port)
+    except ServerStartError as e:
+        print(f"kobold-gui: error: {e}", file=sys.stderr)
+        return 2
     worker = EngineWorker()
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -79,20 +95,21 @@ def run_headless_server(args: argparse.Namespace, launch: ResolvedLaunch, info: 
             return 130
         server = ApiServer(worker, settings)
         try:
-            server.start()
+            server.start(sock=sock)
         except ServerStartError as e:
             print(f"kobold-gui: error: {e}", file=sys.stderr)
             return 2
         base = server.base_url()
         print(
             f"Serving {job.result.info.label} (context {job.result.n_ctx})\n"
-            f"  KoboldAI API: {base}\n  OpenAI API:   {base}/v1\n"
-            "Ctrl+C stops.",
+            f"  KoboldAI API: {base}\n  OpenAI API:   {base}/v1",
             file=sys.stderr,
             flush=True,
         )
-        if warning := exposure_warning(settings.host):
-            print(f"Warning: {warning}", file=sys.stderr, flush=True)
+        if warning := exposure_warning(settings.host, settings.api_key):
+            label = "Note" if settings.api_key else "Warning"
+            print(f"{label}: {warning}", file=sys.stderr, flush=True)
+        print("Ctrl+C stops.", file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass
         print("Stopping…", file=sys.stderr, flush=True)
@@ -100,6 +117,8 @@ def run_headless_server(args: argparse.Namespace, launch: ResolvedLaunch, info: 
     finally:
         if server is not None:
             server.stop()
+        else:
+            sock.close()
         worker.close(30)
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -15,12 +17,14 @@ from sse_starlette.sse import EventSourceResponse
 
 from kobold_gui import __version__
 from kobold_gui.core.engine.protocol import Engine
+from kobold_gui.core.engine.sampling_request import sampling_params
 from kobold_gui.core.engine.types import GenerationResult, SamplingParams
 from kobold_gui.core.engine.worker import ModelUnavailable
 from kobold_gui.server.auth import authorized, require_key
-from kobold_gui.server.errors import ApiError, as_api_error
+from kobold_gui.server.errors import ApiError, as_api_error, refusal
 from kobold_gui.server.generation import BuildPrompt, Generation, client_gone
-from kobold_gui.server.schemas import GenKey, KoboldGenerate, TokenCount
+from kobold_gui.server.logprobs import completion_logprobs
+from kobold_gui.server.schemas import GenKey, KoboldGenerate
 from kobold_gui.server.state import ServerState
 
 KOBOLDCPP_VERSION = "1.102"  # the KoboldCPP API this one follows
@@ -28,6 +32,7 @@ KOBOLDAI_API_VERSION = "1.2.5"
 MAX_LENGTH = 512  # what /api/v1/config/max_length advertises
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 # KoboldCPP's stop reasons (/api/extra/perf): -1 none, 0 out of tokens, 1 EOS, 2 stop string
 _STOP_CODES = {"eos": 1, "stop_string": 2, "length": 0, "context_full": 0, "stopped": -1}
@@ -47,53 +52,33 @@ def _n_ctx(state: ServerState) -> int:
     return loaded.n_ctx if loaded else 0
 
 
-def parse_logit_bias(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:
-    out = []
-    for key, value in (bias or {}).items():
-        try:
-            token = int(key)
-        except ValueError:
-            raise ApiError(
-                422, f"logit_bias: keys must be token ids, got {key!r}", "bad_input"
-            ) from None
-        out.append((token, max(-100.0, min(100.0, float(value)))))
-    return tuple(out)
-
-
-def _build(body: KoboldGenerate, bias: tuple[tuple[int, float], ...]) -> BuildPrompt:
+def _build(body: KoboldGenerate) -> BuildPrompt:
     """KoboldCPP's fitting: max_context_length is capped to the loaded context, max_length
-    leaves at least 16 tokens of prompt, and a prompt too long loses its oldest tokens
-    (the memory is kept)."""
+    leaves at least 16 tokens of prompt, a prompt too long loses its oldest tokens (the
+    memory is kept), and a memory too long itself keeps its end."""
+    params = sampling_params(body.sampling())  # SamplerError (400) before it is queued
 
     def build(engine: Engine) -> tuple[list[int], SamplingParams]:
         loaded = engine.loaded
         if loaded is None:
             raise ModelUnavailable("no model is loaded")
+        engine.check_grammar(params.grammar)
         ctx = min(body.max_context_length or loaded.n_ctx, loaded.n_ctx)
         min_remain = max(min(ctx - 4, 16), 1)
         max_length = max(1, min(body.max_length, ctx - min_remain))
         memory = engine.tokenize(body.memory) if body.memory else []
         prompt = engine.tokenize(body.prompt, add_special=not memory)
         room = max(ctx - max_length, 1)
+        bos = engine.tokenize("")  # [BOS] when the model adds one: it stays first
+        if len(memory) > room - 1:
+            log.warning("memory of %d tokens cut to its last %d", len(memory), room - 1)
+            head = bos if memory[: len(bos)] == bos else []
+            memory = head + memory[len(memory) - max(room - 1 - len(head), 0) :]
         if len(memory) + len(prompt) > room:
-            bos = engine.tokenize("")  # [BOS] when the model adds one: it stays first
             head = bos if not memory and prompt[: len(bos)] == bos else []
-            keep = max(room - len(memory) - len(head), 1)
-            prompt = head + prompt[-keep:]
-        params = SamplingParams(
-            max_tokens=max_length,
-            temperature=body.temperature,
-            top_k=body.top_k,
-            top_p=body.top_p,
-            min_p=body.min_p,
-            repeat_penalty=body.rep_pen,
-            repeat_last_n=body.rep_pen_range,
-            seed=body.sampler_seed,
-            stop=tuple(s for s in body.stop_sequence or () if s),
-            logit_bias=bias,
-            ban_eos=body.ban_eos_token,
-        )
-        return (memory + prompt) or engine.tokenize(""), params
+            keep = max(room - len(memory) - len(head), 0)
+            prompt = head + (prompt[len(prompt) - keep :] if keep else [])
+        return (memory + prompt) or bos or [0], replace(params, max_tokens=max_length)
 
     return build
 
@@ -101,7 +86,12 @@ def _build(body: KoboldGenerate, bias: tuple[tuple[int, float], ...]) -> BuildPr
 def _start(request: Request, body: KoboldGenerate, stream: bool) -> Generation:
     state = _state(request)
     client = f"{request.client.host}:{request.client.port}" if request.client else "?"
-    build = _build(body, parse_logit_bias(body.logit_bias))
+    try:
+        build = _build(body)
+        state.worker.check_grammar(body.grammar)  # a 422 now, not after the queue
+    except Exception as e:
+        error = refusal(e)  # KoboldCPP's API answers a bad body 422, as FastAPI does
+        raise ApiError(422, error.message, "bad_input") if error.status == 400 else error from None
     gen = Generation(state, build, request.url.path, client, stream, genkey=body.genkey)
     try:
         gen.submit()
@@ -111,16 +101,15 @@ def _start(request: Request, body: KoboldGenerate, stream: bool) -> Generation:
 
 
 def _results(gen: Generation, result: GenerationResult) -> dict[str, Any]:
-    return {
-        "results": [
-            {
-                "text": result.text,
-                "finish_reason": finish_reason(result),
-                "prompt_tokens": result.prompt_tokens,
-                "completion_tokens": result.generated_tokens,
-            }
-        ]
+    one: dict[str, Any] = {
+        "text": result.text,
+        "finish_reason": finish_reason(result),
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.generated_tokens,
     }
+    if result.logprobs:
+        one["logprobs"] = completion_logprobs(result.logprobs)
+    return {"results": [one]}
 
 
 @router.post("/api/v1/generate", dependencies=[Depends(require_key)])
@@ -171,7 +160,7 @@ async def generate_stream(request: Request, body: KoboldGenerate) -> EventSource
         finally:
             gen.cancel("disconnected")  # nothing when it has ended
 
-    return EventSourceResponse(events(), ping=15, headers={"cache-control": "no-cache"})
+    return EventSourceResponse(events(), ping=15, sep="\n", headers={"cache-control": "no-cache"})
 
 
 async def _genkey(request: Request) -> str:
@@ -212,16 +201,6 @@ async def check(request: Request) -> dict[str, Any]:
         if running is not None and not running.genkey:
             text = running.text
     return {"results": [{"text": text}]}
-
-
-@router.post("/api/extra/tokencount", dependencies=[Depends(require_key)])
-async def tokencount(request: Request, body: TokenCount) -> dict[str, Any]:
-    state = _state(request)
-    try:
-        ids = state.worker.tokenize(body.prompt, add_special=body.special)
-    except Exception as e:
-        raise as_api_error(e) from None
-    return {"value": len(ids), "ids": ids}
 
 
 @router.get("/api/v1/model")

@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -15,17 +16,19 @@ from sse_starlette.sse import EventSourceResponse
 
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.protocol import Engine
+from kobold_gui.core.engine.sampling_request import sampling_params
 from kobold_gui.core.engine.types import GenerationResult, SamplingParams
 from kobold_gui.core.engine.worker import ModelUnavailable
 from kobold_gui.server.auth import require_key
-from kobold_gui.server.errors import ApiError, as_api_error
+from kobold_gui.server.errors import ApiError, as_api_error, refusal
 from kobold_gui.server.generation import (
     BuildPrompt,
     Generation,
     PromptTooLong,
     client_gone,
 )
-from kobold_gui.server.schemas import ChatRequest, CompletionRequest, _OpenAISampling
+from kobold_gui.server.logprobs import chat_logprobs, completion_logprobs
+from kobold_gui.server.openai_schemas import ChatRequest, CompletionRequest, _OpenAISampling
 from kobold_gui.server.state import ServerState
 
 COMPLETION_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
@@ -50,28 +53,22 @@ def usage(result: GenerationResult) -> dict[str, int]:
     }
 
 
-def _bias(body: _OpenAISampling) -> tuple[tuple[int, float], ...]:
-    out = []
-    for key, value in (body.logit_bias or {}).items():
-        try:
-            out.append((int(key), max(-100.0, min(100.0, float(value)))))
-        except ValueError:
-            raise ApiError(400, f"logit_bias: keys must be token ids, got {key!r}") from None
-    return tuple(out)
+def _params(body: _OpenAISampling) -> SamplingParams:
+    """The request's sampling (SamplerError, a 400, before it is queued)."""
+    return sampling_params(body.sampling(max_tokens=1))
 
 
-def _params(body: _OpenAISampling, max_tokens: int) -> SamplingParams:
-    return SamplingParams(
-        max_tokens=max_tokens,
-        temperature=body.temperature,
-        top_k=body.top_k,
-        top_p=body.top_p,
-        min_p=body.min_p,
-        repeat_penalty=body.repeat_penalty,
-        seed=body.seed if body.seed is not None else -1,
-        stop=tuple(s for s in body.stops if s),
-        logit_bias=_bias(body),
-    )
+def _refused_or(
+    request: Request, make: Callable[[Any], BuildPrompt], body: _OpenAISampling
+) -> BuildPrompt:
+    """The request's prompt builder, or the 400 that says why it cannot be honoured."""
+    try:
+        build = make(body)
+        state: ServerState = request.app.state.server
+        state.worker.check_grammar(body.grammar)  # a 400 now, not after the queue
+        return build
+    except Exception as e:
+        raise refusal(e) from None
 
 
 def _fit(body: _OpenAISampling, tokens: list[int], n_ctx: int, default: int | None) -> int:
@@ -84,14 +81,16 @@ def _fit(body: _OpenAISampling, tokens: list[int], n_ctx: int, default: int | No
 
 
 def _completion_build(body: CompletionRequest) -> BuildPrompt:
+    params = _params(body)
+
     def build(engine: Engine) -> tuple[list[int], SamplingParams]:
         loaded = engine.loaded
         if loaded is None:
             raise ModelUnavailable("no model is loaded")
+        engine.check_grammar(params.grammar)
         tokens = engine.tokenize(body.text)
-        return tokens, _params(
-            body, _fit(body, tokens, loaded.n_ctx, COMPLETION_DEFAULT_MAX_TOKENS)
-        )
+        reply = _fit(body, tokens, loaded.n_ctx, COMPLETION_DEFAULT_MAX_TOKENS)
+        return tokens, replace(params, max_tokens=reply)
 
     return build
 
@@ -100,13 +99,15 @@ def _chat_build(body: ChatRequest) -> BuildPrompt:
     messages = [
         Message("system" if m.role == "developer" else m.role, m.text) for m in body.messages
     ]
+    params = _params(body)
 
     def build(engine: Engine) -> tuple[list[int], SamplingParams]:
         loaded = engine.loaded
         if loaded is None:
             raise ModelUnavailable("no model is loaded")
+        engine.check_grammar(params.grammar)
         tokens = engine.chat_tokens(messages)
-        return tokens, _params(body, _fit(body, tokens, loaded.n_ctx, None))
+        return tokens, replace(params, max_tokens=_fit(body, tokens, loaded.n_ctx, None))
 
     return build
 
@@ -156,7 +157,10 @@ async def _run(
                 err = as_api_error(e)
                 yield {"data": json.dumps({"error": {"message": err.message, "type": err.kind}})}
                 return
-            yield {"data": json.dumps(chunk(cid, model, None, finish_reason(result)))}
+            last = chunk(cid, model, None, finish_reason(result))
+            if result.logprobs:  # a stream's logprobs come whole with its end
+                last["choices"][0]["logprobs"] = _logprobs(kind, result)
+            yield {"data": json.dumps(last)}
             if body.include_usage:
                 done = chunk(cid, model, None, None) | {"choices": [], "usage": usage(result)}
                 yield {"data": json.dumps(done)}
@@ -164,23 +168,46 @@ async def _run(
         finally:
             gen.cancel("disconnected")
 
-    return EventSourceResponse(events(), ping=15)
+    return EventSourceResponse(events(), ping=15, sep="\n")
+
+
+def _logprobs(kind: str, result: GenerationResult) -> Any:
+    if kind == "chat":
+        return chat_logprobs(result.logprobs)
+    return completion_logprobs(result.logprobs)
+
+
+def _model(state: ServerState) -> dict[str, Any]:
+    loaded = state.worker.loaded
+    meta = {"n_ctx": loaded.n_ctx, "n_ctx_train": loaded.info.context_length} if loaded else {}
+    return {
+        "id": state.model_name(),
+        "object": "model",
+        "created": int(state.started),
+        "owned_by": "kobold-gui",
+        "meta": meta,
+    }
 
 
 @router.get("/models")
 async def models(request: Request) -> dict[str, Any]:
     state = _state(request)
-    data = []
-    if state.worker.loaded is not None:
-        data.append(
-            {
-                "id": state.model_name(),
-                "object": "model",
-                "created": int(state.started),
-                "owned_by": "kobold-gui",
-            }
-        )
+    data = [_model(state)] if state.worker.loaded is not None else []
     return {"object": "list", "data": data}
+
+
+@router.get("/models/{model_id:path}")
+async def model(request: Request, model_id: str) -> dict[str, Any]:
+    """The loaded model, by its id (the one /v1/models lists, with or without the
+    "koboldcpp/" prefix, or the file's name)."""
+    state = _state(request)
+    loaded = state.worker.loaded
+    names = {state.model_name(), state.model_name().removeprefix("koboldcpp/")}
+    if loaded is not None:
+        names |= {loaded.info.path.name, loaded.info.path.stem}
+    if loaded is None or model_id not in names:
+        raise ApiError(404, f"The model '{model_id}' does not exist", code="model_not_found")
+    return _model(state)
 
 
 def _completion_reply(cid: str, model: str, result: GenerationResult) -> dict[str, Any]:
@@ -193,7 +220,7 @@ def _completion_reply(cid: str, model: str, result: GenerationResult) -> dict[st
             {
                 "text": result.text,
                 "index": 0,
-                "logprobs": None,
+                "logprobs": completion_logprobs(result.logprobs),
                 "finish_reason": finish_reason(result),
             }
         ],
@@ -213,9 +240,8 @@ def _completion_chunk(cid: str, model: str, text: str | None, reason: str | None
 
 @router.post("/completions")
 async def completions(request: Request, body: CompletionRequest) -> Any:
-    return await _run(
-        request, body, _completion_build(body), "completion", _completion_reply, _completion_chunk
-    )
+    build = _refused_or(request, _completion_build, body)
+    return await _run(request, body, build, "completion", _completion_reply, _completion_chunk)
 
 
 def _chat_reply(cid: str, model: str, result: GenerationResult) -> dict[str, Any]:
@@ -228,7 +254,7 @@ def _chat_reply(cid: str, model: str, result: GenerationResult) -> dict[str, Any
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": result.text},
-                "logprobs": None,
+                "logprobs": chat_logprobs(result.logprobs),
                 "finish_reason": finish_reason(result),
             }
         ],
@@ -251,4 +277,5 @@ def _chat_chunk(cid: str, model: str, text: str | None, reason: str | None) -> A
 
 @router.post("/chat/completions")
 async def chat_completions(request: Request, body: ChatRequest) -> Any:
-    return await _run(request, body, _chat_build(body), "chat", _chat_reply, _chat_chunk)
+    build = _refused_or(request, _chat_build, body)
+    return await _run(request, body, build, "chat", _chat_reply, _chat_chunk)

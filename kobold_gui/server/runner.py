@@ -23,7 +23,8 @@ class ServerStartError(Exception):
     """The server could not start (the message says why and what to do)."""
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (not listening yet); ServerStartError says why not."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
@@ -70,8 +71,9 @@ class ApiServer:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
 
-    def start(self, timeout: float = 15.0) -> None:
-        sock = _bind(self.settings.host, self.settings.port)
+    def start(self, timeout: float = 15.0, sock: socket.socket | None = None) -> None:
+        """Serve; `sock`: one bound early (bind()), so a port in use is said first."""
+        sock = sock or bind(self.settings.host, self.settings.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,

@@ -4,13 +4,43 @@ llama.cpp's server do: front-ends send many options of other back-ends."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import logging
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+log = logging.getLogger(__name__)
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_lone_surrogates(cls, data: Any) -> Any:
+        """A lone UTF-16 surrogate (a browser's string cut inside an emoji) cannot be
+        UTF-8: each becomes U+FFFD, as a browser shows it, instead of failing later."""
+        fixed = _replace_surrogates(data)
+        if fixed is not data:
+            log.warning("a request's text had lone surrogates: replaced with U+FFFD")
+        return fixed
+
+
+def _replace_surrogates(value: Any) -> Any:
+    """`value` itself when it has none (no copy), else a copy with each replaced."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        items = {k: _replace_surrogates(v) for k, v in value.items()}
+        return items if any(items[k] is not value[k] for k in value) else value
+    if isinstance(value, list):
+        new = [_replace_surrogates(v) for v in value]
+        return new if any(a is not b for a, b in zip(new, value, strict=True)) else value
+    return value
 
 
 # -- KoboldAI (KoboldCPP's field names and defaults) -------------------------------------
@@ -20,28 +50,100 @@ class KoboldGenerate(_Body):
     max_length: int = Field(180, ge=1)
     max_context_length: int | None = Field(None, ge=1)
     temperature: float = Field(0.7, ge=0)
-    top_k: int = Field(100, ge=0)
+    top_k: int = 100  # 0 or less: off
     top_p: float = Field(0.92, ge=0, le=1)
     min_p: float = Field(0.0, ge=0, le=1)
+    typical: float = Field(1.0, ge=0, le=1)
+    nsigma: float = Field(0.0, ge=0)
     rep_pen: float = Field(1.0, gt=0)
-    rep_pen_range: int = Field(320, ge=0)
+    rep_pen_range: int = Field(320, ge=-1)
+    rep_pen_slope: float = Field(1.0, ge=0)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    dry_multiplier: float = Field(0.0, ge=0)
+    dry_base: float = Field(1.75, gt=0)
+    dry_allowed_length: int = Field(2, ge=0)
+    dry_penalty_last_n: int = Field(-1, ge=-1)
+    dry_sequence_breakers: list[str] | str | None = None
+    xtc_threshold: float = Field(0.1, ge=0, le=1)
+    xtc_probability: float = Field(0.0, ge=0, le=1)
+    dynatemp_range: float = Field(0.0, ge=0)
+    dynatemp_exponent: float = Field(1.0, ge=0)
+    mirostat: int = 0
+    mirostat_tau: float = Field(5.0, ge=0)
+    mirostat_eta: float = Field(0.1, ge=0)
+    top_a: float = 0.0
+    tfs: float = 1.0
+    smoothing_factor: float = 0.0
+    sampler_order: list[int | str] | None = None
+    grammar: str = ""
+    json_schema: dict[str, Any] | None = None
+    banned_tokens: list[str] | None = None  # KoboldCPP's banned strings
     stop_sequence: list[str] | None = None
     sampler_seed: int = -1
     genkey: str = ""
     logit_bias: dict[str, float] = {}
     ban_eos_token: bool = False
-    trim_stop: bool = True  # the text never contains the stop sequence here
+    trim_stop: bool = True
+    logprobs: bool = False
 
     @model_validator(mode="before")
     @classmethod
     def _aliases(cls, data: Any) -> Any:
-        """KoboldCPP takes the largest of rep_pen, repeat_penalty and repetition_penalty."""
+        """KoboldCPP takes the largest of rep_pen, repeat_penalty and repetition_penalty,
+        and use_default_badwordsids for ban_eos_token when that is not sent."""
         if isinstance(data, dict):
             pens = [data.get(k) for k in ("rep_pen", "repeat_penalty", "repetition_penalty")]
             numbers = [p for p in pens if isinstance(p, (int, float)) and not isinstance(p, bool)]
             if numbers and len(numbers) == len([p for p in pens if p is not None]):
                 data = {**data, "rep_pen": max(numbers)}
+            if "ban_eos_token" not in data and "use_default_badwordsids" in data:
+                data = {**data, "ban_eos_token": data["use_default_badwordsids"]}
         return data
+
+    def sampling(self) -> dict[str, Any]:
+        """The sampling fields under their neutral names (core/engine/sampling_request.py)."""
+        return {
+            "temperature": self.temperature,
+            "top_k": self.top_k,
+            "top_p": self.top_p,
+            "min_p": self.min_p,
+            "typical_p": self.typical,
+            "top_n_sigma": self.nsigma,
+            "repeat_penalty": self.rep_pen,
+            "repeat_last_n": self.rep_pen_range,
+            "repeat_penalty_slope": self.rep_pen_slope,
+            "presence_penalty": self.presence_penalty,
+            "frequency_penalty": self.frequency_penalty,
+            "dry_multiplier": self.dry_multiplier,
+            "dry_base": self.dry_base,
+            "dry_allowed_length": self.dry_allowed_length,
+            "dry_penalty_last_n": self.dry_penalty_last_n,
+            "dry_sequence_breakers": self.dry_sequence_breakers,
+            "xtc_threshold": self.xtc_threshold,
+            "xtc_probability": self.xtc_probability,
+            "dynatemp_range": self.dynatemp_range,
+            "dynatemp_exponent": self.dynatemp_exponent,
+            "mirostat": self.mirostat,
+            "mirostat_tau": self.mirostat_tau,
+            "mirostat_eta": self.mirostat_eta,
+            "top_a": self.top_a,
+            "tfs": self.tfs,
+            "smoothing_factor": self.smoothing_factor,
+            "sampler_order": self.sampler_order,
+            "grammar": self.grammar,
+            "json_schema": self.json_schema,
+            "banned_strings": self.banned_tokens,
+            "stop": self.stop_sequence,
+            "seed": self.sampler_seed,
+            "logit_bias": self.logit_bias,
+            "ban_eos": self.ban_eos_token,
+            "trim_stop": self.trim_stop,
+            "logprobs": LOGPROBS_TOP if self.logprobs else 0,
+        }
+
+
+LOGPROBS_TOP = 5  # KoboldCPP's top choices per token
 
 
 class GenKey(_Body):
@@ -53,66 +155,9 @@ class TokenCount(_Body):
     special: bool = True
 
 
-# -- OpenAI -------------------------------------------------------------------------------
-class _OpenAISampling(_Body):
-    model: str | None = None
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, ge=0, le=1)
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    logit_bias: dict[str, float] | None = None
-    n: int = Field(1, ge=1, le=1, description="one choice per request")
-    stream: bool = False
-    stream_options: dict[str, Any] | None = None
-    # llama.cpp server extensions, commonly sent by front-ends
-    top_k: int = Field(0, ge=0)
-    min_p: float = Field(0.0, ge=0, le=1)
-    repeat_penalty: float = Field(1.0, gt=0)
-
-    @property
-    def include_usage(self) -> bool:
-        return bool((self.stream_options or {}).get("include_usage"))
-
-    @property
-    def stops(self) -> tuple[str, ...]:
-        if self.stop is None:
-            return ()
-        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+class Detokenize(_Body):
+    ids: list[int]
 
 
-class CompletionRequest(_OpenAISampling):
-    prompt: str | list[str]
-
-    @model_validator(mode="after")
-    def _one_prompt(self) -> CompletionRequest:
-        if isinstance(self.prompt, list) and len(self.prompt) != 1:
-            raise ValueError("send one prompt per request (a list of exactly one string)")
-        return self
-
-    @property
-    def text(self) -> str:
-        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
-
-
-class ContentPart(_Body):
-    type: Literal["text"]
-    text: str
-
-
-class ChatMessage(_Body):
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ContentPart] | None = None
-
-    @property
-    def text(self) -> str:
-        if self.content is None:
-            return ""
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(p.text for p in self.content)
-
-
-class ChatRequest(_OpenAISampling):
-    messages: list[ChatMessage] = Field(min_length=1)
+class SchemaBody(_Body):
+    schema_: dict[str, Any] | None = Field(None, alias="schema")

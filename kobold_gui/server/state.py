@@ -9,7 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kobold_gui.core.engine.types import GenerationResult
+from kobold_gui.core.engine.types import GenerationResult, TokenLogprob
 from kobold_gui.core.engine.worker import EngineWorker
 from kobold_gui.core.models.names import display_stem
 from kobold_gui.server.activity import ActivityLog, RequestRecord
@@ -33,6 +33,7 @@ class Generation(Protocol):
 DEFAULT_PORT = 5001
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_WAITING = 16  # requests that may wait behind the running one (--multiuser 1)
+DEFAULT_MAX_REQUEST_MB = 32.0  # KoboldCPP's --maxrequestsize default
 KEPT_TEXTS = 64  # finished generations whose text /api/extra/generate/check still returns
 
 
@@ -42,6 +43,8 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     api_key: str = ""
     multiuser: int = 1  # KoboldCPP's: 0 = busy answers 503, 1 = default queue, N = N at once
+    max_request_mb: float = DEFAULT_MAX_REQUEST_MB  # larger bodies are answered 413
+    preload_story: str = ""  # a KoboldAI Lite story file /api/extra/preloadstory serves
 
     @property
     def max_waiting(self) -> int:
@@ -51,7 +54,8 @@ class ServerSettings:
 
 
 def settings_from_args(args: Any) -> ServerSettings:
-    """--port, --host, --password, --multiuser; where not given, those of a --config
+    """--port, --host, --password, --multiuser, --maxrequestsize, --preloadstory; where not
+    given, those of a --config
     KoboldCPP file (`args.kcpps_server`, set by whoever read it); else the defaults."""
     file: dict[str, Any] = getattr(args, "kcpps_server", None) or {}
 
@@ -59,12 +63,14 @@ def settings_from_args(args: Any) -> ServerSettings:
         value = getattr(args, name, None)
         return file.get(name) if value is None else value
 
-    port, multiuser = pick("port"), pick("multiuser")
+    port, multiuser, size = pick("port"), pick("multiuser"), pick("maxrequestsize")
     return ServerSettings(
         host=pick("host") or DEFAULT_HOST,
         port=DEFAULT_PORT if port is None else port,
         api_key=pick("password") or "",
         multiuser=1 if multiuser is None else multiuser,
+        max_request_mb=DEFAULT_MAX_REQUEST_MB if not size or size <= 0 else size,
+        preload_story=pick("preloadstory") or "",
     )
 
 
@@ -79,6 +85,8 @@ class ServerState:
         self.active: dict[int, Generation] = {}  # by record id, in order of arrival
         self.by_genkey: dict[str, Generation] = {}
         self.finished_texts: OrderedDict[str, str] = OrderedDict()
+        self.finished_logprobs: OrderedDict[str, tuple[TokenLogprob, ...]] = OrderedDict()
+        self.last_genkey = ""
         self.total_gens = 0
         self.last: GenerationResult | None = None
         self.last_seed = -1
@@ -110,12 +118,22 @@ class ServerState:
             if gen.genkey and self.by_genkey.get(gen.genkey) is gen:
                 del self.by_genkey[gen.genkey]
                 self.finished_texts[gen.genkey] = gen.text
+                self.finished_logprobs[gen.genkey] = result.logprobs if result else ()
                 while len(self.finished_texts) > KEPT_TEXTS:
                     self.finished_texts.popitem(last=False)
+                while len(self.finished_logprobs) > KEPT_TEXTS:
+                    self.finished_logprobs.popitem(last=False)
             if result is not None:
                 self.total_gens += 1
                 self.last = result
                 self.last_seed = gen.seed
+                self.last_genkey = gen.genkey
+
+    def last_unkeyed_logprobs(self) -> tuple[TokenLogprob, ...]:
+        """The last request's logprobs when it was sent without a genkey."""
+        with self._lock:
+            last = self.last
+            return last.logprobs if last is not None and not self.last_genkey else ()
 
     def running(self) -> Generation | None:
         with self._lock:

@@ -83,4 +83,5 @@ def test_headless_port_in_use_is_a_clear_error(default_model: Path) -> None:
         )
     assert done.returncode == 2
     assert f"port {port} is already in use" in done.stderr
+    assert "Loading" not in done.stderr  # said before the model loads
     assert "Traceback" not in done.stderr

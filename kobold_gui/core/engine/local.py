@@ -19,7 +19,7 @@ import ctypes
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import llama_cpp
@@ -27,6 +27,7 @@ import llama_cpp
 from kobold_gui.core.engine.batch_timing import time_batches
 from kobold_gui.core.engine.llama_params import context_params, decode_on, load_model
 from kobold_gui.core.engine.loaded_model import LoadedModel
+from kobold_gui.core.engine.logprobs import token_logprob
 from kobold_gui.core.engine.protocol import (
     Engine,
     GpuUsed,
@@ -43,6 +44,7 @@ from kobold_gui.core.engine.types import (
     GenerationResult,
     SamplingParams,
     Stopped,
+    TokenLogprob,
 )
 from kobold_gui.core.engine.vocab import Vocab
 from kobold_gui.core.launch.resolve import ResolvedLaunch
@@ -58,6 +60,7 @@ class _Reply:
     generated: int = 0
     reason: str = "length"  # eos, length, stop_string, stopped, context_full
     t_first: float | None = None
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 class LocalEngine(Engine):
@@ -164,14 +167,18 @@ class LocalEngine(Engine):
         t0 = time.perf_counter()
         todo = self._reuse_cache(prompt_tokens)
         vocab = self._vocabulary()
-        sampler = make_sampler(vocab.handle, params)
+        sampler = make_sampler(vocab.handle, params, prompt_tokens)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stream = StopStringFilter(params.stop, on_text)
+        reply = _Reply()
 
         def emit(token: int) -> bool:  # stream a token's text; True: a stop string came
+            if params.logprobs:
+                reply.logprobs.append(
+                    token_logprob(self._ctx, vocab.n_tokens, token, params.logprobs, vocab.text)
+                )
             return stream.feed(decoder.decode(vocab.piece(token)))
 
-        reply = _Reply()
         t_prompt = None
         try:
             self._decode(todo)
@@ -185,6 +192,8 @@ class LocalEngine(Engine):
         if reply.reason != "stop_string":
             stream.feed(decoder.decode(b"", final=True))
             stream.flush()
+        elif not params.trim_stop:
+            stream.emit_stop()
         t_end = time.perf_counter()
         t_prompt = t_prompt or t_end
         return GenerationResult(
@@ -196,6 +205,7 @@ class LocalEngine(Engine):
             prompt_seconds=t_prompt - t0,
             generation_seconds=t_end - t_prompt,
             stop_reason=reply.reason,
+            logprobs=tuple(reply.logprobs),
         )
 
     def _reuse_cache(self, prompt_tokens: list[int]) -> list[int]:

@@ -99,6 +99,15 @@ class Engine(ABC):
     ) -> list[int]:
         return self._vocabulary().tokenize(text, add_special, parse_special)
 
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self._vocabulary().detokenize(tokens)
+
+    def check_grammar(self, grammar: str) -> None:
+        """SamplerError when a GBNF grammar does not parse (before the reply is queued)."""
+        from kobold_gui.core.engine.sampler import check_grammar
+
+        check_grammar(self._vocabulary().handle, grammar)
+
     def format_chat(self, messages: Sequence[Message]) -> str:
         return self._vocabulary().format_chat(messages)
 

@@ -13,6 +13,7 @@ class StopStringFilter:
         self.sink = sink
         self.pending = ""
         self.text = ""
+        self.matched = ""  # the stop string that ended the text
 
     def _emit(self, piece: str) -> None:
         if piece:
@@ -30,6 +31,7 @@ class StopStringFilter:
             if at >= 0:
                 self._emit(self.pending[:at])
                 self.pending = ""
+                self.matched = stop
                 return True
         hold = max(
             (k for s in self.stops for k in range(1, len(s)) if self.pending.endswith(s[:k])),
@@ -38,6 +40,10 @@ class StopStringFilter:
         self._emit(self.pending[: len(self.pending) - hold])
         self.pending = self.pending[len(self.pending) - hold :]
         return False
+
+    def emit_stop(self) -> None:
+        """Put the stop string that ended the text at its end (KoboldCPP's trim_stop off)."""
+        self._emit(self.matched)
 
     def flush(self) -> None:
         self._emit(self.pending)

@@ -58,6 +58,26 @@ class Vocab:
             n = llama_cpp.llama_token_to_piece(self.handle, token, buf, -n, 0, False)
         return buf.raw[:n]
 
+    def text(self, token: int) -> str:
+        """One token's text (a piece of a character shows as U+FFFD)."""
+        return self.piece(token).decode("utf-8", errors="replace")
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """The text of token ids; ids outside the vocabulary raise EngineError."""
+        n_vocab = self.n_tokens
+        bad = [t for t in tokens if not 0 <= t < n_vocab]
+        if bad:
+            raise EngineError(f"token ids must be 0 to {n_vocab - 1}, got {bad[0]}")
+        arr = (llama_cpp.llama_token * max(len(tokens), 1))(*tokens)
+        cap = 8 * len(tokens) + 16
+        for _attempt in range(2):  # a negative count says how much room was needed
+            buf = ctypes.create_string_buffer(cap)
+            n = llama_cpp.llama_detokenize(self.handle, arr, len(tokens), buf, cap, False, True)
+            if n >= 0:
+                return buf.raw[:n].decode("utf-8", errors="replace")
+            cap = -n
+        raise EngineError("the tokens could not be turned into text")
+
     def format_chat(self, messages: Sequence[Message]) -> str:
         return self._formatter.render(messages)
 

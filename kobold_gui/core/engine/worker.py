@@ -210,6 +210,20 @@ class EngineWorker:
                 raise ModelUnavailable("no model is loaded")
             return self.engine.tokenize(text, add_special=add_special, parse_special=True)
 
+    def check_grammar(self, grammar: str) -> None:
+        """SamplerError when a GBNF grammar does not parse, on the caller's thread."""
+        with self._model_lock:
+            if self.engine.loaded is None:
+                raise ModelUnavailable("no model is loaded")
+            self.engine.check_grammar(grammar)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        """Token ids to text, on the caller's thread."""
+        with self._model_lock:
+            if self.engine.loaded is None:
+                raise ModelUnavailable("no model is loaded")
+            return self.engine.detokenize(tokens)
+
     def cancel(self, job: Job[Any]) -> None:
         """Thread-safe: stop a running job; a waiting one leaves the queue at once."""
         job.cancel.set()

@@ -98,7 +98,10 @@ WRITTEN_KEYS = (
     "flashattention", "usecpu", "usevulkan",
 )  # fmt: skip
 MODEL_NOT_FOUND = "the model file was not found"
-SERVER_KEYS = {"port": "port", "host": "host", "password": "password", "multiuser": "multiuser"}
+SERVER_KEYS = {
+    "port": "port", "host": "host", "password": "password", "multiuser": "multiuser",
+    "maxrequestsize": "maxrequestsize", "preloadstory": "preloadstory",
+}  # fmt: skip
 _CUDA_WORDS = {"normal", "lowvram", "mmq", "nommq", "rowsplit", "all"}
 
 
@@ -174,14 +177,18 @@ def import_settings(raw: Mapping[str, Any], base_dir: Path | None = None) -> Kcp
 def _server_settings(
     raw: Mapping[str, Any], version: str, notes: list[KcppsNote]
 ) -> dict[str, Any]:
-    """Port, host, password and multiuser the file sets, for kobold-gui's API server (which
+    """Port, host, password, multiuser, request size and preloaded story the file sets, for
+    kobold-gui's API server (which
     queues as KoboldCPP does: multiuser 0 = busy answers 503, N = N requests at once)."""
     out: dict[str, Any] = {}
     for key in SERVER_KEYS:
         value = raw.get(key)
         if keys.is_default(key, value, version):
             continue
-        ok = isinstance(value, str) if key in ("host", "password") else type(value) is int
+        if key in ("host", "password", "preloadstory"):
+            ok = isinstance(value, str)
+        else:
+            ok = type(value) is int or (key == "maxrequestsize" and type(value) is float)
         if key == "port" and ok and not 0 < int(value or 0) < 65536:
             ok = False
         if ok:

@@ -121,6 +121,7 @@ class ServerPanel(QWidget):
         self.api_key.setPlaceholderText("none: anyone who can connect may use it")
         self.api_key.setEchoMode(QLineEdit.EchoMode.PasswordEchoOnEdit)
         self.api_key.setToolTip("Clients send it as 'Authorization: Bearer <key>'")
+        self.api_key.textChanged.connect(lambda _t: self._host_changed())
         self.start_button = QPushButton("Start server")
         self.start_button.setObjectName("serverStart")
         self.start_button.clicked.connect(self.toggle)
@@ -213,7 +214,7 @@ class ServerPanel(QWidget):
         return True
 
     def _host_changed(self) -> None:
-        warning = exposure_warning(self.chosen_host())
+        warning = exposure_warning(self.chosen_host(), self.api_key.text().strip())
         self.warning.setText(warning)
         self.warning.setVisible(bool(warning))
 
