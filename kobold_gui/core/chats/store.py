@@ -91,11 +91,21 @@ def folder_writable(folder: Path) -> bool:
     return True
 
 
+def _default_folder() -> Path:
+    """The data folder's chats/; a data folder that cannot even be made (a read-only home)
+    is still named, for the store to open in memory and say so."""
+    try:
+        return data_dir() / "chats"
+    except OSError as e:
+        name = e.filename if isinstance(e.filename, str) else tempfile.gettempdir()
+        return Path(name) / "chats"
+
+
 class ChatStore:
     """Reads and writes may come from any thread (each has its own connection)."""
 
     def __init__(self, folder: Path | None = None) -> None:
-        self.folder = folder or data_dir() / "chats"
+        self.folder = folder or _default_folder()
         self.problems: list[str] = []  # rows and files set aside or partly read, for the user
         self.warning = ""  # set when the chats cannot be saved (a read-only folder)
         self.token = uuid.uuid4().hex  # this store's writes, told apart from others'

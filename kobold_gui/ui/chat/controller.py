@@ -103,7 +103,9 @@ class ConversationController(QObject):
         self._unsaved.flush()
         if self.journal.saved:
             self.writer.compact(self.conversation.id)
+        self.library.watcher.timer.stop()
         self.writer.close()
+        self.store.close()
 
     # -- opening (the chats list's actions are the library's) --------------------------------
     def open(self, conv_id: str) -> None:
