@@ -107,7 +107,7 @@ def _saved_chat(store: ChatStore) -> str:
 
 
 def test_a_full_disk_is_said_once_and_the_reply_stays(qtbot: QtBot, tmp_path: Path) -> None:
-    with small_disk(tmp_path / "disk") as disk:
+    with small_disk(tmp_path / "disk", "8m") as disk:  # room for the log and the file
         if disk is None:
             pytest.skip("no tmpfs can be mounted here (tests/core covers SQLite's own limit)")
         said: list[str] = []
@@ -126,8 +126,10 @@ def test_a_full_disk_is_said_once_and_the_reply_stays(qtbot: QtBot, tmp_path: Pa
         controller.reply_finished(finished("..."))
         assert "While full" in controller.chat.transcript.toPlainText()  # stays shown
         filler.unlink()
-        qtbot.waitUntil(lambda: controller.writer.unsaved == 0, timeout=HANG_GUARD_MS)
+        writer = controller.writer  # everything asked was handled, and nothing waits
+        qtbot.waitUntil(lambda: writer.drain() and writer.unsaved == 0, timeout=HANG_GUARD_MS)
         reply = ChatStore(disk / "chats").load(controller.conversation.id).messages[-1]
         assert reply.content == " and the sea" * 2000 * 20 and reply.complete
+        qtbot.waitUntil(lambda: len(said) == 2, timeout=HANG_GUARD_MS)  # a queued signal
         assert [s.split(":")[0] for s in said] == ["Chat not saved", "Chat saved"]
         controller.writer.close()

@@ -20,12 +20,27 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from kobold_gui.core.chats.types import META_FIELDS, Conversation, message_from_json
 
-if TYPE_CHECKING:
-    from kobold_gui.core.chats.store import ChatStore
+
+class ChatStore(Protocol):
+    """What the import needs of core/chats/store.py's ChatStore."""
+
+    folder: Path
+
+    @property
+    def read_only(self) -> bool: ...
+
+    def has_chat(self, conv_id: str) -> bool: ...
+
+    def save(self, conv: Conversation) -> None: ...
+
+    def message_count(self, conv_id: str) -> int: ...
+
+    def report(self, message: str) -> None: ...
+
 
 LAST_FILE_VERSION = 2
 _SNAPSHOT = re.compile(r"^([0-9a-f]{32})\.json$")

@@ -11,16 +11,25 @@ small queries on the GUI thread (the open chat's reload as when it is opened).""
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from kobold_gui.core.chats.store import ChatFileError, ChatStore
-from kobold_gui.core.chats.types import ChatSummary
+from kobold_gui.core.chats.types import ChatSummary, Conversation
 from kobold_gui.ui.chat.conversation_list import ConversationList
 
-if TYPE_CHECKING:
-    from kobold_gui.ui.chat.library import OpenChat
+
+class OpenChat(Protocol):
+    """What the watcher needs of the open conversation's controller."""
+
+    conversation: Conversation
+
+    @property
+    def streaming(self) -> bool: ...
+
+    def show(self, conv: Conversation, saved: bool) -> None: ...
+
 
 POLL_MS = 500
 
