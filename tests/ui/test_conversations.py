@@ -396,15 +396,15 @@ class UrlCatcher(QObject):
 
 def test_set_aside_files_are_reported_in_the_status_bar(qtbot: QtBot, tiny_model: Path) -> None:
     store = ChatStore()
-    store.path_of("0" * 32).write_text("{broken")
-    store.path_of("1" * 32).write_text('{"version": 99, "messages": []}')
+    (store.folder / f"{'0' * 32}.json").write_text("{broken")  # old chat files, imported
+    (store.folder / f"{'1' * 32}.json").write_text('{"version": 99, "messages": []}')
     window = MainWindow(initial_model=tiny_model)
     qtbot.addWidget(window)
     window.resize(1366, 768)
     window.show()
     notice = window.conversations.notice
     qtbot.waitUntil(notice.isVisible, timeout=HANG_GUARD_MS)
-    assert "2 chat files could not be opened" in notice.label.text()
+    assert "2 chats could not be read in full" in notice.label.text()
     assert "newer kobold-gui" in notice.toolTip() and "could not be read" in notice.toolTip()
     assert notice.open_button.isVisible()
     assert window.statusBar().isAncestorOf(notice)
@@ -455,17 +455,19 @@ VERSION_1_FILE = {
 }
 
 
-def test_chats_saved_by_version_1_open_and_are_upgraded(qtbot: QtBot, tiny_model: Path) -> None:
-    path = ChatStore().path_of("c" * 32)
+def test_chats_saved_by_version_1_open_and_are_imported(qtbot: QtBot, tiny_model: Path) -> None:
+    folder = ChatStore().folder
+    path = folder / f"{'c' * 32}.json"
     path.write_text(json.dumps(VERSION_1_FILE))
     window = reopened(qtbot, tiny_model)
     assert window.conversations.conversation.id == "c" * 32
     assert [m.content for m in window.chat.history] == ["Name a fruit", "Apple"]
     assert window.chat.version_button.isVisibleTo(window.chat)
     assert window.sampling.temperature == 0.5
-    upgraded = json.loads(path.read_text())
-    assert upgraded["version"] == 2
-    assert upgraded["messages"][1]["alternatives"] == [{"content": "Pear", "stats": None}]
+    assert not path.exists()  # imported, verified, then kept in imported/
+    assert json.loads((folder / "imported" / path.name).read_text()) == VERSION_1_FILE
+    imported = ChatStore().load("c" * 32)
+    assert imported.messages[1].alternatives == [ReplyVersion("Pear")]
     window.close()
 
 

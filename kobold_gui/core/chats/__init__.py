@@ -1,1 +1,2 @@
-"""Chats on disk: the store, its writer thread and the conversation types."""
+"""Chats in SQLite: the store, its writer thread, the conversation types, search and the
+import of old chat files."""

@@ -1,38 +1,53 @@
-"""Conversations on disk, one per chat: a snapshot `<id>.json` (versioned, written atomically)
-and beside it an append-only journal `<id>.<generation>.jsonl` of the changes made since
-(a streamed reply costs an append of its new text, whatever the size of the chat or the
-number of chats). Reading replays the journal over the snapshot; a line cut by a kill is
-left out. Compacting writes a new snapshot that names a new journal generation, then drops
-the old journal, so a kill at any moment leaves one consistent state.
+"""Conversations in one SQLite database (core/chats/db.py): a row per chat, a row per
+message. Every change is one small transaction (a message put, streamed text added, messages
+dropped, the chat's title and settings), so a kill or a full disk leaves the database as it
+was before that change, and two windows or processes on one chat only ever add or change
+the rows they name (a message has an id), never each other's.
 
-`index.json` caches each chat's title and dates with the sizes and times of its files, so
-the chats list is read without parsing every chat; it is only a cache, checked against the
-files on start. A corrupt file, or one from a newer version, is reported and moved aside,
-never overwritten. Version 1 files (a snapshot without journal) are upgraded on read."""
+Each chat row has a revision (`rev`, one counter for the database) and the token of the
+store that wrote it last: another window finds what others changed with changes_since(),
+asked when `PRAGMA data_version` moved (ui/chat/watcher.py polls it).
+
+A row with odd values (a date that is not a number, a model that is not text) is moved to
+the chats_aside table with the reason, noted in `problems`, and the list goes on. A data
+folder that cannot be written opens a copy of the database in a temporary folder: the chats
+work for this session, `warning` says they are not saved. Old chat files (the JSON files
+and journals of earlier versions) are imported on the first scan (core/chats/legacy_import.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import re
+import shutil
+import sqlite3
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from kobold_gui.core.chats import legacy_import, search
+from kobold_gui.core.chats.db import Connections, NewerDatabase, write
+from kobold_gui.core.chats.rows import (
+    CHAT_COLUMNS,
+    MESSAGE_COLUMNS,
+    OddRow,
+    message_from_op,
+    message_from_row,
+    message_values,
+    meta_from_row,
+    summary_from_row,
+)
 from kobold_gui.core.chats.types import (
     ChatSummary,
     Conversation,
     Op,
     ReplyVersion,
     StoredMessage,
-    apply_op,
-    conversation_from_json,
     import_openai,
 )
-from kobold_gui.core.paths import data_dir, write_json_atomic
+from kobold_gui.core.paths import data_dir
 
 __all__ = [
     "ChatFileError",
@@ -44,266 +59,293 @@ __all__ = [
     "import_openai",
 ]
 
-SCHEMA_VERSION = 2  # 2: a journal beside the snapshot; replies' versions keep their stats
-INDEX_VERSION = 1
-_ID = re.compile(r"^[0-9a-f]{32}$")
-Signature = list[int]
+DB_NAME = "chats.sqlite3"
+_PUT = (
+    "INSERT INTO messages(id, role, content, created, stats, complete, cut, alternatives,"
+    " chat_id, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE chat_id = ?))"
+    " ON CONFLICT(id) DO UPDATE SET role = excluded.role, content = excluded.content,"
+    " created = excluded.created, stats = excluded.stats, complete = excluded.complete,"
+    " cut = excluded.cut, alternatives = excluded.alternatives"
+)
+_META = (
+    "UPDATE chats SET title = ?, created = ?, updated = ?, model = ?, system_prompt = ?,"
+    " sampling = ?, shown_title = ? WHERE id = ?"
+)
 
 
 class ChatFileError(ValueError):
-    """A conversation file that cannot be used; it has been moved aside."""
+    """A chat that cannot be opened (not saved, deleted, or set aside); the message says why."""
+
+
+def folder_writable(folder: Path) -> bool:
+    """Whether a file can really be made there: os.access alone says yes to root on a
+    read-only mount or an immutable folder, so a small file is written and removed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError:
+        return False
+    return True
+
+
+def _default_folder() -> Path:
+    """The data folder's chats/; a data folder that cannot even be made (a read-only home)
+    is still named, for the store to open in memory and say so."""
+    try:
+        return data_dir() / "chats"
+    except OSError as e:
+        name = e.filename if isinstance(e.filename, str) else tempfile.gettempdir()
+        return Path(name) / "chats"
 
 
 class ChatStore:
-    """Every write goes through one thread at a time (the ChatWriter's); reads may come from
-    any thread."""
+    """Reads and writes may come from any thread (each has its own connection)."""
 
     def __init__(self, folder: Path | None = None) -> None:
-        self.folder = folder or data_dir() / "chats"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.problems: list[str] = []  # files set aside, for the user
+        self.folder = folder or _default_folder()
+        self.problems: list[str] = []  # rows and files set aside or partly read, for the user
+        self.warning = ""  # set when the chats cannot be saved (a read-only folder)
+        self.token = uuid.uuid4().hex  # this store's writes, told apart from others'
         self._lock = threading.Lock()
-        self._generation: dict[str, int] = {}  # journal generation of chats read or written
-        self._summaries: dict[str, ChatSummary] | None = None  # None until scanned
+        self._imported = False
+        self._db = self._open()
+        self.fts = search.has_index(self._db.get())
+        if not self.fts:
+            self.report("Search reads every message: this SQLite has no FTS5.")
 
-    # -- paths ---------------------------------------------------------------------------
-    def path_of(self, conv_id: str) -> Path:
-        return self.folder / f"{conv_id}.json"
+    # -- opening ---------------------------------------------------------------------------
+    def _open(self) -> Connections:
+        path = self.folder / DB_NAME
+        if folder_writable(self.folder):
+            try:
+                return Connections(path)
+            except NewerDatabase as e:
+                why = f"{e}; this session's chats are kept in memory only"
+            except sqlite3.DatabaseError as e:
+                if path.exists() and "not a database" in str(e):
+                    aside = path.with_name(f"{DB_NAME}.corrupt-{int(time.time())}.aside")
+                    path.replace(aside)
+                    self.report(f"The chats database could not be read ({e}); kept as {aside}.")
+                    return Connections(path)
+                why = f"the chats database cannot be written ({e})"
+        else:
+            why = f"the folder {self.folder} cannot be written"
+        self.warning = f"Chats cannot be saved: {why}. This session's chats are kept in memory."
+        return self._open_copy(path)
 
-    def journal_of(self, conv_id: str, generation: int) -> Path:
-        return self.folder / f"{conv_id}.{generation}.jsonl"
+    def _open_copy(self, path: Path) -> Connections:
+        """A copy of the database (with its write-ahead log) in a temporary folder."""
+        temp = Path(tempfile.mkdtemp(prefix="kobold-gui-chats-"))
+        for suffix in ("", "-wal"):
+            source = path.with_name(path.name + suffix)
+            if source.exists():
+                shutil.copyfile(source, temp / (DB_NAME + suffix))
+        try:
+            return Connections(temp / DB_NAME)
+        except sqlite3.DatabaseError:  # a newer or damaged file: an empty database
+            for leftover in temp.iterdir():
+                leftover.unlink()
+            return Connections(temp / DB_NAME)
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self.warning)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def report(self, message: str) -> None:
+        with self._lock:
+            if message not in self.problems:
+                self.problems.append(message)
 
     # -- reading -------------------------------------------------------------------------
     def load(self, conv_id: str) -> Conversation:
-        """The conversation as last saved; a file that cannot be used is set aside
-        (ChatFileError says where it went)."""
-        conv, generation = self._read(conv_id, set_aside=True)
-        with self._lock:
-            self._generation.setdefault(conv_id, generation)
-        return conv
-
-    def _read(self, conv_id: str, set_aside: bool) -> tuple[Conversation, int]:
-        path = self.path_of(conv_id)
+        """The conversation as saved. A message with odd values is left out (and noted)."""
+        conn = self._db.get()
+        conn.execute("BEGIN")  # one snapshot for the chat and its messages
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            version = data.get("version", 1)
-            if isinstance(version, int) and version > SCHEMA_VERSION:
-                if not set_aside:
-                    raise ChatFileError(f"{path.name} is from a newer kobold-gui")
-                raise ChatFileError(
-                    self._set_aside(conv_id, f"v{version}", "was written by a newer kobold-gui")
-                )
-            conv = conversation_from_json(data)
-            generation = int(data.get("journal", 0))
-        except ChatFileError:
-            raise
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
-            if not set_aside:
-                raise ChatFileError(f"{path.name} could not be read ({e})") from None
-            raise ChatFileError(
-                self._set_aside(conv_id, "corrupt", f"could not be read ({e})")
-            ) from None
-        self._replay(conv, self.journal_of(conv_id, generation), set_aside)
-        if version == 1 and set_aside:  # upgrade on read: the same data, version 2
-            self._write_snapshot(conv, generation)
-        return conv, generation
-
-    def _replay(self, conv: Conversation, journal: Path, report: bool) -> None:
-        try:
-            raw = journal.read_bytes()
-        except FileNotFoundError:
-            return
-        lines = raw.split(b"\n")
-        for n, line in enumerate(lines[:-1]):  # the last piece has no newline: cut by a kill
-            try:
-                apply_op(conv, json.loads(line))
-            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-                if report:
-                    kept = journal.with_name(f"{journal.name}.corrupt-{int(time.time())}.aside")
-                    kept.write_bytes(raw)
-                    self._report(
-                        f"Part of the chat file {journal.name} could not be read (line {n + 1}: "
-                        f"{e}); the chat is shown as it was before that line, the file was "
-                        f"copied to {kept.name}."
-                    )
-                return
-
-    def _set_aside(self, conv_id: str, tag: str, why: str) -> str:
-        path = self.path_of(conv_id)
-        target = path.with_name(f"{conv_id}.{tag}-{int(time.time())}.json.aside")
-        path.replace(target)
-        message = f"The chat file {path.name} {why}; it was kept as {target.name}."
-        self._report(message)
-        return message
-
-    def _report(self, message: str) -> None:
-        with self._lock:
-            self.problems.append(message)
-
-    # -- writing (one thread at a time) ------------------------------------------------------
-    def save(self, conv: Conversation) -> None:
-        """A new snapshot of the whole conversation (compaction): the journal starts over."""
-        with self._lock:
-            old = self._generation.get(conv.id)
-        generation = 0 if old is None else old + 1
-        self._write_snapshot(conv, generation)
-        if old is not None:
-            self.journal_of(conv.id, old).unlink(missing_ok=True)
-        self._remember(conv.summary())
-
-    def _write_snapshot(self, conv: Conversation, generation: int) -> None:
-        data = {"version": SCHEMA_VERSION, "journal": generation, **asdict(conv)}
-        write_json_atomic(self.path_of(conv.id), data)
-        with self._lock:
-            self._generation[conv.id] = generation
-
-    def append(self, conv_id: str, ops: Iterable[Op], summary: ChatSummary | None = None) -> int:
-        """Adds records to the chat's journal (the chat must have been saved or read before).
-        Returns the journal's size in bytes, for the caller to decide when to compact."""
-        with self._lock:
-            generation = self._generation[conv_id]
-        text = "".join(json.dumps(op, ensure_ascii=False) + "\n" for op in ops)
-        with open(self.journal_of(conv_id, generation), "a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            size = f.tell()
-        if summary is not None:
-            self._remember(summary)
-        return size
-
-    def sync(self, conv_id: str) -> None:
-        """Flushes the chat's journal to the disk (a power cut, not only a kill)."""
-        with self._lock:
-            generation = self._generation.get(conv_id)
-        if generation is None:
-            return
-        try:
-            fd = os.open(self.journal_of(conv_id, generation), os.O_RDONLY)
-        except FileNotFoundError:
-            return
-        try:
-            os.fsync(fd)
+            row = conn.execute(
+                f"SELECT {CHAT_COLUMNS} FROM chats WHERE id = ? AND deleted = 0", (conv_id,)
+            ).fetchone()
+            rows = conn.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ? ORDER BY seq",
+                (conv_id,),
+            ).fetchall()
         finally:
-            os.close(fd)
-
-    def delete(self, conv_id: str) -> None:
-        """Moves the chat's files to the trash folder (undo restores them)."""
-        trash = self.folder / "trash"
-        trash.mkdir(exist_ok=True)
-        with self._lock:
-            self._generation.pop(conv_id, None)
-            if self._summaries is not None:
-                self._summaries.pop(conv_id, None)
-        self.path_of(conv_id).replace(trash / self.path_of(conv_id).name)
-        for journal in self.folder.glob(f"{conv_id}.*.jsonl"):  # a rare action: a listing is fine
-            journal.replace(trash / journal.name)
-
-    def undelete(self, conv_id: str) -> Conversation:
-        trash = self.folder / "trash"
-        (trash / self.path_of(conv_id).name).replace(self.path_of(conv_id))
-        for journal in trash.glob(f"{conv_id}.*.jsonl"):
-            journal.replace(self.folder / journal.name)
-        conv = self.load(conv_id)
-        self._remember(conv.summary())
-        return conv
-
-    # -- the index: the chats list without parsing every chat ----------------------------------
-    def _remember(self, summary: ChatSummary) -> None:
-        with self._lock:
-            if self._summaries is not None:
-                self._summaries[summary.id] = summary
+            conn.execute("COMMIT")
+        if row is None:
+            raise ChatFileError(f"The chat {conv_id} is not saved (deleted, or set aside).")
+        try:
+            meta = meta_from_row(row)
+        except OddRow as e:
+            raise ChatFileError(self._set_aside(row, str(e))) from None
+        messages, odd = [], []
+        for r in rows:
+            try:
+                messages.append(message_from_row(r))
+            except OddRow as e:
+                odd.append(str(e))
+        if odd:
+            self.report(
+                f"{len(odd)} message(s) of the chat {meta['title'] or conv_id} could not be "
+                f"read ({odd[0]}); they are kept in the database, not shown."
+            )
+        return Conversation(messages=messages, **meta)
 
     def scan(self) -> list[ChatSummary]:
-        """Every readable chat, most recent first: from the index where a chat's files are
-        unchanged, else by reading them (bad files are set aside). Writes the index back when
-        it was out of date. Meant for a worker thread (it lists the whole folder)."""
-        cached = self._read_index()
-        files = self._signatures()
-        summaries: dict[str, ChatSummary] = {}
-        stale = False
-        for conv_id, signature in files.items():
-            entry = cached.get(conv_id)
-            if entry is not None and entry[1] == signature:
-                summaries[conv_id] = entry[0]
-                continue
-            stale = True
-            try:
-                conv, _ = self._read(conv_id, set_aside=True)
-            except (ChatFileError, OSError):
-                continue
-            summaries[conv_id] = conv.summary()
+        """Every chat, most recent first; old chat files are imported first (once). Meant
+        for a worker thread."""
         with self._lock:
-            if self._summaries is not None:  # written meanwhile: those are newer
-                summaries.update(self._summaries)
-            self._summaries = summaries
-        if stale or set(cached) != set(summaries):
-            self.write_index()
+            first, self._imported = not self._imported, True
+        if first:
+            legacy_import.import_folder(self)
         return self.summaries()
 
     def summaries(self) -> list[ChatSummary]:
-        with self._lock:
-            known = list((self._summaries or {}).values())
-        return sorted(known, key=lambda s: s.updated, reverse=True)
+        rows = self._db.get().execute(f"SELECT {CHAT_COLUMNS} FROM chats WHERE deleted = 0")
+        out = []
+        for row in rows.fetchall():
+            try:
+                out.append(summary_from_row(row))
+            except OddRow as e:
+                self._set_aside(row, str(e))
+        return sorted(out, key=lambda s: s.updated, reverse=True)
 
-    def _signatures(self) -> dict[str, Signature]:
-        """Size and time of each chat's snapshot and journal, from one listing."""
-        stats: dict[str, os.stat_result] = {}
-        with os.scandir(self.folder) as entries:
-            for entry in entries:
-                if entry.is_file() and (entry.name.endswith((".json", ".jsonl"))):
-                    stats[entry.name] = entry.stat()
-        journals: dict[str, Signature] = {}
-        for name, st in stats.items():
-            if name.endswith(".jsonl"):
-                journals.setdefault(name.partition(".")[0], []).extend([st.st_size, st.st_mtime_ns])
-        out: dict[str, Signature] = {}
-        for name, st in stats.items():
-            stem, _, ext = name.partition(".")
-            if ext == "json" and _ID.match(stem):
-                out[stem] = [st.st_size, st.st_mtime_ns, *journals.get(stem, [])]
-        return out
-
-    def _read_index(self) -> dict[str, tuple[ChatSummary, Signature]]:
-        try:
-            data = json.loads((self.folder / "index.json").read_text(encoding="utf-8"))
-            if data.get("version") != INDEX_VERSION:
-                return {}
-            return {
-                conv_id: (ChatSummary(conv_id, **entry["summary"]), list(entry["files"]))
-                for conv_id, entry in data["chats"].items()
-            }
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            return {}  # only a cache: rebuilt from the files
-
-    def write_index(self) -> None:
-        with self._lock:
-            if self._summaries is None:
-                return
-            summaries = dict(self._summaries)
-        files = self._signatures()
-        chats: dict[str, Any] = {}
-        for conv_id, s in summaries.items():
-            if conv_id in files:
-                summary = {k: v for k, v in asdict(s).items() if k != "id"}
-                chats[conv_id] = {"summary": summary, "files": files[conv_id]}
-        write_json_atomic(self.folder / "index.json", {"version": INDEX_VERSION, "chats": chats})
-
-    # -- search ----------------------------------------------------------------------------
     def search(self, text: str) -> set[str]:
-        """Ids of the chats whose title or messages contain the text (reads every chat:
-        for a worker thread)."""
-        needle = text.lower().strip()
-        found = set()
-        for summary in self.summaries():
-            if needle in summary.title.lower():
-                found.add(summary.id)
+        """Ids of the chats whose title or messages hold the words (FTS5, else LIKE)."""
+        return search.find(self._db.get(), text, self.fts)
+
+    def message_count(self, conv_id: str) -> int:
+        sql = "SELECT count(*) FROM messages WHERE chat_id = ?"
+        return int(self._db.get().execute(sql, (conv_id,)).fetchone()[0])
+
+    def has_chat(self, conv_id: str) -> bool:
+        sql = "SELECT 1 FROM chats WHERE id = ?"
+        return self._db.get().execute(sql, (conv_id,)).fetchone() is not None
+
+    # -- what others changed (another window, another process) ----------------------------------
+    def data_version(self) -> int:
+        """Moves when another connection committed (SQLite does not notify: poll this)."""
+        return int(self._db.get().execute("PRAGMA data_version").fetchone()[0])
+
+    def revision(self) -> int:
+        row = self._db.get().execute("SELECT coalesce(max(rev), 0) FROM chats").fetchone()
+        return int(row[0])
+
+    def changes_since(self, rev: int) -> tuple[int, list[tuple[str, ChatSummary | None]]]:
+        """(the newest revision, [(chat id, its summary, or None when deleted)]) of the chats
+        that other stores changed after `rev`."""
+        rows = self._db.get().execute(
+            f"SELECT rev, writer, deleted, {CHAT_COLUMNS} FROM chats WHERE rev > ? ORDER BY rev",
+            (rev,),
+        )
+        changed: list[tuple[str, ChatSummary | None]] = []
+        for new_rev, writer, deleted, *row in rows.fetchall():
+            rev = max(rev, new_rev)
+            if writer == self.token:
                 continue
             try:
-                conv, _ = self._read(summary.id, set_aside=False)
-            except (ChatFileError, OSError):
-                continue
-            if any(needle in m.content.lower() for m in conv.messages):
-                found.add(summary.id)
-        return found
+                changed.append((row[0], None if deleted else summary_from_row(tuple(row))))
+            except OddRow:
+                changed.append((row[0], None))
+        return rev, changed
+
+    # -- writing ----------------------------------------------------------------------------
+    def save(self, conv: Conversation) -> None:
+        """The conversation and every message in it (added or replaced by id; messages that
+        others added stay)."""
+        with write(self._db.get()) as conn:
+            self._ensure_chat(conn, conv.id)
+            self._meta(conn, conv.id, conv.meta(), conv.display_title())
+            conn.executemany(_PUT, [(*message_values(m), conv.id, conv.id) for m in conv.messages])
+            self._touch(conn, conv.id)
+
+    def append(self, conv_id: str, ops: Iterable[Op], summary: ChatSummary | None = None) -> int:
+        """Applies the operations (core/chats/types.py) in one transaction: all or none.
+        An operation that does not fit is left out and the rest written, then ValueError
+        says which. Returns 0 (the journal's size in the file store; nothing grows here)."""
+        bad: list[str] = []
+        with write(self._db.get()) as conn:
+            self._ensure_chat(conn, conv_id)
+            for op in ops:
+                try:
+                    self._apply(conn, conv_id, op)
+                except (ValueError, KeyError, TypeError) as e:  # that one left out, not all
+                    bad.append(f"{e!s:.80}")
+            self._touch(conn, conv_id)
+        if bad:
+            raise ValueError(f"{len(bad)} change(s) left out: {bad[0]}")
+        return 0
+
+    def _apply(self, conn: sqlite3.Connection, conv_id: str, op: Op) -> None:
+        kind = op.get("op")
+        if kind == "put":
+            conn.execute(_PUT, (*message_values(message_from_op(op["m"])), conv_id, conv_id))
+        elif kind == "text":
+            conn.execute(
+                "UPDATE messages SET content = content || ? WHERE id = ? AND chat_id = ?",
+                (op["s"], op["id"], conv_id),
+            )
+        elif kind == "drop":
+            ids = list(op["ids"])
+            marks = ", ".join("?" * len(ids))
+            sql = f"DELETE FROM messages WHERE chat_id = ? AND id IN ({marks})"
+            conn.execute(sql, (conv_id, *ids))
+        elif kind == "meta":
+            self._meta(conn, conv_id, op["d"], op.get("title", ""))
+        else:
+            raise ValueError(f"unknown chat operation {kind!r}")
+
+    def _ensure_chat(self, conn: sqlite3.Connection, conv_id: str) -> None:
+        now = time.time()
+        sql = "INSERT OR IGNORE INTO chats(id, created, updated) VALUES (?, ?, ?)"
+        conn.execute(sql, (conv_id, now, now))
+
+    def _meta(self, conn: sqlite3.Connection, conv_id: str, d: dict[str, Any], shown: str) -> None:
+        values = [d.get(k) for k in ("title", "created", "updated", "model", "system_prompt")]
+        sampling = json.dumps(d.get("sampling") or {})
+        conn.execute(_META, (*values, sampling, shown or d.get("title") or "", conv_id))
+
+    def _touch(self, conn: sqlite3.Connection, conv_id: str) -> None:
+        conn.execute(
+            "UPDATE chats SET rev = (SELECT coalesce(max(rev), 0) + 1 FROM chats), writer = ?"
+            " WHERE id = ?",
+            (self.token, conv_id),
+        )
+
+    def sync(self, conv_id: str = "") -> None:
+        """Writes the log into the database file, synced to the disk (a power cut, not a
+        kill, could lose the last commits of synchronous=NORMAL before this)."""
+        self._db.get().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def delete(self, conv_id: str) -> None:
+        """Marks the chat deleted (undelete brings it back)."""
+        with write(self._db.get()) as conn:
+            conn.execute("UPDATE chats SET deleted = 1 WHERE id = ?", (conv_id,))
+            self._touch(conn, conv_id)
+
+    def undelete(self, conv_id: str) -> Conversation:
+        with write(self._db.get()) as conn:
+            conn.execute("UPDATE chats SET deleted = 0 WHERE id = ?", (conv_id,))
+            self._touch(conn, conv_id)
+        return self.load(conv_id)
+
+    def _set_aside(self, row: tuple[Any, ...], why: str) -> str:
+        """Moves one chat row with odd values to chats_aside (its messages stay)."""
+        conv_id = row[0]
+        message = f"The chat {conv_id!r:.40} has an odd value ({why}); it was set aside."
+        try:
+            with write(self._db.get()) as conn:
+                conn.execute(
+                    "INSERT INTO chats_aside(id, row, reason, at) VALUES (?, ?, ?, ?)",
+                    (str(conv_id), json.dumps(row, default=repr), why, time.time()),
+                )
+                conn.execute("DELETE FROM chats WHERE id = ?", (conv_id,))
+        except sqlite3.Error as e:  # not moved (a full disk): left out of this list only
+            message += f" (it stays in the list's table: {e})"
+        self.report(message)
+        return message

@@ -1,5 +1,7 @@
 """A conversation as plain data: messages, the versions of a reply, the list's summary, and
-the journal operations that change a conversation (each saved as one line, replayed on read).
+the operations that change a conversation (core/chats/store.py applies each batch as one
+SQLite transaction). A message has an id of its own: an operation names the message it
+changes, never a position, so two windows appending to one chat never overwrite each other.
 Nothing here touches the disk."""
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-Op = dict[str, Any]  # one journal record, see apply_op
+Op = dict[str, Any]  # one change, see op_put, op_text, op_drop, op_meta
 
 
 @dataclass
@@ -32,6 +34,7 @@ class StoredMessage:
     complete: bool = True
     alternatives: list[ReplyVersion] = field(default_factory=list)
     cut: str = ""  # why a reply was cut off, when it is known (an engine error): shown under it
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)  # the operations name it
 
 
 def message_from_json(data: dict[str, Any]) -> StoredMessage:
@@ -40,7 +43,11 @@ def message_from_json(data: dict[str, Any]) -> StoredMessage:
         ReplyVersion(v) if isinstance(v, str) else ReplyVersion(str(v["content"]), v.get("stats"))
         for v in data.get("alternatives", [])
     ]
-    fields = {k: data[k] for k in ("created", "stats", "complete", "cut") if k in data}
+    fields: dict[str, Any] = {
+        k: data[k] for k in ("created", "stats", "complete", "cut") if k in data
+    }
+    if isinstance(data.get("id"), str) and data["id"]:
+        fields["id"] = data["id"]
     role, content = data["role"], data["content"]
     if not isinstance(role, str) or not isinstance(content, str):
         raise ValueError(f"not a chat message: {data!r:.80}")
@@ -123,42 +130,21 @@ def import_openai(messages: Sequence[dict[str, Any]], title: str = "") -> Conver
     return conv
 
 
-# -- journal operations: small records that change a conversation ---------------------------
-def op_put(index: int, message: StoredMessage) -> Op:
-    """Set message `index` (appending when it is one past the end)."""
-    return {"op": "put", "i": index, "m": asdict(message)}
+# -- operations: small records that change a conversation ---------------------------------
+def op_put(message: StoredMessage) -> Op:
+    """The message as it is now: added after the chat's last one when new, else replaced."""
+    return {"op": "put", "m": asdict(message)}
 
 
-def op_text(index: int, text: str) -> Op:
-    """Text added to message `index` (a streamed reply)."""
-    return {"op": "text", "i": index, "s": text}
+def op_text(message_id: str, text: str) -> Op:
+    """Text added to a message (a streamed reply)."""
+    return {"op": "text", "id": message_id, "s": text}
 
 
-def op_trim(count: int) -> Op:
-    """Keep the first `count` messages."""
-    return {"op": "trim", "n": count}
+def op_drop(message_ids: Sequence[str]) -> Op:
+    """These messages are removed (edit, an undone turn); others' messages stay."""
+    return {"op": "drop", "ids": list(message_ids)}
 
 
 def op_meta(conv: Conversation) -> Op:
     return {"op": "meta", "d": conv.meta(), "title": conv.display_title()}
-
-
-def apply_op(conv: Conversation, op: Op) -> None:
-    """Replays one journal record; a record that does not fit raises ValueError."""
-    kind = op.get("op")
-    if kind == "text":
-        conv.messages[op["i"]].content += op["s"]
-    elif kind == "put":
-        index, message = op["i"], message_from_json(op["m"])
-        if index == len(conv.messages):
-            conv.messages.append(message)
-        else:
-            conv.messages[index] = message
-    elif kind == "trim":
-        del conv.messages[op["n"] :]
-    elif kind == "meta":
-        for key, value in op["d"].items():
-            if key in META_FIELDS:
-                setattr(conv, key, value)
-    else:
-        raise ValueError(f"unknown journal record {kind!r}")

@@ -20,9 +20,9 @@ from kobold_gui.core.chats.types import (
     Conversation,
     ReplyVersion,
     StoredMessage,
+    op_drop,
     op_put,
     op_text,
-    op_trim,
 )
 from kobold_gui.core.chats.writer import ChatWriter
 from kobold_gui.core.engine.prompt_template import Message
@@ -97,16 +97,18 @@ class ConversationController(QObject):
     # -- saving --------------------------------------------------------------------------------
     def _write_text(self, text: str) -> None:
         if self._streaming is not None:
-            self.writer.append(self.conversation.id, [op_text(self._streaming, text)])
+            reply = self.conversation.messages[self._streaming]
+            self.writer.append(self.conversation.id, [op_text(reply.id, text)])
 
     def shutdown(self) -> None:
         """The window closes: what was shown is written (a reply still streaming stays
-        marked as cut), the journal folded, the index written, the writer ended."""
+        marked as cut), the database checkpointed, the writer ended."""
         self._unsaved.flush()
         if self.journal.saved:
             self.writer.compact(self.conversation.id)
-        self.writer.call(self.store.write_index)
+        self.library.watcher.timer.stop()
         self.writer.close()
+        self.store.close()
 
     # -- opening (the chats list's actions are the library's) --------------------------------
     def open(self, conv_id: str) -> None:
@@ -146,7 +148,7 @@ class ConversationController(QObject):
         self._unsaved.flush()
         reply = self.conversation.messages[self._streaming]
         reply.complete = True
-        self.journal.record(self.conversation, op_put(self._streaming, reply))
+        self.journal.record(self.conversation, op_put(reply))
         self._streaming, self._restore = None, None
         self._detached += 1
 
@@ -162,9 +164,7 @@ class ConversationController(QObject):
         request = self.chat.conversation()
         conv.messages.append(StoredMessage("assistant", "", complete=False))
         n = len(conv.messages)
-        self.journal.record(
-            self.conversation, op_put(n - 2, conv.messages[-2]), op_put(n - 1, conv.messages[-1])
-        )
+        self.journal.record(self.conversation, op_put(conv.messages[-2]), op_put(conv.messages[-1]))
         self.chat.show_user(text)
         self._start_reply(n - 1, None, request)
 
@@ -198,7 +198,7 @@ class ConversationController(QObject):
         index, self._streaming, self._restore = self._streaming, None, None
         reply = self.conversation.messages[index]
         reply.complete, reply.stats, reply.cut = True, result_stats(result), ""
-        self.journal.record(self.conversation, op_put(index, reply))
+        self.journal.record(self.conversation, op_put(reply))
         self.writer.compact(self.conversation.id)  # once a turn: the next open reads one file
         note = stats_line(
             result.generated_tokens, result.tokens_per_s, result.time_to_first_token_s
@@ -222,16 +222,17 @@ class ConversationController(QObject):
         reply = msgs[index]
         if reply.content and (restore is None or reply.content != restore.content):
             reply.complete, reply.cut = False, message or "the engine stopped"
-            self.journal.record(self.conversation, op_put(index, reply))
+            self.journal.record(self.conversation, op_put(reply))
             redraw(self.chat, self.conversation)
         elif restore is not None:  # a continue or a regenerate: the reply stays as it was
             msgs[index] = restore
-            self.journal.record(self.conversation, op_put(index, restore))
+            self.journal.record(self.conversation, op_put(restore))
             redraw(self.chat, self.conversation)
         else:  # the turn is undone; its text goes back into the input box
             user = msgs[index - 1].content
+            dropped = [m.id for m in msgs[index - 1 :]]
             del msgs[index - 1 :]
-            self.journal.record(self.conversation, op_trim(index - 1))
+            self.journal.record(self.conversation, op_drop(dropped))
             redraw(self.chat, self.conversation)
             self.chat.put_back(user)
         self.chat.fail_reply(message)
@@ -250,8 +251,8 @@ class ConversationController(QObject):
             return
         msgs = self.conversation.messages
         versions = [*old.alternatives, ReplyVersion(old.content, old.stats)]
-        msgs[-1] = StoredMessage("assistant", "", complete=False, alternatives=versions)
-        self.journal.record(self.conversation, op_put(len(msgs) - 1, msgs[-1]))
+        msgs[-1] = StoredMessage("assistant", "", complete=False, alternatives=versions, id=old.id)
+        self.journal.record(self.conversation, op_put(msgs[-1]))
         redraw_without_last(self.chat, self.conversation)
         self._start_reply(len(msgs) - 1, old, self.chat.conversation()[:-1])
 
@@ -263,7 +264,7 @@ class ConversationController(QObject):
         restore = copy.deepcopy(reply)
         reply.complete, reply.stats, reply.cut = False, None, ""
         index = len(self.conversation.messages) - 1
-        self.journal.record(self.conversation, op_put(index, reply))
+        self.journal.record(self.conversation, op_put(reply))
         redraw_without_last(self.chat, self.conversation)
         self._start_reply(index, restore, self.chat.conversation())
 
@@ -285,7 +286,7 @@ class ConversationController(QObject):
         reply.alternatives.append(ReplyVersion(reply.content, reply.stats))
         shown = reply.alternatives.pop(0)
         reply.content, reply.stats = shown.content, shown.stats
-        self.journal.record(self.conversation, op_put(len(msgs) - 1, reply))
+        self.journal.record(self.conversation, op_put(reply))
         redraw(self.chat, self.conversation)
 
     # -- sampling ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ moves one row; the whole list is rebuilt only when the chats are scanned."""
 
 from __future__ import annotations
 
+import html
 import time
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
@@ -49,6 +50,8 @@ class ConversationList(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.current_id: str | None = None
+        self.warning = ""
+        self._problem_list: list[str] = []
         self._items: dict[str, QListWidgetItem] = {}
         self._summaries: dict[str, ChatSummary] = {}
         self._shown: set[str] | None = None  # ids matching the search; None: all
@@ -168,17 +171,24 @@ class ConversationList(QWidget):
         self.list.setCurrentItem(item) if item is not None else self.list.clearSelection()
 
     def show_problems(self, problems: list[str]) -> None:
-        if not problems:
+        if not problems and not self.warning:
             self.problems.hide()
             return
         count = len(problems)
-        files = "file was" if count == 1 else "files were"
+        chats = "chat was" if count == 1 else "chats were"
+        text = f"{count} {chats} set aside or read in part (unreadable, or from a newer "
+        text += "kobold-gui; nothing deleted). " if problems else ""
         self.problems.setText(
-            f"{count} chat {files} set aside (unreadable, or from a newer kobold-gui). "
-            '<a href="folder">Open the chats folder</a>'
+            html.escape(self.warning + " ") + text + '<a href="folder">Open the chats folder</a>'
         )
-        self.problems.setToolTip("\n".join(problems))
+        self.problems.setToolTip("\n".join([self.warning, *problems]).strip())
+        self._problem_list = list(problems)
         self.problems.show()
+
+    def show_warning(self, warning: str) -> None:
+        """Chats cannot be saved (a read-only folder): said above the list until closed."""
+        self.warning = warning
+        self.show_problems(self._problem_list)
 
     # -- what the user asks --------------------------------------------------------------
     def _clicked(self, item: QListWidgetItem) -> None:

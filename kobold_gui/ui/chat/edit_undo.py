@@ -11,7 +11,7 @@ from typing import Protocol
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-from kobold_gui.core.chats.types import Conversation, StoredMessage, op_put, op_trim
+from kobold_gui.core.chats.types import Conversation, StoredMessage, op_drop, op_put
 from kobold_gui.ui.chat.chat_panel import ChatPanel
 from kobold_gui.ui.chat.conversation_view import redraw
 from kobold_gui.ui.chat.journal import ChatJournal
@@ -74,8 +74,9 @@ class EditUndo(QWidget):
         self._conv_id, self._input = owner.conversation.id, owner.chat.input.toPlainText()
         self._at = last_user
         text = msgs[last_user].content
+        dropped = [m.id for m in msgs[last_user:]]
         del msgs[last_user:]
-        owner.journal.record(owner.conversation, op_trim(last_user))
+        owner.journal.record(owner.conversation, op_drop(dropped))
         redraw(owner.chat, owner.conversation)
         owner.chat.input.setPlainText(text)
         owner.chat.input.setFocus()
@@ -102,7 +103,7 @@ class EditUndo(QWidget):
             owner.say("Nothing to undo: the chat changed since Edit last.")
             return
         owner.conversation.messages.extend(self._removed)
-        ops = [op_put(self._at + i, m) for i, m in enumerate(self._removed)]
+        ops = [op_put(m) for m in self._removed]  # added after the last one, in order
         owner.journal.record(owner.conversation, *ops)
         self._removed = []
         redraw(owner.chat, owner.conversation)

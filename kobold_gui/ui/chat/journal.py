@@ -1,7 +1,8 @@
-"""The open conversation on disk: its first change saves it whole, later ones append small
-records (core/chats/types.py's ops), all through the one ChatWriter (off the GUI thread), so
-the controller's changes and the chats list's (a rename) never race. The chats list shows
-each change at once."""
+"""The open conversation on disk: its first change saves it whole, later ones are small
+operations naming the messages they change (core/chats/types.py), each batch one SQLite
+transaction, all through the one ChatWriter (off the GUI thread), so the controller's
+changes and the chats list's (a rename) never race. The chats list shows each change at
+once."""
 
 from __future__ import annotations
 

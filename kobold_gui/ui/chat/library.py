@@ -1,7 +1,9 @@
-"""The chats list's side of the chats: listing them on start (from the index, on a worker
-thread), search, rename, delete and undo, export and import, and the files set aside. Held by
-the conversation controller; every change goes through the same writer (and journal) as the
-open conversation's saving, so it never races it."""
+"""The chats list's side of the chats: listing them on start (on a worker thread, old chat
+files imported first), search (the store's full-text index, on a worker thread), rename,
+delete and undo, export and import, the rows and files set aside, a folder where chats
+cannot be saved, and other windows' changes (ui/chat/watcher.py). Held by the conversation
+controller; every change goes through the same writer as the open conversation's saving, so
+it never races it."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from kobold_gui.ui.chat.chat_files import ChatFiles
 from kobold_gui.ui.chat.conversation_list import ConversationList
 from kobold_gui.ui.chat.journal import ChatJournal
 from kobold_gui.ui.chat.notice import SetAsideNotice
+from kobold_gui.ui.chat.watcher import ChatWatcher
 from kobold_gui.ui.common.background import LatestJob
 
 
@@ -58,6 +61,7 @@ class ChatLibrary(QObject):
         self._deleted_id: str | None = None
         self._scan = LatestJob(self)
         self._search = LatestJob(self)
+        self.watcher = ChatWatcher(store, chat, self.chat_list, self)
         self._connect(self.chat_list)
 
     def _connect(self, chat_list: ConversationList) -> None:
@@ -75,6 +79,9 @@ class ChatLibrary(QObject):
 
     def report_problems(self) -> None:
         self.problemsChanged.emit(list(self.store.problems))
+        if self.store.warning:  # a folder where chats cannot be saved
+            self.notice.show_warning(self.store.warning)
+            self.chat_list.show_warning(self.store.warning)
 
     # -- listing ----------------------------------------------------------------------------
     def open_last(self) -> None:
@@ -87,6 +94,7 @@ class ChatLibrary(QObject):
 
     def _scanned(self, summaries: list[ChatSummary]) -> None:
         self.chat_list.set_summaries(summaries)
+        self.watcher.start()
         conversation = self.chat.conversation
         if self.journal.saved:
             self.chat_list.upsert(conversation.summary())

@@ -1,5 +1,6 @@
-"""The status-bar notice about chat files set aside (unreadable, or from a newer version):
-short enough for the status bar, the details in its tooltip, a button to open the folder."""
+"""The status-bar notice about chats set aside (unreadable files or rows, a newer version)
+or read in part, and about a folder where chats cannot be saved: short enough for the status
+bar, the details in its tooltip, a button to open the folder."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ class SetAsideNotice(QWidget):
         super().__init__(parent)
         self.setObjectName("setAsideNotice")
         self.folder = folder
+        self.warning = ""  # chats cannot be saved (a read-only folder): shown first, kept
+        self._problems: list[str] = []
         self.label = QLabel()
         self.label.setStyleSheet("color: #b00020;")
         self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -34,17 +37,24 @@ class SetAsideNotice(QWidget):
         self.hide()
 
     def show_problems(self, problems: list[str]) -> None:
-        if not problems:
+        self._problems = list(problems)
+        lines = [self.warning, *problems] if self.warning else problems
+        if not lines:
             self.hide()
             return
         count = len(problems)
-        self.label.setText(
-            f"{count} chat file{'s' if count > 1 else ''} could not be opened and "
-            f"{'were' if count > 1 else 'was'} set aside."
+        text = (
+            f"{count} chat{'s' if count > 1 else ''} could not be read in full "
+            "(kept aside, nothing deleted)."
         )
-        self.label.setToolTip("\n".join(problems))
-        self.setToolTip("\n".join(problems))
+        self.label.setText(self.warning or text)
+        self.label.setToolTip("\n".join(lines))
+        self.setToolTip("\n".join(lines))
         self.show()
+
+    def show_warning(self, warning: str) -> None:
+        self.warning = warning
+        self.show_problems(self._problems)
 
     def open_folder(self) -> bool:
         return QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.folder)))
