@@ -5,7 +5,7 @@
 #     [--no-setup]  bundle the Python environment as it is (PYINSTALLER=path, e.g. elsewhere)
 # Sets up the development environment first (tools/dev.sh setup) on a fresh machine.
 # --backends: the GPU modules the bundle carries beside the CPU ones (default: vulkan, and
-# cuda where a CUDA toolkit is on the PATH). One folder runs on machines with or without
+# cuda where a whole CUDA toolkit is there: nvcc and cuBLAS). One folder runs on machines with or without
 # GPUs: a module whose driver is missing does not load, and the app says why.
 # The result: DIR/kobold-gui/kobold-gui (one folder, default) or DIR/kobold-gui (one file).
 set -euo pipefail
@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dist="$root/dist" work="$root/build"
 export KOBOLD_GUI_ONEFILE=0 KOBOLD_GUI_BUNDLE_MODEL=0 KOBOLD_GUI_HEADLESS=0
 backends=cpu,vulkan setup=1
-command -v nvcc >/dev/null && backends=cpu,cuda,vulkan
+bash "$root/tools/dev.sh" has-cuda >/dev/null && backends=cpu,cuda,vulkan
 while [ $# -gt 0 ]; do
   case $1 in
     --backends) backends=$2; shift ;;

@@ -99,7 +99,7 @@ def test_bad_model_files_exit_non_zero_with_one_line(bad_files: dict[str, Path],
     [
         (["--prompt", "   "], "prompt is empty"),
         (["--prompt", "hi", "--contextsize", "12"], "below the minimum"),
-        (["--prompt", "hi", "--blasbatchsize", "big"], "whole number"),
+        (["--prompt", "hi", "--blasbatchsize", "big"], "expected one of 16, 32,"),
         (["--prompt", "hi", "--flashattention", "maybe"], "not one of"),
         (["--no-such-flag"], "unrecognized arguments"),
         (["--prompt", "hi", "--temperature", "-1"], "--temperature must be 0"),

@@ -5,6 +5,7 @@
 #   bash tools/dev.sh setup                      only the set-up (idempotent, quick the 2nd time)
 #   bash tools/dev.sh needs-build                whether setup would build llama-cpp-python
 #   bash tools/dev.sh cmake-args [cpu|cuda|vulkan]  the build flags (of the base or a module)
+#   bash tools/dev.sh has-cuda                   whether a whole CUDA toolkit is there
 # Environment:
 #   KOBOLD_GUI_BACKENDS=cpu,vulkan,cuda  the GPU modules to build beside the CPU build
 #                                 (default: cpu,vulkan; cuda needs the CUDA toolkit)
@@ -125,6 +126,18 @@ if not any(n.startswith("llama_cpp/lib/libggml-cpu-") for n in names):
 EOF
 }
 
+# The CUDA module needs nvcc and cuBLAS (some images ship nvcc alone).
+cuda_toolkit_missing() {
+  if ! command -v nvcc >/dev/null; then echo "no nvcc on the PATH"; return; fi
+  local d
+  for d in ${CUDA_HOME:-} ${CUDA_PATH:-} /usr/local/cuda /usr/local/cuda-* /usr; do
+    if ls "$d"/lib64/libcublas.so* "$d"/targets/*/lib/libcublas.so* \
+         "$d"/lib/x86_64-linux-gnu/libcublas.so* >/dev/null 2>&1; then return; fi
+  done
+  echo "nvcc is there but cuBLAS (libcublas.so) is not"
+}
+cuda_toolkit() { [ -z "$(cuda_toolkit_missing)" ]; }
+
 # Debian packages a module's build needs (installed when run as root).
 module_debs() {
   case $1 in
@@ -144,8 +157,9 @@ ensure_module() {
   if [ ! -f "$dir/libggml-$name.so" ]; then
     # shellcheck disable=SC2046
     ensure_debs $(module_debs "$name")
-    if [ "$name" = cuda ] && ! command -v nvcc >/dev/null; then
-      log "KOBOLD_GUI_BACKENDS has cuda, but there is no CUDA toolkit (nvcc) on the PATH"; exit 2
+    if [ "$name" = cuda ] && ! cuda_toolkit; then
+      log "KOBOLD_GUI_BACKENDS has cuda, but the CUDA toolkit is incomplete: $(cuda_toolkit_missing)"
+      exit 2
     fi
     if [ "$name" = vulkan ] && ! command -v glslc >/dev/null; then
       log "no Vulkan module: its build needs glslc and libvulkan-dev (see above)"; return
@@ -234,18 +248,22 @@ setup() {
   for m in cuda vulkan; do
     case " $(echo $wanted) " in
       *" $m "*) ensure_module "$m" ;;
-      *) rm -f "$(lib_dir)/libggml-$m.so" ;;  # not asked for (any more): not loaded, not bundled
+      *)  # not asked for (any more): not loaded, not bundled
+        if [ -n "$(lib_dir)" ]; then rm -f "$(lib_dir)/libggml-$m.so" "$venv/.module-$m"; fi ;;
     esac
   done
 }
 
-lib_dir() {
-  echo "$venv/lib/python$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')/site-packages/llama_cpp/lib"
+lib_dir() {  # the installed llama_cpp's lib folder, found without running Python
+  local d
+  for d in "$venv"/lib/python3*/site-packages/llama_cpp/lib; do [ -d "$d" ] && echo "$d"; done
 }
 
 cmd=${1:-app}; shift || true
 case "$cmd" in
   setup) setup; ensure_debs $QT_LIBS_OFFSCREEN ;;
+  has-cuda)  # a whole CUDA toolkit: nvcc on the PATH and cuBLAS beside it
+    if cuda_toolkit; then echo yes; else echo "no: $(cuda_toolkit_missing)"; exit 1; fi ;;
   cmake-args)
     case ${1:-cpu} in cpu) llama_cmake_args ;; *) module_cmake_args "$1" ;; esac ;;
   needs-build)  # a query, changes nothing: would setup build or install llama-cpp-python?

@@ -51,11 +51,19 @@ def _pairs(text: str | None) -> list[tuple[int, int]]:
     return out
 
 
+def _check_flags(args: argparse.Namespace) -> None:
+    """What the flags alone say, before the model is read or its warnings printed."""
+    if args.gen_tokens < 1:
+        raise CliError("--gen-tokens must be at least 1 (generation speed is measured)")
+    if not 0 < args.share <= 100:
+        raise CliError("--share is a percentage of the best generation speed: 1 to 100")
+    if args.repeats < 1:
+        raise CliError("--repeats must be at least 1")
+
+
 def _check(args: argparse.Namespace, context: int, default_prompt: int) -> tuple[int, int]:
     gen = args.gen_tokens
     prompt = args.prompt_tokens or min(default_prompt, context - gen - 2)
-    if gen < 1:
-        raise CliError("--gen-tokens must be at least 1 (generation speed is measured)")
     if prompt < 1:
         raise CliError("--prompt-tokens must be at least 1")
     if prompt + gen + 2 > context:
@@ -63,10 +71,6 @@ def _check(args: argparse.Namespace, context: int, default_prompt: int) -> tuple
             f"--prompt-tokens {prompt} + --gen-tokens {gen} (+ 2 warm-up steps) exceed the "
             f"context size {context}"
         )
-    if not 0 < args.share <= 100:
-        raise CliError("--share is a percentage of the best generation speed: 1 to 100")
-    if args.repeats < 1:
-        raise CliError("--repeats must be at least 1")
     return prompt, gen
 
 
@@ -87,6 +91,7 @@ def _candidates(
 
 
 def benchmark(args: argparse.Namespace) -> int:
+    _check_flags(args)
     config = launch_config(args)
     inventory = open_inventory()
     gpus_now = inventory.snapshot()

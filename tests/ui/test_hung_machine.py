@@ -79,8 +79,12 @@ def test_stop_ends_a_reply_over_a_frozen_machine_within_a_second(
         assert window.chat.transcript.toPlainText().endswith(
             f"Reply cut off: {reason} · Continue finishes it"
         )
-        qtbot.waitUntil(window.load_button.isEnabled, timeout=STOP_GUARD_MS)
-        assert window.loaded is None and not window.unload_button.isEnabled()
+        # The reply's end enables Load before the engine's loss is handled: wait for both.
+        qtbot.waitUntil(
+            lambda: window.load_button.isEnabled() and window.loaded is None,
+            timeout=STOP_GUARD_MS,
+        )
+        assert not window.unload_button.isEnabled()
         assert server.endpoint in window.load_bar.status.text()  # the bar says why
         assert wait_gone(pid, 2.0), "the engine child is still running"
         window.close()
