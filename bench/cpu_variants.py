@@ -26,6 +26,7 @@ def run(site: Path | None, model: Path, threads: int) -> tuple[float, float, str
         env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
     args = [sys.executable, "-m", "kobold_gui", "--model", str(model), "--threads", str(threads)]
     args += ["--benchmark", "--pairs", "512:512", "--prompt-tokens", "512", "--gen-tokens", "64"]
+    args += ["--repeats", "1"]
     out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=1800).stdout
     prompt = re.search(r"prompt\s+([\d.]+)\s*t/s", out) or re.search(r"([\d.]+) t/s", out)
     gen = re.search(r"gen(?:eration)?\s+([\d.]+)\s*t/s", out)

@@ -57,10 +57,16 @@ def test_sweep_on_the_loaded_model_with_cancel_and_kept_results(
     bench.prompt.setValue(256)
     bench.gen.setValue(4)
     bench.repeats.setValue(2)
+    shown: list[tuple[int, str]] = []  # what the bar said when the estimate came
+    window.engine_controller.sweepEstimate.connect(
+        lambda _s: shown.append((bench.progress.value(), bench.progress.format()))
+    )
     with qtbot.waitSignal(window.engine_controller.sweepFinished, timeout=HANG_GUARD_MS) as done:
         qtbot.mouseClick(bench.run_button, Qt.MouseButton.LeftButton)
         assert not window.chat.send_button.isEnabled() and bench.cancel_button.isEnabled()
     rows = done.args[0]
+    # The warm-up's estimate is shown before the first run is measured.
+    assert shown and shown[0][0] <= 0 and " in all" in shown[0][1], shown
     assert [r.n_batch for r in rows] == list(CPU_SIZES)
     assert all(r.prompt_tps > 0 and len(r.prompt_runs) == 2 for r in rows)
     assert "left" in bench.progress.format()  # the time left, from the runs so far

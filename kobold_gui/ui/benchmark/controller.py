@@ -48,6 +48,7 @@ class SweepController(QObject):
         panel.cancelRequested.connect(engine.stop)
         panel.choiceChanged.connect(self._publish)
         engine.sweepRow.connect(panel.add_run)
+        engine.sweepEstimate.connect(panel.estimated)
         engine.sweepFinished.connect(self._finished)
         session.subscribe(panel.show_session)
 

@@ -187,6 +187,11 @@ class BenchmarkPanel(QWidget):
         )
         self.set_rows([], running=True)
 
+    def estimated(self, seconds: float) -> None:
+        """The warm-up's estimate, before the first measured run."""
+        if self.progress.value() <= 0:
+            self.progress.setFormat(f"%v of %m runs · {duration_text(seconds)} in all")
+
     def add_run(self, index: int, run: SweepRow) -> None:
         """One run of one pair: plotted with the pair's runs so far; no pick until the end."""
         self.progress.setValue(index + 1)

@@ -33,6 +33,7 @@ from kobold_gui.ui.engine.events import (
     LoadProgress,
     ReplyFailed,
     ReplyFinished,
+    SweepEstimate,
     SweepFinished,
     SweepRowDone,
     Text,
@@ -58,6 +59,7 @@ class EngineController(QObject):
     replyFinished = Signal(object)  # GenerationResult
     replyFailed = Signal(str)
     sweepRow = Signal(int, object)  # index, SweepRow
+    sweepEstimate = Signal(float)  # seconds the whole sweep will take (after its warm-up)
     sweepFinished = Signal(object)  # list[SweepRow]
 
     _post = Signal(object)  # an EngineEvent
@@ -92,6 +94,8 @@ class EngineController(QObject):
             self.replyFailed.emit(event.message)
         elif isinstance(event, SweepRowDone):
             self.sweepRow.emit(event.index, event.row)
+        elif isinstance(event, SweepEstimate):
+            self.sweepEstimate.emit(event.seconds)
         else:
             self.sweepFinished.emit(event.rows)
 
@@ -157,7 +161,10 @@ class EngineController(QObject):
             self._post.emit(SweepRowDone(index, measured))
 
         def run(engine: Engine, cancel: threading.Event) -> list[SweepRow]:
-            return run_sweep(engine, candidates, prompt, gen, row, cancel, repeats=repeats)
+            return run_sweep(
+                engine, candidates, prompt, gen, row, cancel, repeats=repeats,
+                on_estimate=lambda seconds: self._post.emit(SweepEstimate(seconds)),
+            )  # fmt: skip
 
         def done(job: Job[list[SweepRow]]) -> None:
             if job.error is not None:  # any error: said, and the window gets Load back

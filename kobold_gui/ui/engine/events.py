@@ -55,6 +55,11 @@ class SweepRowDone:
 
 
 @dataclass(frozen=True)
+class SweepEstimate:
+    seconds: float  # the whole sweep at the warm-up's speeds
+
+
+@dataclass(frozen=True)
 class SweepFinished:
     rows: list[SweepRow]
 
@@ -68,5 +73,6 @@ EngineEvent = (
     | ReplyFinished
     | ReplyFailed
     | SweepRowDone
+    | SweepEstimate
     | SweepFinished
 )
