@@ -154,6 +154,15 @@ class LocalEngine(Engine):
             gpu_used,
         )
 
+    def slot_context(self, cancel: threading.Event) -> tuple[Any, Vocab, LoadedModel]:
+        """The context, for parallel slots (core/engine/slots.py) that decode its sequences
+        themselves: what the cache holds is forgotten; `cancel` aborts their decodes."""
+        loaded = self._require()
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
+        self._cached = []
+        self._cancel = cancel
+        return self._ctx, self._vocabulary(), loaded
+
     # -- generation ---------------------------------------------------------------------
     def generate(
         self,
