@@ -45,6 +45,18 @@ log = logging.getLogger(__name__)
 ENGINE_GONE = "the model is being unloaded or replaced; the reply was stopped"
 
 
+def slots_memory_note(n_slots: int, n_vocab: int) -> str:
+    """What N slots cost in memory, for the plan. Measured with llama.cpp's log (CPU,
+    SmolLM2-135M, n_ctx 4096, 1 to 16 sequences): with the unified KV cache the KV and
+    compute buffers stay the same for any N; only the output buffer grows, by one row of
+    logits (n_vocab floats) per sequence."""
+    extra = (n_slots - 1) * n_vocab * 4
+    return (
+        f"parallel     {n_slots} slots share the context (unified KV cache): KV and compute "
+        f"buffers as for one; output buffer +{extra / 2**20:.1f} MiB"
+    )
+
+
 class ParallelSlots:
     """The scheduler: submit() and cancel() from any thread."""
 

@@ -78,6 +78,7 @@ class ResolvedLaunch:
                 "split_mode": self.config.splitmode,
                 "tensor_split": list(self.tensor_split) if self.tensor_split else None,
                 "kv_type": self.config.kvtype,
+                "parallel": self.n_seq_max,
             },
         }
         if self.plan is not None:
