@@ -25,6 +25,18 @@ log = logging.getLogger(__name__)
 
 Prepare = Callable[[Engine], tuple[list[int], SamplingParams]]
 
+GUARANTEED_REPLY = 128  # tokens of reply a request's reservation always holds
+
+
+def reservation(n_prompt: int, max_tokens: int, n_ctx: int, n_slots: int) -> int:
+    """The KV cells a request is sure to get: its prompt and its whole reply when that
+    fits in a fair share of the context (n_ctx / n_slots), else its prompt and at least
+    GUARANTEED_REPLY tokens of reply (or the whole share). A reply that grows past its
+    reservation may be cut ("length") when the others fill the cache; one without
+    max_tokens (OpenAI's default: the rest of the context) does not make the others wait."""
+    share = n_ctx // n_slots
+    return min(n_prompt + max_tokens, max(share, n_prompt + GUARANTEED_REPLY), n_ctx)
+
 
 @dataclass(eq=False)
 class SlotRequest:
@@ -74,7 +86,9 @@ class SlotRequest:
 class Slot:
     """A sequence of the context serving one request."""
 
-    def __init__(self, seq: int, request: SlotRequest, vocab: Vocab, n_ctx: int) -> None:
+    def __init__(
+        self, seq: int, request: SlotRequest, vocab: Vocab, n_ctx: int, reserved: int
+    ) -> None:
         assert request.params is not None
         self.seq = seq
         self.request = request
@@ -83,7 +97,7 @@ class Slot:
         self.n_past = 0  # tokens of this sequence in the KV cache
         self.next_token: int | None = None  # sampled, to be decoded in the next step
         self.batch_index = -1  # where this slot's logits are in the step's batch
-        self.reserved = min(len(request.tokens) + self.params.max_tokens, n_ctx)
+        self.reserved = reserved  # KV cells kept for it (reservation())
         self._vocab = vocab
         self._n_ctx = n_ctx
         self._sampler = make_sampler(vocab.handle, self.params, request.tokens)

@@ -16,9 +16,10 @@ stops the running replies (their clients get a 503-style error, as with the queu
 The KV cache is unified (llama.cpp's kv_unified): all sequences share the n_ctx cells the
 launch asks for, instead of n_ctx / N each. So a lone long chat can still use the whole
 context, the KV memory is the same for any N (the plan needs no per-slot KV), and `--parallel`
-never shrinks what a client may send. A request takes a slot only when its prompt plus its
-max_tokens fit beside what the running slots may still use (or when no slot runs), so the
-cache never fills half-way through a reply in normal use.
+never shrinks what a client may send. A request takes a slot only when its reservation
+(core/engine/slot.py's reservation(): its prompt and its reply, up to a fair share of the
+context) fits beside those of the running slots, or when no slot runs; a reply that grows
+past its reservation is the one cut ("length") if the cache fills.
 
 On an engine that is not in-process (a child process, for loads over other machines) the
 loop serves the queue one request at a time.
@@ -35,7 +36,7 @@ import llama_cpp
 
 from kobold_gui.core.engine.local import LocalEngine
 from kobold_gui.core.engine.protocol import Engine, check_prompt
-from kobold_gui.core.engine.slot import Slot, SlotRequest
+from kobold_gui.core.engine.slot import Slot, SlotRequest, reservation
 from kobold_gui.core.engine.types import EngineError, GenerationResult, Stopped
 from kobold_gui.core.engine.vocab import Vocab
 from kobold_gui.core.engine.worker import EngineWorker, Job, ModelUnavailable
@@ -217,13 +218,16 @@ class _Loop:
                     break
             if request is None:
                 return
+            assert request.params is not None
             used = sum(s.reserved for s in self.slots if s is not None)
-            need = min(len(request.tokens) + request.params.max_tokens, self.n_ctx)  # type: ignore[union-attr]
+            need = reservation(
+                len(request.tokens), request.params.max_tokens, self.n_ctx, len(self.slots)
+            )
             if used and used + need > self.n_ctx:
                 self.owner._push_back(request)  # waits until running slots free room
                 return
             try:
-                self.slots[i] = Slot(i, request, self.vocab, self.n_ctx)
+                self.slots[i] = Slot(i, request, self.vocab, self.n_ctx, need)
             except Exception as e:  # e.g. a sampler llama.cpp refused
                 request.finish(None, e)
                 continue
@@ -282,13 +286,14 @@ class _Loop:
         return with_logits
 
     def _decode_failed(self, rc: int, active: list[Slot]) -> None:
-        """No room in the cache (1): the largest slot ends (context_full), the others
-        decode their tokens again in the next step. Another failure ends them all."""
+        """No room in the cache (1): the slot furthest past its reservation ends
+        (context_full), the others decode their tokens again in the next step. Another
+        failure ends them all."""
         log.warning("llama_decode failed with code %d over %d slots", rc, len(active))
         if rc != 1:
             self._end_all(EngineError(f"llama_decode failed with code {rc}"))
             return
-        slot = max(active, key=lambda s: s.n_past + len(s.todo))
+        slot = max(active, key=lambda s: s.n_past + len(s.todo) - s.reserved)
         slot.reason = "context_full"
         self._end(slot, self._result(slot), None)
 
