@@ -10,7 +10,7 @@ over the time from its first token to its last: its stream's speed), the median 
 first token, and how the slots compare (aggregate ×, per-client stream vs a lone client's).
 
     .venv/bin/python -m bench.slots_http [--parallel 16] [--clients 1,2,4,8,16]
-        [--tokens 32] [--model PATH] [-- extra kobold-gui launch flags, e.g.
+        [--tokens 32] [--runs 1] [--model PATH] [-- extra kobold-gui launch flags, e.g.
         --contextsize 8192 --gpulayers 99 --flashattention]
 """
 
@@ -145,14 +145,15 @@ def main() -> None:
     p.add_argument("--parallel", type=int, default=16, help="slots of the parallel server")
     p.add_argument("--clients", default="1,2,4,8,16")
     p.add_argument("--tokens", type=int, default=32, help="tokens each client streams")
+    p.add_argument("--runs", type=int, default=1, help="runs per figure (the median)")
     p.add_argument("--model")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="-- then kobold-gui launch flags")
     args = p.parse_args()
     extra = [a for a in args.extra if a != "--"]
     clients = [int(c) for c in args.clients.split(",")]
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    queue = measure(1, args.model, extra, clients, args.tokens)
-    slots = measure(args.parallel, args.model, extra, clients, args.tokens)
+    queue = measure(1, args.model, extra, clients, args.tokens, args.runs)
+    slots = measure(args.parallel, args.model, extra, clients, args.tokens, args.runs)
     lone = slots[clients[0]]["per_client"] if clients[0] == 1 else 0.0
     print(
         f"{args.tokens} tokens per client; queue = --parallel 1, slots = --parallel {args.parallel}"
@@ -161,9 +162,8 @@ def main() -> None:
         f"{'clients':>7} | {'aggregate t/s':>21} | {'per-client t/s':>21} | {'TTFT median s':>17} |"
         f" {'slots vs queue':>14} | {'stream vs lone':>14}"
     )
-    print(
-        f"{'':>7} | {'queue':>10} {'slots':>10} | {'queue':>10} {'slots':>10} | {'queue':>8} {'slots':>8} |"
-    )
+    qs = f"{'queue':>10} {'slots':>10}"
+    print(f"{'':>7} | {qs} | {qs} | {'queue':>8} {'slots':>8} |")
     for k in clients:
         q, s = queue[k], slots[k]
         ratio = s["aggregate"] / q["aggregate"] if q["aggregate"] else 0.0
