@@ -123,13 +123,21 @@ async def run_clients(url: str, k: int, tokens: int) -> dict[str, float]:
     }
 
 
+Results = dict[int, dict[str, float]]
+
+
 def measure(
-    parallel: int, model: str | None, extra: list[str], clients: list[int], tokens: int
-) -> dict[int, dict[str, float]]:
+    parallel: int, model: str | None, extra: list[str], clients: list[int], tokens: int, runs: int
+) -> Results:
+    """Each figure: the median of `runs` runs."""
     proc, url = start_server(parallel, model, extra)
     try:
         asyncio.run(run_clients(url, 1, 4))  # warm up
-        return {k: asyncio.run(run_clients(url, k, tokens)) for k in clients}
+        out: Results = {}
+        for k in clients:
+            done = [asyncio.run(run_clients(url, k, tokens)) for _ in range(runs)]
+            out[k] = {key: statistics.median(d[key] for d in done) for key in done[0]}
+        return out
     finally:
         proc.terminate()
         try:

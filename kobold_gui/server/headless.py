@@ -51,7 +51,8 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const=1,
         metavar="N",
-        help="queueing as KoboldCPP: 0 = busy answers 503, 1 = queue (default), N = N at once",
+        help="how many requests may wait, as KoboldCPP: 0 = busy answers 503, 1 = up to 16 "
+        "wait (default), N = N - 1 wait; how many generate at once is --parallel",
     )
     g.add_argument(
         "--parallel",

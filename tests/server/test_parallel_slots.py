@@ -204,3 +204,27 @@ def test_unload_ends_running_and_waiting_requests_with_503(default_model: Path) 
     finally:
         server.stop()
         assert worker.close(30)
+
+
+def test_props_say_how_many_slots(slot_server: ApiServer) -> None:
+    props = httpx.get(slot_server.base_url() + "/props", timeout=10).json()
+    assert props["total_slots"] == SLOTS
+
+
+def test_multiuser_0_answers_503_only_when_every_slot_is_busy(
+    client: openai.OpenAI, slot_worker: EngineWorker
+) -> None:
+    server = start_server(slot_worker, parallel=2, multiuser=0)
+    url = server.base_url() + "/api/v1/generate"
+    body = {"prompt": "A long story:", "max_length": 200, "ban_eos_token": True}
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            running = [pool.submit(httpx.post, url, json=body, timeout=60) for _ in range(2)]
+            _wait_until(lambda: server.state.count() == 2, "two requests in slots")
+            third = httpx.post(url, json=body, timeout=60)
+            assert third.status_code == 503 and "busy" in third.text
+            for gen in server.state.all_active():
+                gen.cancel()
+            assert all(r.result(timeout=60).status_code == 200 for r in running)
+    finally:
+        server.stop()
