@@ -87,14 +87,16 @@ class Slot:
     """A sequence of the context serving one request."""
 
     def __init__(
-        self, seq: int, request: SlotRequest, vocab: Vocab, n_ctx: int, reserved: int
+        self, seq: int, request: SlotRequest, vocab: Vocab, n_ctx: int, reserved: int, kept: int
     ) -> None:
+        """`kept`: the prompt's first tokens, already in the sequence's cache."""
         assert request.params is not None
         self.seq = seq
         self.request = request
         self.params: SamplingParams = request.params
-        self.todo = list(request.tokens)  # prompt tokens not decoded yet
-        self.n_past = 0  # tokens of this sequence in the KV cache
+        self.kept = kept
+        self.decoded = request.tokens[:kept]  # the tokens in the sequence's KV cells
+        self.todo = request.tokens[kept:]  # prompt tokens not decoded yet
         self.next_token: int | None = None  # sampled, to be decoded in the next step
         self.batch_index = -1  # where this slot's logits are in the step's batch
         self.reserved = reserved  # KV cells kept for it (reservation())
@@ -109,6 +111,11 @@ class Slot:
         self.t0 = time.perf_counter()
         self.t_prompt: float | None = None
         self.t_first: float | None = None
+
+    @property
+    def n_past(self) -> int:
+        """Tokens of this sequence in the KV cache."""
+        return len(self.decoded)
 
     def take(self, budget: int) -> list[int]:
         """The next chunk of the prompt, at most `budget` tokens."""
@@ -146,11 +153,11 @@ class Slot:
         self.next_token = token
         return False
 
-    def close(self, ctx: Any) -> GenerationResult:
-        """Free the sampler and the sequence's KV cells; the request's result."""
-        llama_cpp.llama_sampler_free(self._sampler)
-        self._sampler = None
-        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), self.seq, -1, -1)
+    def close(self) -> GenerationResult:
+        """Free the sampler (the KV cells are the loop's); the request's result."""
+        if self._sampler is not None:
+            llama_cpp.llama_sampler_free(self._sampler)
+            self._sampler = None
         if self.reason != "stop_string":
             self.stream.feed(self._decoder.decode(b"", final=True))
             self.stream.flush()
@@ -162,7 +169,7 @@ class Slot:
         return GenerationResult(
             text=self.stream.text,
             prompt_tokens=n_prompt,
-            prompt_tokens_processed=n_prompt - len(self.todo),
+            prompt_tokens_processed=n_prompt - self.kept - len(self.todo),
             generated_tokens=self.generated,
             time_to_first_token_s=(self.t_first or t_end) - self.t0,
             prompt_seconds=t_prompt - self.t0,

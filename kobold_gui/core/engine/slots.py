@@ -7,8 +7,12 @@ runs the loop, on the engine thread that owns the context: each step builds one 
 with one token for every generating slot and chunks of the prompts still to process (at most
 n_ubatch tokens in all, so a long prompt never stalls the others' streams for more than a
 ubatch), decodes it, then samples each slot with its own sampler chain and streams its text
-(core/engine/slot.py). New requests take free slots between steps; a finished, cancelled or
-failed slot frees its KV cells at once. When another job (the window's chat, a load) waits
+(core/engine/slot.py). New requests take free slots between steps; a finished or cancelled
+slot is free at once, and its sequence keeps its KV cells as a cache: the next request that
+starts alike (a chat's next turn) takes that sequence and decodes only what is new (as the
+queue's engine does with its one cache). Idle caches are dropped as soon as a request needs
+their room (or a decode finds none), and when anything else (the window's chat) used the
+context. When another job (the window's chat, a load) waits
 on the worker, the loop takes no new request, ends when its slots are done, and queues
 itself again behind that job: the chat is served between the API's batches, and a load
 stops the running replies (their clients get a 503-style error, as with the queue).
@@ -69,6 +73,9 @@ class ParallelSlots:
         self._lock = threading.Lock()
         self._waiting: deque[SlotRequest] = deque()
         self._job: Job[None] | None = None  # the loop's job, queued or running
+        # Per sequence: the tokens its KV cells still hold from its last request (kept for
+        # the next one that starts alike, as a chat's next turn does, until room is needed).
+        self.cached: list[list[int]] = []
         self.running = 0  # requests in slots now (for views)
 
     def waiting(self) -> int:
@@ -126,8 +133,10 @@ class ParallelSlots:
         if not isinstance(engine, LocalEngine):
             self._run_queue(engine, cancel)
             return
-        ctx, vocab, loaded = engine.slot_context(cancel)
+        ctx, vocab, loaded, kept = engine.slot_context(cancel, self)
         n = max(1, min(self.n_slots, llama_cpp.llama_n_seq_max(ctx)))
+        if not kept or len(self.cached) != n:
+            self.cached = [[] for _ in range(n)]
         loop = _Loop(self, ctx, vocab, loaded.n_ctx, max(loaded.n_ubatch, n), n)
         try:
             loop.run(cancel)
@@ -210,28 +219,58 @@ class _Loop:
 
     def _admit(self) -> None:
         engine = self.owner.worker.engine
-        for i, free in enumerate(self.slots):
-            if free is not None:
-                continue
+        while any(s is None for s in self.slots):
             while (request := self.owner._pop()) is not None:
                 if self.owner._prepare(engine, request):
                     break
             if request is None:
                 return
             assert request.params is not None
+            seq, kept = self._best_free(request.tokens)
             used = sum(s.reserved for s in self.slots if s is not None)
             need = reservation(
                 len(request.tokens), request.params.max_tokens, self.n_ctx, len(self.slots)
             )
+            if used + need + self._idle_cells(seq) > self.n_ctx:
+                self._evict_idle(seq)
             if used and used + need > self.n_ctx:
                 self.owner._push_back(request)  # waits until running slots free room
                 return
+            cache = self.owner.cached[seq]
+            llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self.ctx), seq, kept, -1)
+            del cache[:]
             try:
-                self.slots[i] = Slot(i, request, self.vocab, self.n_ctx, need)
+                self.slots[seq] = Slot(seq, request, self.vocab, self.n_ctx, need, kept)
             except Exception as e:  # e.g. a sampler llama.cpp refused
+                llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self.ctx), seq, -1, -1)
                 request.finish(None, e)
                 continue
             request.started()
+
+    def _best_free(self, tokens: list[int]) -> tuple[int, int]:
+        """The free sequence whose cache starts most like `tokens` (else the emptiest) and
+        how many of its tokens it keeps (one is always decoded again, for its logits)."""
+        free = [i for i, s in enumerate(self.slots) if s is None]
+        cached = self.owner.cached
+        prefix = {i: _common_prefix(cached[i], tokens) for i in free}
+        seq = max(free, key=lambda i: (prefix[i], -len(cached[i])))
+        return seq, min(prefix[seq], len(tokens) - 1)
+
+    def _idle_cells(self, but: int) -> int:
+        return sum(
+            len(c) for i, c in enumerate(self.owner.cached) if i != but and self.slots[i] is None
+        )
+
+    def _evict_idle(self, but: int = -1) -> bool:
+        """Free the cells of the caches of idle sequences (but `but`); True if any were."""
+        mem = llama_cpp.llama_get_memory(self.ctx)
+        evicted = False
+        for i, cache in enumerate(self.owner.cached):
+            if i != but and self.slots[i] is None and cache:
+                llama_cpp.llama_memory_seq_rm(mem, i, -1, -1)
+                cache.clear()
+                evicted = True
+        return evicted
 
     def _step(self, active: list[Slot]) -> None:
         """One decode: the generating slots' tokens, then prompt chunks. Raises Stopped."""
@@ -249,7 +288,8 @@ class _Loop:
             mem = llama_cpp.llama_get_memory(self.ctx)
             for slot, n_past, next_token, todo in before:  # as before the step
                 llama_cpp.llama_memory_seq_rm(mem, slot.seq, n_past, -1)
-                slot.n_past, slot.next_token, slot.todo = n_past, next_token, todo
+                del slot.decoded[n_past:]
+                slot.next_token, slot.todo = next_token, todo
             if rc == 2:
                 raise Stopped
             self._decode_failed(rc, active)
@@ -267,7 +307,7 @@ class _Loop:
             nonlocal n
             b.token[n], b.pos[n], b.n_seq_id[n] = token, slot.n_past, 1
             b.seq_id[n][0], b.logits[n] = slot.seq, logits
-            slot.n_past += 1
+            slot.decoded.append(token)
             if logits:
                 slot.batch_index = n
                 with_logits.append(slot)
@@ -293,21 +333,38 @@ class _Loop:
         if rc != 1:
             self._end_all(EngineError(f"llama_decode failed with code {rc}"))
             return
+        if self._evict_idle():
+            return  # room made: the step is tried again
         slot = max(active, key=lambda s: s.n_past + len(s.todo) - s.reserved)
         slot.reason = "context_full"
+        slot.decoded.clear()  # its cells go, not into a cache
         self._end(slot, self._result(slot), None)
 
     def _result(self, slot: Slot) -> GenerationResult:
-        return slot.close(self.ctx)
+        return slot.close()
 
     def _end(self, slot: Slot, result: GenerationResult | None, error: Exception | None) -> None:
+        """The slot is free; its sequence's cells stay as its cache (for a request that
+        starts alike) unless it failed."""
         if self.slots[slot.seq] is slot:
             self.slots[slot.seq] = None
         if result is None:
-            slot.close(self.ctx)
+            slot.close()
+            slot.decoded.clear()
+        mem = llama_cpp.llama_get_memory(self.ctx)
+        llama_cpp.llama_memory_seq_rm(mem, slot.seq, len(slot.decoded), -1)
+        self.owner.cached[slot.seq] = slot.decoded
         slot.request.finish(result, error)
 
     def _end_all(self, error: Exception) -> None:
         for slot in self.slots:
             if slot is not None:
                 self._end(slot, None, error)
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
