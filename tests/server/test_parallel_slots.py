@@ -17,7 +17,7 @@ import pytest
 from kobold_gui.core.engine.types import SamplingParams
 from kobold_gui.core.engine.worker import EngineWorker, Job
 from kobold_gui.core.launch.options import LaunchConfig
-from kobold_gui.core.launch.resolve import resolve_launch
+from kobold_gui.core.launch.resolve import ResolvedLaunch, resolve_launch
 from kobold_gui.server.runner import ApiServer
 
 from .conftest import CONTEXT, start_server
@@ -31,12 +31,17 @@ PROMPTS = [
 ]
 
 
+def _launch(model: Path, slots: int) -> ResolvedLaunch:
+    """One llama.cpp thread: batches of several sequences stay quick on a busy CPU (two
+    threads that wait for each other made a step take 10x longer here)."""
+    launch = resolve_launch(LaunchConfig(contextsize=CONTEXT, threads=1), model, None, False)
+    return dataclasses.replace(launch, n_seq_max=slots)
+
+
 @pytest.fixture(scope="module")
 def slot_worker(default_model: Path) -> Iterator[EngineWorker]:
-    w = EngineWorker()  # one llama.cpp thread: batches of several sequences stay quick on a
-    # busy CPU (two threads that wait for each other made a step take 10x longer here)
-    launch = resolve_launch(LaunchConfig(contextsize=CONTEXT, threads=1), default_model, None, False)
-    launch = dataclasses.replace(launch, n_seq_max=SLOTS)
+    w = EngineWorker()
+    launch = _launch(default_model, SLOTS)
     job = w.submit(Job("load", lambda engine, cancel: engine.load(launch, None, cancel)))
     assert job.wait(120) and job.error is None, job.error
     yield w
@@ -200,8 +205,7 @@ def test_the_window_is_served_between_the_apis_batches(
 
 def test_unload_ends_running_and_waiting_requests_with_503(default_model: Path) -> None:
     worker = EngineWorker()
-    launch = resolve_launch(LaunchConfig(contextsize=CONTEXT, threads=1), default_model, None, False)
-    launch = dataclasses.replace(launch, n_seq_max=2)
+    launch = _launch(default_model, 2)
     assert worker.submit(Job("load", lambda e, c: e.load(launch, None, c))).wait(120)
     server = start_server(worker, parallel=2)
     url = server.base_url() + "/api/v1/generate"
