@@ -247,3 +247,20 @@ def test_multiuser_0_answers_503_only_when_every_slot_is_busy(
             assert all(r.result(timeout=60).status_code == 200 for r in running)
     finally:
         server.stop()
+
+
+def test_logprobs_are_each_slots_own(client: openai.OpenAI) -> None:
+    def ask(prompt: str) -> openai.types.Completion:
+        return client.completions.create(
+            model="-", prompt=prompt, max_tokens=6, temperature=0, logprobs=2
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(ask, PROMPTS[:2]))
+    for reply in replies:
+        lp = reply.choices[0].logprobs
+        assert lp is not None and lp.tokens and lp.token_logprobs and lp.top_logprobs
+        assert "".join(lp.tokens) == reply.choices[0].text  # this reply's tokens, in order
+        assert all(x is not None and x <= 0 for x in lp.token_logprobs)
+        # greedy: the chosen token is the most likely one at its place
+        assert all(tok in top for tok, top in zip(lp.tokens, lp.top_logprobs, strict=True))
