@@ -1,6 +1,7 @@
-"""One API generation: a job on the engine worker whose text flows into the server's event
-loop. The job builds its prompt tokens on the engine thread (tokenizing and templating need
-the loaded model), then streams; cancel() ends it whether it waits or runs."""
+"""One API generation: a job on the engine worker (or, with --parallel N > 1, a request for
+the parallel slots, core/engine/slots.py) whose text flows into the server's event loop. It
+builds its prompt tokens on the engine thread (tokenizing and templating need the loaded
+model), then streams; cancel() ends it whether it waits or runs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from kobold_gui.core.engine.protocol import Engine
+from kobold_gui.core.engine.slot import SlotRequest
 from kobold_gui.core.engine.types import EngineError, GenerationResult, SamplingParams
 from kobold_gui.core.engine.worker import Job, ModelUnavailable
 from kobold_gui.server.state import ServerState
@@ -56,9 +58,15 @@ class Generation:
         self.outcome = ""  # aborted, disconnected: set by whoever ended it early
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._build = build
-        self.job: Job[GenerationResult] = Job(
-            kind, self._run, client="api", on_start=self._started, on_done=self._done
-        )
+        self.job: Job[GenerationResult] | SlotRequest
+        if state.slots is None:
+            self.job = Job(
+                kind, self._run, client="api", on_start=self._started, on_done=self._done
+            )
+        else:
+            self.job = SlotRequest(
+                self._prepare, self._on_text, on_start=self._started, on_done=self._done
+            )
 
     @property
     def text(self) -> str:
@@ -66,22 +74,26 @@ class Generation:
 
     # -- engine thread ------------------------------------------------------------------
     def _run(self, engine: Engine, cancel: threading.Event) -> GenerationResult:
+        tokens, params = self._prepare(engine)
+        return engine.generate(tokens, params, self._on_text, cancel)
+
+    def _prepare(self, engine: Engine) -> tuple[list[int], SamplingParams]:
         if engine.loaded is None:
             raise ModelUnavailable("no model is loaded; load one in kobold-gui first")
         tokens, params = self._build(engine)
         self.seed = params.seed
-        return engine.generate(tokens, params, self._on_text, cancel)
+        return tokens, params
 
     def _on_text(self, piece: str) -> None:
         self.parts.append(piece)
         self.state.activity.text(self.record)
         self._post(piece)
 
-    def _started(self, _job: Job[GenerationResult]) -> None:
+    def _started(self, _job: Job[GenerationResult] | SlotRequest) -> None:
         self.started = True
         self.state.activity.started(self.record)
 
-    def _done(self, job: Job[GenerationResult]) -> None:
+    def _done(self, job: Job[GenerationResult] | SlotRequest) -> None:
         result, error = job.result, job.error
         self.state.remove(self, result)
         if error is not None:
@@ -107,16 +119,28 @@ class Generation:
         """Queue the job, or raise ServerBusy when too many requests wait."""
         state = self.state
         limit = state.settings.max_waiting
-        if state.busy() and state.waiting() >= limit:
+        if state.slots is not None:  # the first `parallel` requests take slots
+            full = state.count() - state.settings.parallel >= limit
+        else:
+            full = state.busy() and state.waiting() >= limit
+        if full:
             state.activity.finished(self.record, "error", error="server busy")
             raise ServerBusy("Server is busy; please try again later.")
         state.add(self)
-        state.worker.submit(self.job)
+        if isinstance(self.job, SlotRequest):
+            assert state.slots is not None
+            state.slots.submit(self.job)
+        else:
+            state.worker.submit(self.job)
 
     def cancel(self, outcome: str = "aborted") -> None:
         if not self.job.done:
             self.outcome = self.outcome or outcome
-            self.state.worker.cancel(self.job)
+            if isinstance(self.job, SlotRequest):
+                assert self.state.slots is not None
+                self.state.slots.cancel(self.job)
+            else:
+                self.state.worker.cancel(self.job)
 
     async def pieces(self) -> AsyncIterator[str]:
         """The text as it comes, until the job ends (then `result()` has the outcome)."""

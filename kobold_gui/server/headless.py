@@ -24,6 +24,16 @@ def _port(text: str) -> int:
     return value
 
 
+def _slots(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of slots: {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"--parallel is 1 to 256, not {value}")
+    return value
+
+
 def add_server_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group(
         "local API (KoboldAI and OpenAI compatible; any of these opens the window serving)"
@@ -41,7 +51,15 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const=1,
         metavar="N",
-        help="queueing as KoboldCPP: 0 = busy answers 503, 1 = queue (default), N = N at once",
+        help="how many requests may wait, as KoboldCPP: 0 = busy answers 503, 1 = up to 16 "
+        "wait (default), N = N - 1 wait; how many generate at once is --parallel",
+    )
+    g.add_argument(
+        "--parallel",
+        type=_slots,
+        metavar="N",
+        help="generate N requests at once in one batch (continuous batching; default 1: one "
+        "at a time, in a queue). Not --multiuser, which is how many may wait. --headless only",
     )
     g.add_argument(
         "--maxrequestsize",
@@ -61,6 +79,10 @@ def _settings(args: argparse.Namespace) -> Any:
     from kobold_gui.server.state import settings_from_args
 
     return settings_from_args(args)
+
+
+def _slots_label(parallel: int) -> str:
+    return f", {parallel} requests at once" if parallel > 1 else ""
 
 
 def _load(worker: Any, launch: ResolvedLaunch, info: GGUFInfo) -> Any:
@@ -101,7 +123,8 @@ def run_headless_server(args: argparse.Namespace, launch: ResolvedLaunch, info: 
             return 2
         base = server.base_url()
         print(
-            f"Serving {job.result.info.label} (context {job.result.n_ctx})\n"
+            f"Serving {job.result.info.label} (context {job.result.n_ctx}"
+            f"{_slots_label(settings.parallel)})\n"
             f"  KoboldAI API: {base}\n  OpenAI API:   {base}/v1",
             file=sys.stderr,
             flush=True,

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kobold_gui.core.engine.slots import ParallelSlots
 from kobold_gui.core.engine.types import GenerationResult, TokenLogprob
 from kobold_gui.core.engine.worker import EngineWorker
 from kobold_gui.core.models.names import display_stem
@@ -45,6 +46,9 @@ class ServerSettings:
     multiuser: int = 1  # KoboldCPP's: 0 = busy answers 503, 1 = default queue, N = N at once
     max_request_mb: float = DEFAULT_MAX_REQUEST_MB  # larger bodies are answered 413
     preload_story: str = ""  # a KoboldAI Lite story file /api/extra/preloadstory serves
+    # Requests generated at once (core/engine/slots.py); 1: one at a time, the FIFO queue.
+    # Not KoboldCPP's --multiuser N, which is how many may wait.
+    parallel: int = 1
 
     @property
     def max_waiting(self) -> int:
@@ -54,8 +58,8 @@ class ServerSettings:
 
 
 def settings_from_args(args: Any) -> ServerSettings:
-    """--port, --host, --password, --multiuser, --maxrequestsize, --preloadstory; where not
-    given, those of a --config
+    """--port, --host, --password, --multiuser, --maxrequestsize, --preloadstory (and
+    --parallel, which no KoboldCPP file has); where not given, those of a --config
     KoboldCPP file (`args.kcpps_server`, set by whoever read it); else the defaults."""
     file: dict[str, Any] = getattr(args, "kcpps_server", None) or {}
 
@@ -64,6 +68,7 @@ def settings_from_args(args: Any) -> ServerSettings:
         return file.get(name) if value is None else value
 
     port, multiuser, size = pick("port"), pick("multiuser"), pick("maxrequestsize")
+    parallel = getattr(args, "parallel", None)
     return ServerSettings(
         host=pick("host") or DEFAULT_HOST,
         port=DEFAULT_PORT if port is None else port,
@@ -71,6 +76,7 @@ def settings_from_args(args: Any) -> ServerSettings:
         multiuser=1 if multiuser is None else multiuser,
         max_request_mb=DEFAULT_MAX_REQUEST_MB if not size or size <= 0 else size,
         preload_story=pick("preloadstory") or "",
+        parallel=max(1, parallel or 1),
     )
 
 
@@ -78,6 +84,8 @@ class ServerState:
     def __init__(self, worker: EngineWorker, settings: ServerSettings) -> None:
         self.worker = worker
         self.settings = settings
+        # --parallel N > 1: requests go to slots; else to the worker's queue as jobs.
+        self.slots = ParallelSlots(worker, settings.parallel) if settings.parallel > 1 else None
         self.activity = ActivityLog()
         self.started = time.time()
         self.last_request = time.time()
@@ -100,6 +108,11 @@ class ServerState:
     def waiting(self) -> int:
         with self._lock:
             return sum(not g.started for g in self.active.values())
+
+    def count(self) -> int:
+        """Requests running or waiting."""
+        with self._lock:
+            return len(self.active)
 
     def busy(self) -> bool:
         with self._lock:

@@ -56,6 +56,8 @@ def estimate_buffers(launch: ResolvedLaunch) -> dict[str, dict[str, int]]:
         cparams.flash_attn_type = launch.flash_attn_type
         cparams.type_k = cparams.type_v = launch.kv_type
         cparams.offload_kqv = launch.offload_kqv
+        if launch.n_seq_max > 1:  # as core/engine/llama_params.py's context_params
+            cparams.n_seq_max, cparams.kv_unified = launch.n_seq_max, True
         ctx = llama_cpp.llama_init_from_model(model, cparams)
         if not ctx:
             raise EngineError(f"no context: {first_error_since(mark) or 'unknown error'}")

@@ -74,6 +74,9 @@ def context_params(launch: ResolvedLaunch, n_batch: int, n_ubatch: int, abort_cb
     cparams.offload_kqv = launch.offload_kqv
     cparams.no_perf = True
     cparams.abort_callback = abort_cb
+    if launch.n_seq_max > 1:  # parallel slots (core/engine/slots.py says why unified)
+        cparams.n_seq_max = launch.n_seq_max
+        cparams.kv_unified = True
     return cparams
 
 

@@ -69,6 +69,7 @@ class LocalEngine(Engine):
         self._ctx: Any = None
         self._vocab: Vocab | None = None
         self._cached: list[int] = []  # tokens whose K/V are in the cache (sequence 0)
+        self._slots_owner: object | None = None  # parallel slots whose caches it holds
         self._cancel = threading.Event()
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
         self.loaded: LoadedModel | None = None
@@ -101,6 +102,7 @@ class LocalEngine(Engine):
         self._model, self._ctx = model, ctx
         self._vocab = Vocab(model, info)
         self._cached = []
+        self._slots_owner = None
         desc = ctypes.create_string_buffer(256)
         llama_cpp.llama_model_desc(model, desc, 256)
         self.loaded = LoadedModel(
@@ -122,6 +124,7 @@ class LocalEngine(Engine):
             llama_cpp.llama_model_free(self._model)
         self._ctx = self._model = self._vocab = None
         self._cached = []
+        self._slots_owner = None
         self.loaded = None
 
     # -- measuring ------------------------------------------------------------------------
@@ -154,6 +157,21 @@ class LocalEngine(Engine):
             gpu_used,
         )
 
+    def slot_context(
+        self, cancel: threading.Event, owner: object
+    ) -> tuple[Any, Vocab, LoadedModel, bool]:
+        """The context, for parallel slots (core/engine/slots.py) that decode its sequences
+        themselves; `cancel` aborts their decodes. True when the cache still holds what
+        `owner` left in it (nothing else used the context since), else it is emptied."""
+        loaded = self._require()
+        kept = self._slots_owner is owner
+        if not kept:
+            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
+        self._cached = []
+        self._slots_owner = owner
+        self._cancel = cancel
+        return self._ctx, self._vocabulary(), loaded, kept
+
     # -- generation ---------------------------------------------------------------------
     def generate(
         self,
@@ -165,6 +183,9 @@ class LocalEngine(Engine):
         check_prompt(prompt_tokens, self._require().n_ctx)
         self._cancel = cancel or threading.Event()
         t0 = time.perf_counter()
+        if self._slots_owner is not None:  # parallel slots left their caches: drop them
+            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
+            self._slots_owner = None
         todo = self._reuse_cache(prompt_tokens)
         vocab = self._vocabulary()
         sampler = make_sampler(vocab.handle, params, prompt_tokens)

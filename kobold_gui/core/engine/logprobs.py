@@ -15,11 +15,16 @@ MAX_TOP = 20  # OpenAI's top_logprobs limit
 
 
 def token_logprob(
-    ctx: Any, n_vocab: int, token: int, top_n: int, text: Callable[[int], str]
+    ctx: Any,
+    n_vocab: int,
+    token: int,
+    top_n: int,
+    text: Callable[[int], str],
+    index: int = -1,
 ) -> TokenLogprob:
-    """The chosen `token`'s log-probability at the last decoded place and the `top_n` most
-    likely tokens there with theirs."""
-    ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
+    """The chosen `token`'s log-probability at the last decoded place (the batch's `index`
+    with several sequences) and the `top_n` most likely tokens there with theirs."""
+    ptr = llama_cpp.llama_get_logits_ith(ctx, index)
     logits = np.ctypeslib.as_array(ptr, shape=(n_vocab,)).astype(np.float64)
     top = logits.max()
     logz = top + np.log(np.exp(logits - top).sum())

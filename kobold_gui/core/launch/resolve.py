@@ -55,6 +55,9 @@ class ResolvedLaunch:
     kv_type: int = 1  # GGML_TYPE_F16
     offload_kqv: bool = True
     plan: MemoryPlan | None = None
+    # Sequences the context holds (the API's --parallel slots, core/engine/slots.py); more
+    # than 1 turns on llama.cpp's unified KV cache (all sequences share n_ctx).
+    n_seq_max: int = 1
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -75,6 +78,7 @@ class ResolvedLaunch:
                 "split_mode": self.config.splitmode,
                 "tensor_split": list(self.tensor_split) if self.tensor_split else None,
                 "kv_type": self.config.kvtype,
+                "parallel": self.n_seq_max,
             },
         }
         if self.plan is not None:
