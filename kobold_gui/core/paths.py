@@ -37,11 +37,17 @@ def log_dir() -> Path:
     return _dir("KOBOLD_GUI_LOG", platformdirs.user_log_dir(APP, appauthor=False))
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
     """Write via a temporary file in the same folder, flushed and renamed over the target,
-    so a crash leaves either the old file or the new one, never half of one."""
+    so a crash leaves either the old file or the new one, never half of one. `mode`: the
+    new file's mode before the umask (0o666 for a file other programs read, as any app's new
+    file); by default the app's own 0o600."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if mode is None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    else:  # os.open with O_EXCL: the umask trims `mode` as for any new file
+        tmp = tempfile.mktemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -7,11 +7,11 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from kobold_gui.server.schemas import _Body
+from kobold_gui.server.schemas import LlamaSamplers, _Body
 
 
 # -- OpenAI -------------------------------------------------------------------------------
-class _OpenAISampling(_Body):
+class _OpenAISampling(LlamaSamplers):
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
@@ -32,21 +32,6 @@ class _OpenAISampling(_Body):
     top_n_sigma: float = Field(0.0)
     repeat_penalty: float = Field(1.0, gt=0)
     repeat_last_n: int = Field(64, ge=-1)
-    dry_multiplier: float = Field(0.0, ge=0)
-    dry_base: float = Field(1.75, gt=0)
-    dry_allowed_length: int = Field(2, ge=0)
-    dry_penalty_last_n: int = Field(-1, ge=-1)
-    dry_sequence_breakers: list[str] | str | None = None
-    xtc_threshold: float = Field(0.1, ge=0, le=1)
-    xtc_probability: float = Field(0.0, ge=0, le=1)
-    dynatemp_range: float = Field(0.0, ge=0)
-    dynatemp_exponent: float = Field(1.0, ge=0)
-    mirostat: int = 0
-    mirostat_tau: float = Field(5.0, ge=0)
-    mirostat_eta: float = Field(0.1, ge=0)
-    top_a: float = 0.0
-    tfs: float = 1.0
-    smoothing_factor: float = 0.0
     samplers: list[str] | None = None  # llama-server's sampler order, by name
     grammar: str = ""
     json_schema: dict[str, Any] | None = None

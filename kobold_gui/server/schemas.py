@@ -43,23 +43,11 @@ def _replace_surrogates(value: Any) -> Any:
     return value
 
 
-# -- KoboldAI (KoboldCPP's field names and defaults) -------------------------------------
-class KoboldGenerate(_Body):
-    prompt: str = ""
-    memory: str = ""  # put before the prompt, kept when the prompt is cut to fit
-    max_length: int = Field(180, ge=1)
-    max_context_length: int | None = Field(None, ge=1)
-    temperature: float = Field(0.7, ge=0)
-    top_k: int = 100  # 0 or less: off
-    top_p: float = Field(0.92, ge=0, le=1)
-    min_p: float = Field(0.0, ge=0, le=1)
-    typical: float = Field(1.0, ge=0, le=1)
-    nsigma: float = Field(0.0, ge=0)
-    rep_pen: float = Field(1.0, gt=0)
-    rep_pen_range: int = Field(320, ge=-1)
-    rep_pen_slope: float = Field(1.0, ge=0)
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
+class LlamaSamplers(_Body):
+    """llama.cpp's samplers that both APIs take under the same names (KoboldCPP's and
+    llama-server's): DRY, XTC, dynamic temperature, mirostat, and KoboldCPP's samplers that
+    llama.cpp lacks (refused unless neutral, core/engine/sampling_request.py)."""
+
     dry_multiplier: float = Field(0.0, ge=0)
     dry_base: float = Field(1.75, gt=0)
     dry_allowed_length: int = Field(2, ge=0)
@@ -75,6 +63,25 @@ class KoboldGenerate(_Body):
     top_a: float = 0.0
     tfs: float = 1.0
     smoothing_factor: float = 0.0
+
+
+# -- KoboldAI (KoboldCPP's field names and defaults) -------------------------------------
+class KoboldGenerate(LlamaSamplers):
+    prompt: str = ""
+    memory: str = ""  # put before the prompt, kept when the prompt is cut to fit
+    max_length: int = Field(180, ge=1)
+    max_context_length: int | None = Field(None, ge=1)
+    temperature: float = Field(0.7, ge=0)
+    top_k: int = 100  # 0 or less: off
+    top_p: float = Field(0.92, ge=0, le=1)
+    min_p: float = Field(0.0, ge=0, le=1)
+    typical: float = Field(1.0, ge=0, le=1)
+    nsigma: float = Field(0.0, ge=0)
+    rep_pen: float = Field(1.0, gt=0)
+    rep_pen_range: int = Field(320, ge=-1)
+    rep_pen_slope: float = Field(1.0, ge=0)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
     sampler_order: list[int | str] | None = None
     grammar: str = ""
     json_schema: dict[str, Any] | None = None

@@ -11,8 +11,6 @@ kobold-gui's own options ride along under one extra key (KoboldCPP ignores unkno
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from kobold_gui.core.kcpps.gpus import gpus_to_kobold
 from kobold_gui.core.kcpps.keys import KcppsNote
 from kobold_gui.core.launch.batching import stop_at_or_below
 from kobold_gui.core.launch.options import OPTIONS_BY_NAME, LaunchConfig
+from kobold_gui.core.paths import write_atomic
 
 _GPU_OPTIONS = ("gpus", "tensor_split", "maingpu", "kvoffload", "splitmode")
 
@@ -167,23 +166,7 @@ def write_kcpps(
     data, notes = export_settings(config, model, source)
     text = json.dumps(data, ensure_ascii=False)
     try:
-        _write_with_umask(path, text)
+        write_atomic(path, text, mode=0o666)  # a file KoboldCPP and users read
     except OSError as e:
         raise KcppsError(f"cannot write {path}: {e.strerror or e}") from None
     return path, notes
-
-
-def _write_with_umask(path: Path, text: str) -> None:
-    """Atomic (a temporary file renamed over the target) with a normal mode: the temporary
-    file is created by os.open with 0o666, which the umask trims as for any new file."""
-    tmp = Path(tempfile.mktemp(prefix=f".{path.name}.", dir=path.parent))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
