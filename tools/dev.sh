@@ -17,7 +17,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 LLAMA_VERSION=0.3.36
-PORTABLE="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 # The CPU backend as run-time modules, one per instruction set (x86-64, SSE4.2, AVX, AVX2,
 # AVX-512, AMX, ...): the app loads them at start and ggml takes the best one this processor
 # runs, so no CPU is refused. ggml installs the modules to CMAKE_INSTALL_BINDIR, which is
