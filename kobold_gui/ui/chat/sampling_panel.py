@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QToolButton,
     QWidget,
 )
 
@@ -29,13 +30,37 @@ PRESETS: dict[str, SamplingParams] = {
 }
 
 
+# llama.cpp's other samplers, as the API takes them (core/engine/sampler.py builds the chain
+# from the same fields): (field, label, lowest, highest, step); a step of 1 is a whole number.
+# Each default leaves its sampler out of the chain.
+MORE_SAMPLERS: tuple[tuple[str, str, float, float, float], ...] = (
+    ("typical_p", "Typical-p", 0, 1, 0.01),
+    ("top_n_sigma", "Top-n-sigma", 0, 10, 0.1),
+    ("presence_penalty", "Presence penalty", -2, 2, 0.05),
+    ("frequency_penalty", "Frequency penalty", -2, 2, 0.05),
+    ("repeat_last_n", "Penalty range (tokens)", -1, 1 << 16, 1),
+    ("dry_multiplier", "DRY multiplier", 0, 5, 0.05),
+    ("dry_base", "DRY base", 1, 4, 0.05),
+    ("dry_allowed_length", "DRY allowed length", 0, 64, 1),
+    ("xtc_probability", "XTC probability", 0, 1, 0.01),
+    ("xtc_threshold", "XTC threshold", 0, 1, 0.01),
+    ("dynatemp_range", "Dynamic temperature ±", 0, 5, 0.05),
+    ("mirostat", "Mirostat (0 off, 1, 2)", 0, 2, 1),
+    ("mirostat_tau", "Mirostat tau", 0, 20, 0.1),
+    ("mirostat_eta", "Mirostat eta", 0, 1, 0.01),
+)
+
+
 def params_from_dict(values: dict[str, Any] | None) -> SamplingParams:
-    """Saved settings back into SamplingParams; unknown or bad values fall back to defaults."""
+    """Saved settings back into SamplingParams; unknown or bad values fall back to defaults.
+    JSON gives lists where the fields hold tuples (stop strings, DRY breakers, ...)."""
     if not values:
         return SamplingParams()
+    tuples = {f.name for f in fields(SamplingParams) if isinstance(f.default, tuple)}
     known = {k: v for k, v in values.items() if k in SamplingParams.__dataclass_fields__}
-    if "stop" in known:
-        known["stop"] = tuple(str(s) for s in known["stop"])
+    for name in tuples & known.keys():
+        items = known[name] if isinstance(known[name], (list, tuple)) else ()
+        known[name] = tuple(tuple(i) if isinstance(i, list) else i for i in items)
     try:
         return replace(SamplingParams(), **known)
     except TypeError:
@@ -53,7 +78,7 @@ class SamplingPanel(QWidget):
         for name in PRESETS:
             self.preset.addItem(name, name)
         self.reset = QPushButton("Reset")
-        self.temperature = self._double(0, 2, 0.05)
+        self.temperature = self._double(0, 5, 0.05)  # front-ends send up to 5
         self.top_p = self._double(0, 1, 0.01)
         self.top_k = self._int(0, 1000)
         self.min_p = self._double(0, 1, 0.01)
@@ -68,6 +93,12 @@ class SamplingPanel(QWidget):
         top.addWidget(self.reset)
         form = QFormLayout(self)
         form.addRow("Preset", top)
+        self.more = self._more_samplers()
+        self.more_button = QToolButton()
+        self.more_button.setText("More samplers (DRY, XTC, mirostat, …)")
+        self.more_button.setCheckable(True)
+        self.more_button.toggled.connect(self.more.setVisible)
+        self.more.hide()
         for label, widget in (
             ("Temperature", self.temperature),
             ("Top-p", self.top_p),
@@ -79,6 +110,9 @@ class SamplingPanel(QWidget):
             ("Stop", self.stop),
         ):
             form.addRow(label, widget)
+        form.addRow(self.more_button)
+        form.addRow(self.more)
+        self._base = SamplingParams()  # what the fields shown here leave as it was
         self._loading = False
         self.set_params(SamplingParams())
         self.preset.activated.connect(self._preset_chosen)
@@ -86,9 +120,25 @@ class SamplingPanel(QWidget):
         self.reset.clicked.connect(lambda: self._apply(self.defaults))
         for w in (self.temperature, self.top_p, self.min_p, self.repeat_penalty):
             w.valueChanged.connect(self._edited)
-        for s in (self.top_k, self.max_tokens, self.seed):
+        for s in (self.top_k, self.max_tokens, self.seed, *self.extra.values()):
             s.valueChanged.connect(self._edited)
+        self.grammar.editingFinished.connect(self._edited)
         self.stop.editingFinished.connect(self._edited)
+
+    def _more_samplers(self) -> QWidget:
+        """llama.cpp's other samplers, folded away: their defaults leave them out."""
+        box = QWidget()
+        form = QFormLayout(box)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.extra: dict[str, QSpinBox | QDoubleSpinBox] = {}
+        for name, label, lo, hi, step in MORE_SAMPLERS:
+            widget = self._int(int(lo), int(hi)) if step == 1 else self._double(lo, hi, step)
+            self.extra[name] = widget
+            form.addRow(label, widget)
+        self.grammar = QLineEdit()
+        self.grammar.setPlaceholderText("GBNF grammar the reply must match (empty: none)")
+        form.addRow("Grammar", self.grammar)
+        return box
 
     @staticmethod
     def _double(lo: float, hi: float, step: float) -> QDoubleSpinBox:
@@ -108,7 +158,11 @@ class SamplingPanel(QWidget):
 
     def params(self) -> SamplingParams:
         stops = tuple(s for s in self.stop.text().split("|") if s)
-        return SamplingParams(
+        extra: dict[str, Any] = {name: w.value() for name, w in self.extra.items()}
+        return replace(
+            self._base,
+            **extra,
+            grammar=self.grammar.text().strip(),
             max_tokens=self.max_tokens.value(),
             temperature=self.temperature.value(),
             top_k=self.top_k.value(),
@@ -121,7 +175,11 @@ class SamplingPanel(QWidget):
 
     def set_params(self, params: SamplingParams) -> None:
         self._loading = True
+        self._base = params
         try:
+            for name, widget in self.extra.items():
+                widget.setValue(getattr(params, name))
+            self.grammar.setText(params.grammar)
             self.temperature.setValue(params.temperature)
             self.top_p.setValue(params.top_p)
             self.top_k.setValue(params.top_k)

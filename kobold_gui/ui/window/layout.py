@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
+    QFrame,
     QGroupBox,
     QLabel,
     QMainWindow,
@@ -71,7 +72,12 @@ def build_layout(
     chats_layout = QVBoxLayout(chats_tab)
     chats_layout.setContentsMargins(0, 0, 0, 0)
     chats_layout.addWidget(chats[0], 1)
-    chats_layout.addWidget(boxed("Sampling (this chat)", chats[1]))
+    # The sampling box scrolls once "More samplers" unfolds; folded, it shows whole.
+    sampling = boxed("Sampling (this chat)", chats[1])
+    sampling_area = scrolled(sampling)
+    sampling_area.setFrameShape(QFrame.Shape.NoFrame)
+    sampling_area.setMinimumHeight(sampling.sizeHint().height() + 4)
+    chats_layout.addWidget(sampling_area, 1)
     tab_widget = QTabWidget()
     tab_widget.addTab(scrolled(side_widget), "Model")
     tab_widget.addTab(chats_tab, "Chats")
