@@ -16,10 +16,10 @@ from __future__ import annotations
 import ctypes
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kobold_gui.core.hardware.nvml import normalize_bus_id
+from kobold_gui.core.llama.gpu_status import loaded_cudart
 
 DEVICE_TYPES = {0: "CPU", 1: "GPU", 2: "iGPU", 3: "accelerator", 4: "meta"}
 
@@ -83,18 +83,12 @@ def _lib() -> Any:
 
 
 def _cudart() -> Any | None:
-    """The CUDA runtime that ggml-cuda loaded, if any (found in this process's mappings)."""
-    maps = Path("/proc/self/maps")
-    if not maps.exists():
-        return None
-    for line in maps.read_text().splitlines():
-        path = line.split(maxsplit=5)[-1] if line.count(" ") >= 5 else ""
-        if re.search(r"/libcudart\.so[.\d]*$", path):
-            lib = ctypes.CDLL(path)
-            lib.cudaDeviceGetPCIBusId.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
-            lib.cudaDeviceGetPCIBusId.restype = ctypes.c_int
-            return lib
-    return None
+    """The CUDA runtime that ggml-cuda loaded, if any, ready for cudaDeviceGetPCIBusId."""
+    lib = loaded_cudart()
+    if lib is not None:
+        lib.cudaDeviceGetPCIBusId.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
+        lib.cudaDeviceGetPCIBusId.restype = ctypes.c_int
+    return lib
 
 
 def _cuda_bus_id(cudart: Any, name: str) -> str | None:

@@ -127,12 +127,20 @@ def _load_except(lib: Any, files: list[Path], skip: frozenset[str]) -> None:
 
 def _score(path: Path) -> int:
     try:
-        module = ctypes.CDLL(str(path))
+        score, _ = _probe(path)
     except OSError:
         return -1
+    return score or 0
+
+
+def _probe(path: Path) -> tuple[int | None, bool]:
+    """Open a module to read its ggml_backend_score (None without one) and whether it has
+    ggml_backend_init, then give it back. Raises OSError where it cannot be loaded."""
+    module = ctypes.CDLL(str(path))
     try:
         score_fn = getattr(module, "ggml_backend_score", None)
-        return int(score_fn()) if score_fn is not None else 0
+        score = int(score_fn()) if score_fn is not None else None
+        return score, hasattr(module, "ggml_backend_init")
     finally:
         _close(module)
 
@@ -181,15 +189,9 @@ def why_not_loaded(path: Path, cpu_variant: str = "") -> str:
     cannot be loaded (a missing driver library, a file that is no library), else what its
     score or ggml made of it. `cpu_variant` is the CPU variant ggml chose instead."""
     try:
-        module = ctypes.CDLL(str(path))
+        score, has_init = _probe(path)
     except OSError as e:
         return _loader_error(str(e), path)
-    try:
-        score_fn = getattr(module, "ggml_backend_score", None)
-        score = int(score_fn()) if score_fn is not None else None
-        has_init = hasattr(module, "ggml_backend_init")
-    finally:
-        _close(module)
     if not has_init:
         return "not a ggml backend module (it has no ggml_backend_init)"
     if score == 0:

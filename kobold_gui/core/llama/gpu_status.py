@@ -113,13 +113,12 @@ def cuda_driver_version() -> int | None:
 
 
 def cuda_runtime_version() -> int | None:
-    """The version of the CUDA runtime that the CUDA module loaded (found in this process's
-    mappings: it is the one beside the module, or the toolkit's for a source build)."""
-    path = _mapped_library(r"/libcudart\.so[.\d]*$")
-    if path is None:
+    """The version of the CUDA runtime that the CUDA module loaded."""
+    cudart = loaded_cudart()
+    if cudart is None:
         return None
     version = ctypes.c_int(0)
-    if ctypes.CDLL(path).cudaRuntimeGetVersion(ctypes.byref(version)) != 0:
+    if cudart.cudaRuntimeGetVersion(ctypes.byref(version)) != 0:
         return None
     return int(version.value) or None
 
@@ -134,15 +133,17 @@ def nvidia_driver_release() -> str:
     return match.group(1) if match else ""
 
 
-def _mapped_library(pattern: str) -> str | None:
+def loaded_cudart() -> ctypes.CDLL | None:
+    """The CUDA runtime that ggml-cuda loaded, if any, found in this process's mappings: the
+    one beside the module (a bundle) or the toolkit's (a source build)."""
     try:
         lines = Path("/proc/self/maps").read_text().splitlines()
     except OSError:
         return None
     for line in lines:
         path = line.split(maxsplit=5)[-1] if line.count(" ") >= 5 else ""
-        if re.search(pattern, path):
-            return path
+        if re.search(r"/libcudart\.so[.\d]*$", path):
+            return ctypes.CDLL(path)
     return None
 
 
