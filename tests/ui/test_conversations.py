@@ -33,6 +33,24 @@ def ready_window(qtbot: QtBot, model: Path) -> MainWindow:
     return window
 
 
+def loaded_on_a_machine(qtbot: QtBot, model: Path, endpoint: str) -> MainWindow:
+    """A window whose model (the tiny one: two layers) is loaded all on the machine at
+    `endpoint`, added and checked through the Machines tab as a user does."""
+    window = MainWindow(initial_model=model)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=HANG_GUARD_MS)
+    window.machines.address.setText(endpoint)
+    qtbot.keyClick(window.machines.address, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: bool(window.launch_state.config.rpc), timeout=HANG_GUARD_MS)
+    card = window.machines.cards[endpoint]
+    qtbot.waitUntil(lambda: "✓ reachable" in card.state.text(), timeout=HANG_GUARD_MS)
+    window.launch.gpu_layers.setValue(2)  # both layers on the machine
+    with qtbot.waitSignal(window.engine_controller.loaded, timeout=HANG_GUARD_MS):
+        window.load_model()
+    return window
+
+
 def reopened(qtbot: QtBot, model: Path) -> MainWindow:
     """A new window; it lists the chats on a worker thread, then opens the latest."""
     window = MainWindow(initial_model=model)
@@ -478,18 +496,7 @@ def test_a_reply_cut_by_a_lost_machine_is_kept_marked_and_continued(
     server, killed): what came of the reply stays in the chat, saved and marked with the
     reason, also after reopening; Continue finishes it once a model is loaded again."""
     with rpc_servers(tmp_path, 1) as (server,):
-        window = MainWindow(initial_model=tiny_model)
-        qtbot.addWidget(window)
-        window.show()
-        qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=HANG_GUARD_MS)
-        window.machines.address.setText(server.endpoint)
-        qtbot.keyClick(window.machines.address, Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: bool(window.launch_state.config.rpc), timeout=HANG_GUARD_MS)
-        card = window.machines.cards[server.endpoint]
-        qtbot.waitUntil(lambda: "✓ reachable" in card.state.text(), timeout=HANG_GUARD_MS)
-        window.launch.gpu_layers.setValue(2)  # both layers on the machine
-        with qtbot.waitSignal(window.engine_controller.loaded, timeout=HANG_GUARD_MS):
-            window.load_model()
+        window = loaded_on_a_machine(qtbot, tiny_model, server.endpoint)
         assert window.loaded is not None and window.loaded.launch.rpc_servers == (server.endpoint,)
         window.sampling = SamplingParams(max_tokens=5000, temperature=1.0, seed=3, ban_eos=True)
         window.engine_controller.text.connect(lambda _t: server.kill())

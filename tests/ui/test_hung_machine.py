@@ -18,6 +18,7 @@ from kobold_gui.ui.window.main_window import MainWindow
 from tests.conftest import HANG_GUARD_MS
 from tests.core.test_hung_machine import STOP_BOUND_S, frozen_on_resume, pid_alive, wait_gone
 from tests.rpc_servers import RpcServer, rpc_servers
+from tests.ui.test_conversations import loaded_on_a_machine
 
 # Far above the 1 s that Stop takes, far below "never": a broken Stop fails, not hangs.
 STOP_GUARD_MS = 20_000
@@ -30,18 +31,7 @@ def replying_over_a_frozen_machine(
     """A window whose model is all on one machine, which is frozen once the reply has
     streamed its first text; yields the window, the machine and the engine child's pid."""
     with rpc_servers(tmp_path, 1) as (server,), frozen_on_resume(server) as freeze:
-        window = MainWindow(initial_model=model)
-        qtbot.addWidget(window)
-        window.show()
-        qtbot.waitUntil(lambda: window.load_button.isEnabled(), timeout=HANG_GUARD_MS)
-        window.machines.address.setText(server.endpoint)
-        qtbot.keyClick(window.machines.address, Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: bool(window.launch_state.config.rpc), timeout=HANG_GUARD_MS)
-        card = window.machines.cards[server.endpoint]
-        qtbot.waitUntil(lambda: "✓ reachable" in card.state.text(), timeout=HANG_GUARD_MS)
-        window.launch.gpu_layers.setValue(2)  # both layers on the machine
-        with qtbot.waitSignal(window.engine_controller.loaded, timeout=HANG_GUARD_MS):
-            window.load_model()
+        window = loaded_on_a_machine(qtbot, model, server.endpoint)
         engine = window.engine_controller.worker.engine
         assert isinstance(engine, ChildEngine) and engine._child is not None
         child_pid = engine._child.pid

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractSlider,
     QAbstractSpinBox,
-    QApplication,
     QComboBox,
     QScrollBar,
     QWidget,
@@ -21,21 +19,7 @@ from pytestqt.qtbot import QtBot
 from kobold_gui.core.launch.batching import BLAS_STOPS
 from kobold_gui.ui.window.main_window import MainWindow
 from tests.conftest import HANG_GUARD_MS
-
-
-def wheel(widget: QWidget, steps: int) -> None:
-    centre = QPointF(widget.rect().center())
-    event = QWheelEvent(
-        centre,
-        QPointF(widget.mapToGlobal(QPoint(int(centre.x()), int(centre.y())))),
-        QPoint(0, 0),
-        QPoint(0, 120 * steps),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(widget, event)
+from tests.ui.test_first_ten_minutes import wheel
 
 
 def wheel_sensitive(widget: QWidget) -> bool:
