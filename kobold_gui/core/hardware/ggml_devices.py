@@ -57,6 +57,7 @@ class BackendDevice:
     pci_bus_id: str | None
     handle: int  # ggml_backend_dev_t, for llama_model_params.devices
     row_split: bool = False  # the backend offers a split buffer type (split mode "row")
+    backend: str = ""  # the backend's registered name: CUDA, Vulkan, CPU, RPC, ...
 
 
 def _lib() -> Any:
@@ -75,6 +76,8 @@ def _lib() -> Any:
     lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
     lib.ggml_backend_dev_backend_reg.restype = ctypes.c_void_p
     lib.ggml_backend_dev_backend_reg.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_reg_name.restype = ctypes.c_char_p
+    lib.ggml_backend_reg_name.argtypes = [ctypes.c_void_p]
     lib.ggml_backend_reg_get_proc_address.restype = ctypes.c_void_p
     lib.ggml_backend_reg_get_proc_address.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
     lib.ggml_backend_dev_get_props.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Props)]
@@ -136,6 +139,7 @@ def backend_devices() -> list[BackendDevice]:
                 pci_bus_id=bus,
                 handle=int(handle),
                 row_split=row_split,
+                backend=(lib.ggml_backend_reg_name(reg) or b"").decode(errors="replace"),
             )
         )
     return _first_of_each_card(devices)

@@ -174,6 +174,6 @@ def _budgets(hardware: HardwareReport | None, config: LaunchConfig) -> list[GpuB
 
 
 def _backend_of(hardware: HardwareReport, gpu: int) -> str:
-    """The backend of the llama.cpp device that runs a GPU: "CUDA" for CUDA0, ..."""
+    """The backend of the llama.cpp device that runs a GPU (CUDA, Vulkan, ...)."""
     device = hardware.device_for_gpu(gpu)
-    return device.name.rstrip("0123456789") if device is not None else "CUDA"
+    return device.backend if device is not None and device.backend else "CUDA"
