@@ -47,6 +47,7 @@ class Reply:
     first: float
     end: float
     tokens: int
+    text: str
 
 
 def _free_port() -> int:
@@ -88,56 +89,61 @@ async def stream_one(client: httpx.AsyncClient, url: str, prompt: str, tokens: i
     }
     start = time.perf_counter()
     first = 0.0
+    parts: list[str] = []
     async with client.stream("POST", url + "/v1/completions", json=body, timeout=600) as r:
         r.raise_for_status()
         async for line in r.aiter_lines():
             if not line.startswith("data:") or line.strip() == "data: [DONE]":
                 continue
             chunk = json.loads(line[5:])
-            if chunk["choices"][0].get("text") and not first:
+            text = chunk["choices"][0].get("text") or ""
+            if text and not first:
                 first = time.perf_counter()
+            parts.append(text)
     end = time.perf_counter()
-    return Reply(start, first or end, end, tokens)
+    return Reply(start, first or end, end, tokens, "".join(parts))
 
 
 def _prompt(i: int) -> str:
     return f"{PROMPTS[i % len(PROMPTS)]} ({i})"
 
 
-async def run_clients(url: str, k: int, tokens: int) -> dict[str, float]:
+async def run_clients(url: str, k: int, tokens: int) -> tuple[dict[str, float], list[str]]:
+    """The figures of k concurrent clients, and each client's text (client i sends _prompt(i))."""
     limits = httpx.Limits(max_connections=k + 4)
     async with httpx.AsyncClient(limits=limits) as client:
         t0 = time.perf_counter()
         replies = await asyncio.gather(
-            *(
-                stream_one(client, url, f"{PROMPTS[i % len(PROMPTS)]} ({i})", tokens)
-                for i in range(k)
-            )
+            *(stream_one(client, url, _prompt(i), tokens) for i in range(k))
         )
         wall = max(r.end for r in replies) - t0
     per_client = [(r.tokens - 1) / (r.end - r.first) for r in replies if r.end > r.first]
-    return {
+    figures = {
         "aggregate": sum(r.tokens for r in replies) / wall,
         "per_client": statistics.median(per_client) if per_client else 0.0,
         "ttft": statistics.median(r.first - r.start for r in replies),
     }
+    return figures, [r.text for r in replies]
 
 
 Results = dict[int, dict[str, float]]
+Texts = dict[int, list[str]]
 
 
 def measure(
     parallel: int, model: str | None, extra: list[str], clients: list[int], tokens: int, runs: int
-) -> Results:
-    """Each figure: the median of `runs` runs."""
+) -> tuple[Results, Texts]:
+    """Each figure: the median of `runs` runs; the texts of the last run."""
     proc, url = start_server(parallel, model, extra)
     try:
         asyncio.run(run_clients(url, 1, 4))  # warm up
         out: Results = {}
+        texts: Texts = {}
         for k in clients:
             done = [asyncio.run(run_clients(url, k, tokens)) for _ in range(runs)]
-            out[k] = {key: statistics.median(d[key] for d in done) for key in done[0]}
-        return out
+            out[k] = {key: statistics.median(d[0][key] for d in done) for key in done[0][0]}
+            texts[k] = done[-1][1]
+        return out, texts
     finally:
         proc.terminate()
         try:
@@ -160,15 +166,15 @@ def main() -> None:
     extra = [a for a in args.extra if a != "--"]
     clients = [int(c) for c in args.clients.split(",")]
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    queue = measure(1, args.model, extra, clients, args.tokens, args.runs)
-    slots = measure(args.parallel, args.model, extra, clients, args.tokens, args.runs)
+    queue, queue_texts = measure(1, args.model, extra, clients, args.tokens, args.runs)
+    slots, slot_texts = measure(args.parallel, args.model, extra, clients, args.tokens, args.runs)
     lone = slots[clients[0]]["per_client"] if clients[0] == 1 else 0.0
     print(
         f"{args.tokens} tokens per client; queue = --parallel 1, slots = --parallel {args.parallel}"
     )
     print(
         f"{'clients':>7} | {'aggregate t/s':>21} | {'per-client t/s':>21} | {'TTFT median s':>17} |"
-        f" {'slots vs queue':>14} | {'stream vs lone':>14}"
+        f" {'slots vs queue':>14} | {'stream vs lone':>14} | differs"
     )
     qs = f"{'queue':>10} {'slots':>10}"
     print(f"{'':>7} | {qs} | {qs} | {'queue':>8} {'slots':>8} |")
@@ -179,8 +185,18 @@ def main() -> None:
         print(
             f"{k:>7} | {q['aggregate']:>10.1f} {s['aggregate']:>10.1f} | {q['per_client']:>10.1f}"
             f" {s['per_client']:>10.1f} | {q['ttft']:>8.2f} {s['ttft']:>8.2f} | {ratio:>13.2f}x |"
-            f" {vs_lone:>13.2f}x"
+            f" {vs_lone:>13.2f}x | {_differing(queue_texts[k], slot_texts[k])}/{k}"
         )
+    print(
+        "differs: greedy answers of the slots that are not the same text as the same request"
+        " served alone (the queue), out of the clients"
+    )
+
+
+def _differing(alone: list[str], together: list[str]) -> int:
+    """How many answers differ from the same prompt's answer when it ran alone. An empty or
+    cut answer counts as differing too."""
+    return sum(1 for a, b in zip(alone, together, strict=True) if a != b or not b)
 
 
 if __name__ == "__main__":
