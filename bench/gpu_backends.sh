@@ -8,6 +8,9 @@
 #           the CUDA runtime and cuBLAS beside the module as in the bundle), where cudart and
 #           cuBLAS come from (LD_DEBUG), and --benchmark through CUDA and through Vulkan on
 #           the same card
+#   plan    the memory plan vs llama.cpp's buffers and NVML's rise after a first full ubatch
+#           (bench/plan_accuracy.py --decode): CUDA at n_ubatch 512/2048/4096, flash attention
+#           on and off (issue 24's known miss: off at 4096), and the Vulkan module's context
 #   slots   issue 26's bench/slots_http.py on the 8B shape (queue vs 16 slots)
 #
 # Carry (prepared on the dev machine, in an ignored folder .gpudl/, about 46 MB):
@@ -80,6 +83,14 @@ checks() {
     echo "== Vulkan module (KOBOLD_GUI_SKIP_BACKENDS=cuda)"
     KOBOLD_GUI_SKIP_BACKENDS=cuda python3 -m kobold_gui --model /tmp/m8.gguf $M $b 2>&1 | tail -5
   } | tee $OUT/cuda_vs_vulkan.txt
+}
+
+plan() {
+  local p="python3 -m bench.plan_accuracy --layers all --ctx 8192 --ubatch 512,2048,4096 --decode"
+  $p --fa 1,0 --model /tmp/m1.gguf --json $OUT/plan_decode_cuda_1b.json | tail -7
+  $p --fa 1,0 --model /tmp/m8.gguf --json $OUT/plan_decode_cuda_8b.json | tail -7
+  KOBOLD_GUI_SKIP_BACKENDS=cuda $p --fa 1 --backend Vulkan --model /tmp/m8.gguf \
+    --json $OUT/plan_decode_vulkan_8b.json | tail -4
 }
 
 slots() {

@@ -3,7 +3,9 @@ compute buffer) vs the buffer sizes llama.cpp logs, and each GPU's total vs NVML
 used-memory rise. One process per model: the model is loaded once per GPU-layer count, and
 one context is created per setting.
 
-    python -m bench.plan_accuracy --model M.gguf [--layers all,half] [--json OUT]
+    python -m bench.plan_accuracy --model M.gguf [--layers all,half] [--decode] [--json OUT]
+With --decode, each GPU's NVML reading is taken after a first full ubatch of a prompt has been
+decoded (and synchronized): ggml-cuda's memory pool grows then, not when the context is made.
 Targets: each part within 5 % or 64 MiB; each GPU total within 5 % or 256 MiB.
 """
 
@@ -38,12 +40,21 @@ def measured_parts(buffers: dict[str, dict[str, int]]) -> dict[str, dict[str, in
     """llama.cpp's buffers grouped as the plan's devices: 'GPU i' and 'CPU'."""
     out: dict[str, dict[str, int]] = {}
     for name, kinds in buffers.items():
-        key = f"GPU {name[4:]}" if name.startswith("CUDA") and name[4:].isdigit() else "CPU"
+        index = name.removeprefix("CUDA").removeprefix("Vulkan")
+        key = f"GPU {index}" if index != name and index.isdigit() else "CPU"
         dest = out.setdefault(key, {"weights": 0, "kv": 0, "compute": 0})
         dest["weights"] += kinds.get("model", 0)
         dest["kv"] += kinds.get("KV", 0)
         dest["compute"] += kinds.get("compute", 0) + kinds.get("output", 0)
     return out
+
+
+def decode_one_ubatch(lctx: object, n: int, n_vocab: int) -> None:
+    """A prompt of n tokens in one ubatch, finished on the device before returning."""
+    tokens = (llama_cpp.llama_token * n)(*[(100 + i * 7) % n_vocab for i in range(n)])
+    if llama_cpp.llama_decode(lctx, llama_cpp.llama_batch_get_one(tokens, n)) != 0:
+        raise SystemExit(f"llama_decode failed for a ubatch of {n}")
+    llama_cpp.llama_synchronize(lctx)
 
 
 def main() -> None:
@@ -54,13 +65,21 @@ def main() -> None:
     ap.add_argument("--ubatch", default="512,4096")
     ap.add_argument("--fa", default="1,0")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--decode", action="store_true", help="read NVML after a full ubatch")
+    ap.add_argument(
+        "--backend",
+        default="CUDA",
+        help="the GPUs' backend in the plan (Vulkan: run with KOBOLD_GUI_SKIP_BACKENDS=cuda)",
+    )
     args = ap.parse_args()
 
     inventory = GpuInventory()
     before = inventory.snapshot()  # before CUDA is touched
     init_backend()
     info = read_gguf(args.model)
-    gpus = [GpuBudget(g.name, g.memory_total, g.memory_free) for g in before.gpus]
+    gpus = [
+        GpuBudget(g.name, g.memory_total, g.memory_free, backend=args.backend) for g in before.gpus
+    ]
     gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and bool(gpus)
     total_layers = info.n_layers + 1
     layer_counts = []
@@ -99,6 +118,8 @@ def main() -> None:
                     }
                 )
                 continue
+            if args.decode:
+                decode_one_ubatch(lctx, ub, info.n_vocab)
             time.sleep(0.2)
             after = inventory.snapshot()
             buffers = dict(model_buffers)
@@ -112,6 +133,7 @@ def main() -> None:
                 gpus,
             )
             row: dict[str, object] = {"n_gpu_layers": n_gpu, "ctx": ctx, "ubatch": ub, "fa": fa}
+            row["decoded"] = args.decode
             ok = True
             for d in plan.devices:
                 key = "CPU" if not d.is_gpu else d.name.split(" (")[0]
