@@ -12,6 +12,10 @@
 #           (bench/plan_accuracy.py --decode): CUDA at n_ubatch 512/2048/4096, flash attention
 #           on and off (issue 24's known miss: off at 4096), and the Vulkan module's context
 #   slots   issue 26's bench/slots_http.py on the 8B shape (queue vs 16 slots)
+#   bundle  (carry .gpuqt: a slimmed PySide6 + pyqtgraph, PyInstaller's wheels, the window's
+#           other wheels) packaging/build.sh --backends cpu,cuda,vulkan there; the bundle's
+#           self-test with only the driver, the bundle vs the source build (--benchmark,
+#           alternating), and the window (offscreen) serving a model it loaded on the GPU
 #
 # Carry (prepared on the dev machine, in an ignored folder .gpudl/, about 46 MB):
 #   llama_cpp_python-0.3.36-py3-none-linux_x86_64.whl   the base build from the wheel cache
@@ -36,6 +40,12 @@ start() {
   for f in "$C"/*.deb; do dpkg -x "$f" /; done
   ldconfig
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  # What Qt would need from the system (the window check carries what is missing).
+  ldd --version | head -1; grep PRETTY /etc/os-release
+  for l in libEGL.so.1 libGL.so.1 libX11.so.6 libdbus-1.so.3 libfontconfig.so.1 \
+    libfreetype.so.6 libxkbcommon.so.0 libglib-2.0.so.0 libgthread-2.0.so.0 libzstd.so.1; do
+    ldconfig -p | grep -q "$l " && echo "has $l" || echo "MISSING $l"
+  done
   mkdir -p /tmp/b && tar xJf "$C"/llama-src.tar.xz -C /tmp/b
   local args
   args=$(bash tools/dev.sh cmake-args cuda |
@@ -96,6 +106,43 @@ plan() {
 slots() {
   python3 -m bench.slots_http --model /tmp/m8.gguf --parallel 16 --tokens 128 \
     -- --gpulayers 999 --flashattention on --contextsize 16384 2>&1 | tee $OUT/slots_http.txt
+}
+
+bundle() {
+  python3 -m pip install -q --no-deps --target /tmp/site .gpuqt/pyi/*.whl .gpuqt/wheels/*.whl
+  tar xJf .gpuqt/qt-slim.tar.xz -C /tmp/site
+  printf '#!/bin/sh\nexec python3 -m PyInstaller "$@"\n' >/tmp/pyinstaller && chmod +x /tmp/pyinstaller
+  local t0=$(date +%s)
+  PYINSTALLER=/tmp/pyinstaller bash packaging/build.sh --no-setup --backends cpu,cuda,vulkan \
+    --dist /tmp/dist --work /tmp/work 2>&1 | grep -v "^[0-9]* WARNING: \(Library not found\|Hidden import\)" | tail -8
+  echo "bundle built in $(( $(date +%s) - t0 )) s"
+  local exe=/tmp/dist/kobold-gui/kobold-gui
+  du -sh /tmp/dist/kobold-gui/_internal/llama_cpp/lib /tmp/dist/kobold-gui
+  ls /tmp/dist/kobold-gui/_internal/llama_cpp/lib
+  local envi="env -i PATH=/usr/bin:/bin HOME=/tmp/h VK_DRIVER_FILES=$VK_DRIVER_FILES"
+  $envi LD_DEBUG=libs $exe --self-test --model /tmp/m1.gguf $M >$OUT/bundle_selftest.json 2>/tmp/ld2.txt
+  grep -E "calling init: .*(cudart|cublas|libcuda\.so|ggml-cuda)" /tmp/ld2.txt | sort -u | tee $OUT/bundle_lddebug.txt
+  local b="--benchmark --pairs 512:512 --prompt-tokens 8192 --gen-tokens 128 --repeats 1"
+  for i in 1 2; do
+    echo "== bundle $i"; $envi $exe --model /tmp/m8.gguf $M $b 2>&1 | tail -2
+    echo "== source $i"; python3 -m kobold_gui --model /tmp/m8.gguf $M $b 2>&1 | tail -2
+  done | tee $OUT/bundle_vs_source.txt
+  # The window, offscreen, from the bundle: --port makes it serve and load the model.
+  $envi QT_QPA_PLATFORM=offscreen $exe --model /tmp/m1.gguf $M --port 5077 >/tmp/win.log 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 120); do
+    curl -sf http://127.0.0.1:5077/api/v1/model >/dev/null && break
+    sleep 1
+  done
+  {
+    curl -s http://127.0.0.1:5077/api/v1/model; echo
+    curl -s http://127.0.0.1:5077/api/v1/generate -H 'Content-Type: application/json' \
+      -d '{"prompt": "Hello", "max_length": 16}'; echo
+    nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv
+    echo "window pid $pid"
+    python3 -c "import sqlite3,glob; [print(f, sqlite3.connect(f).execute(\"select name from sqlite_master where sql like '%fts5%'\").fetchall()) for f in glob.glob('/tmp/h/**/*.db', recursive=True)]"
+  } 2>&1 | tee $OUT/bundle_window.txt
+  kill $pid; sleep 2; tail -20 /tmp/win.log >>$OUT/bundle_window.txt
 }
 
 "$STAGE"

@@ -102,6 +102,7 @@ def test_self_test_chats_with_the_bundled_model(bundle: Path, tmp_path: Path) ->
     assert report["ok"] and report["frozen"] and report["generated_tokens"] > 0
     assert report["model"].startswith(str(bundle.parent)) and report["backend"] == "CPU"
     assert set(report["cpu_features"]) == {"avx2", "fma", "f16c"}
+    assert report["sqlite"]["fts5"], report["sqlite"]  # the chat store's search needs FTS5
     backends = report["backends"]  # the CPU variant ggml chose, from the bundle's modules
     assert f"libggml-cpu-{backends['cpu_variant']}.so" in backends["loaded"], backends
 

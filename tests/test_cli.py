@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -422,7 +423,9 @@ def test_self_test_reports_the_backends_and_the_cpu_variant(tiny_model: Path) ->
 
     result = run("--self-test", "--model", str(tiny_model))
     assert result.returncode == 0, result.stdout + result.stderr
-    backends = json.loads(result.stdout)["backends"]
+    report = json.loads(result.stdout)
+    assert report["sqlite"] == {"version": sqlite3.sqlite_version, "fts5": True}
+    backends = report["backends"]
     assert "CPU" in backends["registered"]
     if has_cpu_variants(library_folder()):  # a GGML_BACKEND_DL build: one variant loaded
         variant = backends["cpu_variant"]

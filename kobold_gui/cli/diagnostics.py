@@ -7,11 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sqlite3
 import sys
 from typing import Any
 
 from kobold_gui import __version__
 from kobold_gui.cli.parser import CliError
+from kobold_gui.core.chats.db import has_fts5
 from kobold_gui.core.hardware.cpu import cpu_features, missing_cpu_features
 
 
@@ -22,6 +24,7 @@ def self_test(args: argparse.Namespace) -> int:
         "platform": platform.platform(),
         "frozen": bool(getattr(sys, "frozen", False)),
         "cpu_features": cpu_features(),
+        "sqlite": _sqlite(),
     }
     code = 0
     try:
@@ -40,3 +43,13 @@ def self_test(args: argparse.Namespace) -> int:
         code = 1
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return code
+
+
+def _sqlite() -> dict[str, Any]:
+    """The SQLite the chat store runs on (the bundle carries its own): without FTS5, chat
+    search falls back to a slower scan."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        return {"version": sqlite3.sqlite_version, "fts5": has_fts5(conn)}
+    finally:
+        conn.close()
