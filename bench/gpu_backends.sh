@@ -140,7 +140,7 @@ bundle() {
       -d '{"prompt": "Hello", "max_length": 16}'; echo
     nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv
     echo "window pid $pid"
-    python3 -c "import sqlite3,glob; [print(f, sqlite3.connect(f).execute(\"select name from sqlite_master where sql like '%fts5%'\").fetchall()) for f in glob.glob('/tmp/h/**/*.db', recursive=True)]"
+    python3 -c "import sqlite3,glob; [print(f, sqlite3.connect(f).execute(\"select name from sqlite_master where sql like '%fts5%'\").fetchall()) for f in glob.glob('/tmp/h/**/*.sqlite3', recursive=True)]"
   } 2>&1 | tee $OUT/bundle_window.txt
   kill $pid; sleep 2; tail -20 /tmp/win.log >>$OUT/bundle_window.txt
 }
