@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from kobold_gui import __version__
-from kobold_gui.server import extra_routes, kobold_routes, openai_routes
+from kobold_gui.server import extra_routes, kobold_routes, llama_routes, openai_routes
 from kobold_gui.server.errors import error_body, install_error_handlers
 from kobold_gui.server.state import ServerState
 
@@ -30,6 +30,35 @@ class JsonBodies:
         if scope["type"] == "http" and scope["method"] == "POST":
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
+
+
+# Other spellings of this server's paths that clients use: KoboldAI United's /api/latest,
+# llama-server's OpenAI paths without /v1 (a base URL given without it), KoboldCPP's
+# /v1/completion.
+PATH_ALIASES = {
+    "/models": "/v1/models",
+    "/chat/completions": "/v1/chat/completions",
+    "/v1/completion": "/v1/completions",
+}
+
+
+class PathAliases:
+    """A trailing slash is dropped (KoboldCPP matches paths so: `/api/v1/generate/` is
+    `/api/v1/generate`, not a redirect) and the aliases above lead to their paths."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            new = path.rstrip("/") or "/"
+            if new.startswith("/api/latest/"):
+                new = "/api/v1/" + new.removeprefix("/api/latest/")
+            new = PATH_ALIASES.get(new, new)
+            if new != path:
+                scope = {**scope, "path": new, "raw_path": new.encode()}
         await self.app(scope, receive, send)
 
 
@@ -102,6 +131,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.state.server = state
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, state=state)
+    app.add_middleware(PathAliases)
     app.add_middleware(  # outermost: its headers are on every answer, 413 too
         CORSMiddleware,
         allow_origins=["*"],
@@ -113,4 +143,6 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(kobold_routes.router)
     app.include_router(extra_routes.router)
     app.include_router(openai_routes.router)
+    app.include_router(llama_routes.router)
+    app.include_router(llama_routes.public)
     return app

@@ -34,7 +34,17 @@ def is_openai(path: str) -> bool:
     return path.startswith("/v1")
 
 
+# llama-server's own paths: its error shape, {"error": {"code": status, "message", "type"}}
+LLAMA_PATHS = ("/completion", "/completions", "/tokenize", "/detokenize", "/props", "/slots")
+
+
+def is_llama(path: str) -> bool:
+    return path in LLAMA_PATHS or path.startswith("/slots/")
+
+
 def error_body(path: str, status: int, message: str, kind: str, code: str = "") -> Any:
+    if is_llama(path):
+        return {"error": {"code": status, "message": message, "type": kind}}
     if is_openai(path):
         return {"error": {"message": message, "type": kind, "param": None, "code": code or None}}
     return {"detail": {"msg": message, "type": kind}}
@@ -108,8 +118,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # OpenAI answers 400 for a bad body; KoboldAI's own API (FastAPI-based) 422.
-        status = 400 if is_openai(request.url.path) else 422
+        # OpenAI and llama-server answer 400 for a bad body; KoboldAI's API 422.
+        status = 400 if is_openai(request.url.path) or is_llama(request.url.path) else 422
         kind = "invalid_request_error" if status == 400 else "bad_input"
         return _respond(request, ApiError(status, validation_message(exc), kind))
 

@@ -1,6 +1,6 @@
-"""KoboldCPP's helper endpoints (tokens, logprobs, grammar, the preloaded story) and
-llama-server's /props, which front-ends read when they connect: SillyTavern's llama.cpp
-and KoboldCpp modes, KoboldAI Lite, scripts written for KoboldCPP."""
+"""KoboldCPP's helper endpoints (tokens, logprobs, grammar, the preloaded story), which
+KoboldAI Lite, SillyTavern's KoboldCpp modes and scripts written for KoboldCPP call.
+llama-server's own paths (/props, /tokenize, ...) are in llama_routes.py."""
 
 from __future__ import annotations
 
@@ -89,24 +89,3 @@ async def preloadstory(request: Request) -> Any:
     except (OSError, ValueError) as e:
         log.warning("the preloaded story %s cannot be read: %s", path, e)
         return {}
-
-
-@router.get("/props")
-async def props(request: Request) -> dict[str, Any]:
-    """llama-server's shape, the parts front-ends read (SillyTavern reads n_ctx and the
-    chat template; Open WebUI and llama.cpp's own web UI read the model and slots)."""
-    state = _state(request)
-    loaded = state.worker.loaded
-    n_ctx = loaded.n_ctx if loaded else 0
-    template = (loaded.info.chat_template or "") if loaded else ""
-    return {
-        "default_generation_settings": {
-            "n_ctx": n_ctx,
-            "params": {"n_predict": -1, "temperature": 0.8, "top_k": 40, "top_p": 0.95},
-        },
-        "total_slots": state.settings.parallel,
-        "model_path": str(loaded.info.path) if loaded else "",
-        "chat_template": template,
-        "modalities": {"vision": False, "audio": False},
-        "build_info": "kobold-gui",
-    }

@@ -32,7 +32,7 @@ class _OpenAISampling(LlamaSamplers):
     top_n_sigma: float = Field(0.0)
     repeat_penalty: float = Field(1.0, gt=0)
     repeat_last_n: int = Field(64, ge=-1)
-    samplers: list[str] | None = None  # llama-server's sampler order, by name
+    samplers: list[str | int] | None = None  # the order: llama.cpp's names or KoboldCPP's ids
     grammar: str = ""
     json_schema: dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
@@ -42,12 +42,21 @@ class _OpenAISampling(LlamaSamplers):
     @model_validator(mode="before")
     @classmethod
     def _aliases(cls, data: Any) -> Any:
-        """Other servers' names: mirostat_mode (KoboldCPP), tfs_z, banned_strings."""
+        """Other servers' names, which SillyTavern's Text Completion sends to KoboldCPP's
+        and llama-server's /v1/completions: KoboldCPP's (mirostat_mode, sampler_order,
+        rep_pen, rep_pen_range, typical, nsigma, banned_strings), text-generation-webui's
+        repetition_penalty, llama-server's tfs_z."""
         if isinstance(data, dict):
             for alias, name in (
                 ("mirostat_mode", "mirostat"),
                 ("tfs_z", "tfs"),
                 ("banned_strings", "banned_tokens"),
+                ("sampler_order", "samplers"),
+                ("repetition_penalty", "repeat_penalty"),
+                ("rep_pen", "repeat_penalty"),
+                ("rep_pen_range", "repeat_last_n"),
+                ("typical", "typical_p"),
+                ("nsigma", "top_n_sigma"),
             ):
                 if alias in data and name not in data:
                     data = {**data, name: data[alias]}

@@ -19,6 +19,20 @@ from kobold_gui.core.engine.types import SAMPLER_NAMES, SamplingParams
 # 4 typical, 5 temperature, 6 repetition penalty.
 KOBOLD_SAMPLERS = {0: "top_k", 1: "top_a", 2: "top_p", 3: "tfs", 4: "typical", 5: "temperature"}
 KOBOLD_SAMPLERS[6] = "penalties"
+# llama-server's other names for them (common_sampler_types_from_names), and KoboldCPP's
+# tail-free and top-a, which front-ends list in an order (left out, as llama-server does).
+SAMPLER_ALIASES = {
+    "typical_p": "typical",
+    "typ_p": "typical",
+    "typ": "typical",
+    "top-k": "top_k",
+    "top-p": "top_p",
+    "nucleus": "top_p",
+    "min-p": "min_p",
+    "top-n-sigma": "top_n_sigma",
+    "temp": "temperature",
+    "tfs_z": "tfs",
+}
 
 # KoboldCPP samplers llama.cpp has no sampler for, with the value that leaves them off.
 UNSUPPORTED = {
@@ -26,6 +40,7 @@ UNSUPPORTED = {
     "tfs": (1.0, "tail-free sampling"),
     "smoothing_factor": (0.0, "quadratic smoothing"),
 }
+_ORDERABLE = {*SAMPLER_NAMES, "top_a", "tfs"}
 _PARAMS = {f.name for f in fields(SamplingParams)}
 
 
@@ -91,8 +106,8 @@ def sampler_order(order: Any) -> tuple[str, ...]:
     for item in order:
         if isinstance(item, int) and not isinstance(item, bool) and item in KOBOLD_SAMPLERS:
             names.append(KOBOLD_SAMPLERS[item])
-        elif isinstance(item, str) and item in SAMPLER_NAMES:
-            names.append(item)
+        elif isinstance(item, str) and SAMPLER_ALIASES.get(item, item) in _ORDERABLE:
+            names.append(SAMPLER_ALIASES.get(item, item))
         else:
             known = ", ".join(SAMPLER_NAMES)
             raise SamplerError(f"sampler_order: unknown sampler {item!r} (0-6 or {known})")
