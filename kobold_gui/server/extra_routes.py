@@ -104,7 +104,7 @@ async def props(request: Request) -> dict[str, Any]:
             "n_ctx": n_ctx,
             "params": {"n_predict": -1, "temperature": 0.8, "top_k": 40, "top_p": 0.95},
         },
-        "total_slots": state.settings.parallel,
+        "total_slots": state.n_slots(),
         "model_path": str(loaded.info.path) if loaded else "",
         "chat_template": template,
         "modalities": {"vision": False, "audio": False},
