@@ -146,3 +146,25 @@ def test_stop_of_the_chat_leaves_the_api_stream_whole(
     api.join()
     assert api.finish == "length" and len(api.parts) >= 50  # every token of the API's reply
     assert api.t_end > t_stop
+
+
+def test_launch_settings_show_what_parallel_chose_and_how_the_context_is_shared(
+    qtbot: QtBot, default_model: Path
+) -> None:
+    from kobold_gui.core.models.gguf_info import read_gguf
+    from kobold_gui.ui.launch.launch_panel import LaunchPanel
+
+    panel = LaunchPanel()
+    qtbot.addWidget(panel)
+    panel.state.set_model(default_model, read_gguf(default_model))
+    panel.state.set_backend(False, None)  # this machine: a CPU build
+    note = panel.parallel_note.text()
+    assert panel.parallel.specialValueText() == "auto" and panel.parallel.value() == 0
+    assert note.startswith("auto: 1, requests queue (on the CPU")
+    assert "One request at a time uses all 4096 tokens of context." in note
+    panel.parallel.setValue(16)
+    assert panel.config().parallel == 16 and panel.state.resolved is not None
+    assert panel.state.resolved.n_seq_max == 16
+    note = panel.parallel_note.text()
+    assert note.startswith("16 (set). 16 requests at once share 4096 tokens of context")
+    assert "output buffer in RAM grows by 2.81 MiB" in note
