@@ -13,10 +13,9 @@ ubatch), decodes it, then samples each slot with its own sampler chain and strea
 slot is free at once, and its sequence keeps its KV cells as a cache: the next request that
 starts alike (a chat's next turn) takes that sequence and decodes only what is new (as the
 queue's engine does with its one cache). Idle caches are dropped as soon as a request needs
-their room (or a decode finds none), and when anything else (the window's chat) used the
-context. When another job (the window's chat, a load) waits
-on the worker, the loop takes no new request, ends when its slots are done, and queues
-itself again behind that job: the chat is served between the API's batches, and a load
+their room (or a decode finds none), and when anything else (a benchmark sweep) used the
+context. When another job (a sweep, a load) waits on the worker, the loop takes no new
+request, ends when its slots are done, and queues itself again behind that job; a load
 stops the running replies (their clients get a 503-style error, as with the queue).
 
 The KV cache is unified (llama.cpp's kv_unified): all sequences share the n_ctx cells the
