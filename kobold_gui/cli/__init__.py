@@ -37,12 +37,6 @@ def main_cli(argv: Sequence[str]) -> int | None:
         args = parse_args(argv)
         given_options(vars(args))  # validate even when the window opens
         if not is_headless(args):
-            if (getattr(args, "parallel", None) or 1) > 1:
-                print(
-                    "kobold-gui: warning: --parallel needs --headless for now: the window "
-                    "serves one request at a time",
-                    file=sys.stderr,
-                )
             return None
         return run_headless(args)
     except CliError as e:

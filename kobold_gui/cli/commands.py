@@ -15,9 +15,9 @@ from kobold_gui.core.engine.choice import engine_for
 from kobold_gui.core.engine.estimate import estimate_buffers
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.protocol import Engine
-from kobold_gui.core.engine.slots import slots_memory_note
 from kobold_gui.core.engine.types import EngineError, GenerationResult, ModelLost, SamplingParams
 from kobold_gui.core.hardware.probe import probe_hardware
+from kobold_gui.core.launch.parallel import cost_note, sharing_note
 from kobold_gui.core.launch.resolve import ResolvedLaunch
 from kobold_gui.core.llama.library import backend_info
 from kobold_gui.core.models.gguf_info import read_gguf
@@ -175,8 +175,9 @@ def show_plan(args: argparse.Namespace) -> int:
                 mark = "" if d.fits else "   OVER BUDGET"
                 print(f"  {d.describe()}{mark}")
             print(f"margin kept free per GPU: {human_bytes(plan.request.margin)}")
-        if resolved.n_seq_max > 1:
-            print(slots_memory_note(resolved.n_seq_max, info.n_vocab))
+        print(f"parallel     {resolved.parallel_note}")
+        print(f"             {sharing_note(resolved.n_seq_max, resolved.n_ctx_effective)}")
+        print(f"             {cost_note(resolved.n_seq_max, info.n_vocab)}")
         if estimate:
             parts = ", ".join(f"{dev} {human_bytes(b)}" for dev, b in estimate.items())
             print(f"llama.cpp's own compute estimate (nothing allocated): {parts}")

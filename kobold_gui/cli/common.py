@@ -158,8 +158,6 @@ def resolve(args: argparse.Namespace, path: Path, info: GGUFInfo) -> ResolvedLau
     )
     for text in launch_warnings(args, launch, info):
         warn(text)
-    if (parallel := getattr(args, "parallel", None) or 1) > 1:  # the API's slots
-        launch = replace(launch, n_seq_max=parallel)
     return launch
 
 

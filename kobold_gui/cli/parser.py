@@ -78,6 +78,8 @@ def _add_launch_options(p: argparse.ArgumentParser) -> None:
         if opt.name == "tensor_split":  # KoboldCPP: --tensor_split 3 1; also 3,1
             kwargs.update(nargs="+", metavar="SHARE")
             flags.append("--tensor-split")
+        if opt.name == "parallel":  # KoboldCPP 1.117's name too
+            flags.append("--parallelrequests")
         launch.add_argument(*flags, **kwargs)
 
 

@@ -1,5 +1,6 @@
-"""One API generation: a job on the engine worker (or, with --parallel N > 1, a request for
-the parallel slots, core/engine/slots.py) whose text flows into the server's event loop. It
+"""One API generation: a job on the engine worker (or, while the loaded model holds several
+sequences, the `parallel` launch option, a request for the parallel slots,
+core/engine/slots.py) whose text flows into the server's event loop. It
 builds its prompt tokens on the engine thread (tokenizing and templating need the loaded
 model), then streams; cancel() ends it whether it waits or runs."""
 
@@ -59,7 +60,7 @@ class Generation:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._build = build
         self.job: Job[GenerationResult] | SlotRequest
-        if state.slots is None:
+        if not state.slots.active():
             self.job = Job(
                 kind, self._run, client="api", on_start=self._started, on_done=self._done
             )
@@ -119,8 +120,8 @@ class Generation:
         """Queue the job, or raise ServerBusy when too many requests wait."""
         state = self.state
         limit = state.settings.max_waiting
-        if state.slots is not None:  # the first `parallel` requests take slots
-            full = state.count() - state.settings.parallel >= limit
+        if isinstance(self.job, SlotRequest):  # the first `parallel` requests take slots
+            full = state.count() - state.n_slots() >= limit
         else:
             full = state.busy() and state.waiting() >= limit
         if full:
@@ -128,7 +129,6 @@ class Generation:
             raise ServerBusy("Server is busy; please try again later.")
         state.add(self)
         if isinstance(self.job, SlotRequest):
-            assert state.slots is not None
             state.slots.submit(self.job)
         else:
             state.worker.submit(self.job)
@@ -137,7 +137,6 @@ class Generation:
         if not self.job.done:
             self.outcome = self.outcome or outcome
             if isinstance(self.job, SlotRequest):
-                assert self.state.slots is not None
                 self.state.slots.cancel(self.job)
             else:
                 self.state.worker.cancel(self.job)

@@ -24,16 +24,6 @@ def _port(text: str) -> int:
     return value
 
 
-def _slots(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of slots: {text!r}") from None
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError(f"--parallel is 1 to 256, not {value}")
-    return value
-
-
 def add_server_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group(
         "local API (KoboldAI and OpenAI compatible; any of these opens the window serving)"
@@ -55,13 +45,6 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
         "wait (default), N = N - 1 wait; how many generate at once is --parallel",
     )
     g.add_argument(
-        "--parallel",
-        type=_slots,
-        metavar="N",
-        help="generate N requests at once in one batch (continuous batching; default 1: one "
-        "at a time, in a queue). Not --multiuser, which is how many may wait. --headless only",
-    )
-    g.add_argument(
         "--maxrequestsize",
         type=float,
         metavar="MB",
@@ -81,8 +64,9 @@ def _settings(args: argparse.Namespace) -> Any:
     return settings_from_args(args)
 
 
-def _slots_label(parallel: int) -> str:
-    return f", {parallel} requests at once" if parallel > 1 else ""
+def _slots_label(launch: ResolvedLaunch) -> str:
+    """How many requests generate at once, and why (the `parallel` launch option)."""
+    return f", parallel requests {launch.parallel_note}" if launch.parallel_note else ""
 
 
 def _load(worker: Any, launch: ResolvedLaunch, info: GGUFInfo) -> Any:
@@ -124,7 +108,7 @@ def run_headless_server(args: argparse.Namespace, launch: ResolvedLaunch, info: 
         base = server.base_url()
         print(
             f"Serving {job.result.info.label} (context {job.result.n_ctx}"
-            f"{_slots_label(settings.parallel)})\n"
+            f"{_slots_label(launch)})\n"
             f"  KoboldAI API: {base}\n  OpenAI API:   {base}/v1",
             file=sys.stderr,
             flush=True,

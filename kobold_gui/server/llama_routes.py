@@ -212,7 +212,7 @@ async def props(request: Request) -> dict[str, Any]:
             "n_ctx": n_ctx,
             "params": {"n_predict": -1, "temperature": 0.8, "top_k": 40, "top_p": 0.95},
         },
-        "total_slots": state.settings.parallel,
+        "total_slots": state.n_slots(),
         "model_path": str(loaded.info.path) if loaded else "",
         "chat_template": template,
         "modalities": {"vision": False, "audio": False},
@@ -236,7 +236,7 @@ async def slots(request: Request) -> list[dict[str, Any]]:
     (the busy ones listed first: which slot runs which request is not tracked here)."""
     state = _state(request)
     loaded = state.worker.loaded
-    n = max(state.settings.parallel, 1)
+    n = max(state.n_slots(), 1)
     running = sum(1 for gen in state.all_active() if gen.started)
     n_ctx = (loaded.n_ctx // n) if loaded else 0
     return [

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kobold_gui.core.engine.slots import ParallelSlots
+from kobold_gui.core.engine.slots import ParallelSlots, slots_for
 from kobold_gui.core.engine.types import GenerationResult, TokenLogprob
 from kobold_gui.core.engine.worker import EngineWorker
 from kobold_gui.core.models.names import display_stem
@@ -46,9 +46,8 @@ class ServerSettings:
     multiuser: int = 1  # KoboldCPP's: 0 = busy answers 503, 1 = default queue, N = N at once
     max_request_mb: float = DEFAULT_MAX_REQUEST_MB  # larger bodies are answered 413
     preload_story: str = ""  # a KoboldAI Lite story file /api/extra/preloadstory serves
-    # Requests generated at once (core/engine/slots.py); 1: one at a time, the FIFO queue.
-    # Not KoboldCPP's --multiuser N, which is how many may wait.
-    parallel: int = 1
+    # How many generate at once is the loaded model's `parallel` launch option (its
+    # n_seq_max; ServerState.n_slots), not a server setting: the window's chat shares them.
 
     @property
     def max_waiting(self) -> int:
@@ -58,9 +57,9 @@ class ServerSettings:
 
 
 def settings_from_args(args: Any) -> ServerSettings:
-    """--port, --host, --password, --multiuser, --maxrequestsize, --preloadstory (and
-    --parallel, which no KoboldCPP file has); where not given, those of a --config
-    KoboldCPP file (`args.kcpps_server`, set by whoever read it); else the defaults."""
+    """--port, --host, --password, --multiuser, --maxrequestsize, --preloadstory; where not
+    given, those of a --config KoboldCPP file (`args.kcpps_server`, set by whoever read it);
+    else the defaults. (--parallel is a launch option: core/launch/options.py.)"""
     file: dict[str, Any] = getattr(args, "kcpps_server", None) or {}
 
     def pick(name: str) -> Any:
@@ -68,7 +67,6 @@ def settings_from_args(args: Any) -> ServerSettings:
         return file.get(name) if value is None else value
 
     port, multiuser, size = pick("port"), pick("multiuser"), pick("maxrequestsize")
-    parallel = getattr(args, "parallel", None)
     return ServerSettings(
         host=pick("host") or DEFAULT_HOST,
         port=DEFAULT_PORT if port is None else port,
@@ -76,7 +74,6 @@ def settings_from_args(args: Any) -> ServerSettings:
         multiuser=1 if multiuser is None else multiuser,
         max_request_mb=DEFAULT_MAX_REQUEST_MB if not size or size <= 0 else size,
         preload_story=pick("preloadstory") or "",
-        parallel=max(1, parallel or 1),
     )
 
 
@@ -84,8 +81,9 @@ class ServerState:
     def __init__(self, worker: EngineWorker, settings: ServerSettings) -> None:
         self.worker = worker
         self.settings = settings
-        # --parallel N > 1: requests go to slots; else to the worker's queue as jobs.
-        self.slots = ParallelSlots(worker, settings.parallel) if settings.parallel > 1 else None
+        # The worker's one scheduler of parallel slots, shared with the window's chat; used
+        # while the loaded model holds several sequences (else the worker's queue).
+        self.slots: ParallelSlots = slots_for(worker)
         self.activity = ActivityLog()
         self.started = time.time()
         self.last_request = time.time()
@@ -104,6 +102,10 @@ class ServerState:
         if loaded is None:
             return "koboldcpp/no-model-loaded"
         return f"koboldcpp/{display_stem(loaded.info.path)}"  # an Ollama blob by its name:tag
+
+    def n_slots(self) -> int:
+        """Requests generated at once: the loaded model's `parallel` (1: the queue)."""
+        return self.slots.n_slots
 
     def waiting(self) -> int:
         with self._lock:

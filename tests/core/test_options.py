@@ -173,7 +173,7 @@ def test_saved_and_shown_values_keep_their_text_spelling() -> None:
         "blasbatchsize": 512, "batchpolicy": "koboldcpp", "ubatch": 512, "contextsize": 4096,
         "gpulayers": -1, "gpus": "all", "maingpu": -1, "rpc": "", "tensor_split": "",
         "splitmode": "layer", "kvtype": "f16", "kvoffload": "on", "vrammargin": 512,
-        "threads": 0, "flashattention": "auto",
+        "threads": 0, "flashattention": "auto", "parallel": 0,
     }  # fmt: skip
     assert LaunchConfig.from_mapping(saved) == config
     shown = resolve_launch(config.with_values(rpc=""), None, None, False).to_json()
@@ -215,7 +215,8 @@ def test_an_old_settings_file_loads_into_typed_values_and_saves_the_same(tmp_pat
     settings.remember(Path("/models/a.gguf"), config)
     SettingsStore(path).save(settings)
     written = json.loads(path.read_text())
-    assert written["recent"][0]["launch"] == OLD_SETTINGS["recent"][0]["launch"]
+    old_launch = OLD_SETTINGS["recent"][0]["launch"]  # type: ignore[index]
+    assert written["recent"][0]["launch"] == old_launch | {"parallel": 0}  # automatic, added
 
 
 def test_a_bad_value_in_the_settings_file_falls_back_without_a_traceback(tmp_path: Path) -> None:

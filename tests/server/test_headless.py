@@ -41,9 +41,14 @@ def _serve(model: Path, *flags: str) -> tuple[subprocess.Popen[str], str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_headless_serves_until_signalled(default_model: Path, sig: signal.Signals) -> None:
-    proc, url = _serve(default_model, "--port", "0", "--contextsize", "512", "--password", "k")
+    proc, url = _serve(
+        default_model, "--port", "0", "--contextsize", "1024", "--password", "k",
+        *(["--parallel", "3"] if sig == signal.SIGTERM else []),
+    )  # fmt: skip
     try:
         headers = {"authorization": "Bearer k"}
+        slots = httpx.get(url + "/props", headers=headers).json()["total_slots"]
+        assert slots == (3 if sig == signal.SIGTERM else 1)  # the launch's `parallel`
         assert (
             httpx.get(url + "/api/v1/model", headers=headers)
             .json()["result"]

@@ -1,5 +1,5 @@
-"""--parallel N: requests generate at once in slots (core/engine/slots.py), through real
-clients against the real server on the default model."""
+"""The `parallel` launch option: requests generate at once in slots (core/engine/slots.py),
+through real clients against the real server on the default model."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def slot_worker(default_model: Path) -> Iterator[EngineWorker]:
 
 @pytest.fixture(scope="module")
 def slot_server(slot_worker: EngineWorker) -> Iterator[ApiServer]:
-    s = start_server(slot_worker, parallel=SLOTS)
+    s = start_server(slot_worker)
     yield s
     s.stop()
 
@@ -207,13 +207,13 @@ def test_unload_ends_running_and_waiting_requests_with_503(default_model: Path) 
     worker = EngineWorker()
     launch = _launch(default_model, 2)
     assert worker.submit(Job("load", lambda e, c: e.load(launch, None, c))).wait(120)
-    server = start_server(worker, parallel=2)
+    server = start_server(worker)
     url = server.base_url() + "/api/v1/generate"
     body = {"prompt": "A long story:", "max_length": 400, "ban_eos_token": True}
     try:
         with ThreadPoolExecutor(3) as pool:
             answers = [pool.submit(httpx.post, url, json=body, timeout=60) for _ in range(3)]
-            _wait_until(lambda: server.state.slots.running == 2, "two slots")  # type: ignore[union-attr]
+            _wait_until(lambda: server.state.slots.running == 2, "two slots")
             _wait_until(lambda: server.state.waiting() == 1, "the third to wait")
             unload = worker.submit(Job("unload", lambda engine, _cancel: engine.close()))
             for answer in answers:
@@ -233,15 +233,15 @@ def test_props_say_how_many_slots(slot_server: ApiServer) -> None:
 def test_multiuser_0_answers_503_only_when_every_slot_is_busy(
     client: openai.OpenAI, slot_worker: EngineWorker
 ) -> None:
-    server = start_server(slot_worker, parallel=2, multiuser=0)
+    server = start_server(slot_worker, multiuser=0)
     url = server.base_url() + "/api/v1/generate"
     body = {"prompt": "A long story:", "max_length": 200, "ban_eos_token": True}
     try:
-        with ThreadPoolExecutor(2) as pool:
-            running = [pool.submit(httpx.post, url, json=body, timeout=60) for _ in range(2)]
-            _wait_until(lambda: server.state.count() == 2, "two requests in slots")
-            third = httpx.post(url, json=body, timeout=60)
-            assert third.status_code == 503 and "busy" in third.text
+        with ThreadPoolExecutor(SLOTS) as pool:
+            running = [pool.submit(httpx.post, url, json=body, timeout=60) for _ in range(SLOTS)]
+            _wait_until(lambda: server.state.count() == SLOTS, "every slot taken")
+            extra = httpx.post(url, json=body, timeout=60)
+            assert extra.status_code == 503 and "busy" in extra.text
             for gen in server.state.all_active():
                 gen.cancel()
             assert all(r.result(timeout=60).status_code == 200 for r in running)

@@ -136,6 +136,20 @@ class Engine(ABC):
             tokens = self.chat_tokens(system + rest)
         return tokens, dropped
 
+    def chat_prompt(self, messages: Sequence[Message], reply_tokens: int) -> tuple[list[int], int]:
+        """A conversation's prompt tokens, fitted into the context (fit_conversation), and
+        how many messages were left out. A conversation that ends with an assistant message
+        is continued: that message is put after the generation prompt as the start of the
+        reply (a prefill)."""
+        prefill = ""
+        if messages and messages[-1].role == "assistant":
+            prefill = messages[-1].content
+            messages = messages[:-1]
+        tokens, dropped = self.fit_conversation(messages, reply_tokens)
+        if prefill:
+            tokens += self.tokenize(prefill, add_special=False, parse_special=False)
+        return tokens, dropped
+
     def chat(
         self,
         messages: Sequence[Message],
@@ -143,17 +157,8 @@ class Engine(ABC):
         on_text: OnText,
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
-        """Answer a conversation, fitted into the context (fit_conversation).
-
-        A conversation that ends with an assistant message is continued: that message is
-        put after the generation prompt as the start of the reply (a prefill)."""
-        prefill = ""
-        if messages and messages[-1].role == "assistant":
-            prefill = messages[-1].content
-            messages = messages[:-1]
-        tokens, dropped = self.fit_conversation(messages, params.max_tokens)
-        if prefill:
-            tokens += self.tokenize(prefill, add_special=False, parse_special=False)
+        """Answer a conversation (chat_prompt's tokens)."""
+        tokens, dropped = self.chat_prompt(messages, params.max_tokens)
         result = self.generate(tokens, params, on_text, cancel)
         return replace(result, dropped_messages=dropped) if dropped else result
 

@@ -1,6 +1,8 @@
 """Parallel slots: several requests generate at once on one llama.cpp context, with
-continuous batching (the API's `--parallel N`; `--parallel 1` keeps the FIFO queue of
-core/engine/worker.py, and so does the window's chat, which is one more job on the worker).
+continuous batching (the `parallel` launch option, core/launch/parallel.py: while the loaded
+context holds several sequences; with one, requests go to the FIFO queue of
+core/engine/worker.py). The worker has one scheduler (slots_for): the API's requests and
+the window's chat (ui/engine/controller.py) are its clients alike, and generate together.
 
 Requests wait in this scheduler's queue. While any wait or run, one job of the engine worker
 runs the loop, on the engine thread that owns the context: each step builds one llama_batch
@@ -11,10 +13,9 @@ ubatch), decodes it, then samples each slot with its own sampler chain and strea
 slot is free at once, and its sequence keeps its KV cells as a cache: the next request that
 starts alike (a chat's next turn) takes that sequence and decodes only what is new (as the
 queue's engine does with its one cache). Idle caches are dropped as soon as a request needs
-their room (or a decode finds none), and when anything else (the window's chat) used the
-context. When another job (the window's chat, a load) waits
-on the worker, the loop takes no new request, ends when its slots are done, and queues
-itself again behind that job: the chat is served between the API's batches, and a load
+their room (or a decode finds none), and when anything else (a benchmark sweep) used the
+context. When another job (a sweep, a load) waits on the worker, the loop takes no new
+request, ends when its slots are done, and queues itself again behind that job; a load
 stops the running replies (their clients get a 503-style error, as with the queue).
 
 The KV cache is unified (llama.cpp's kv_unified): all sequences share the n_ctx cells the
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections import deque
 from typing import Any
 
@@ -50,26 +52,25 @@ log = logging.getLogger(__name__)
 ENGINE_GONE = "the model is being unloaded or replaced; the reply was stopped"
 
 
-def slots_memory_note(n_slots: int, n_vocab: int) -> str:
-    """What N slots cost in memory, for the plan. Measured with llama.cpp's log (CPU,
-    SmolLM2-135M, n_ctx 4096, 1 to 16 sequences): with the unified KV cache the KV and
-    compute buffers stay the same for any N; only the output buffer grows, by one row of
-    logits (n_vocab floats) per sequence."""
-    extra = (n_slots - 1) * n_vocab * 4
-    return (
-        f"parallel     {n_slots} slots share the context (unified KV cache): KV and compute "
-        f"buffers as for one; output buffer +{extra / 2**20:.1f} MiB"
-    )
+_SHARED: weakref.WeakKeyDictionary[EngineWorker, ParallelSlots] = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def slots_for(worker: EngineWorker) -> ParallelSlots:
+    """The worker's one scheduler (made on first use): every client of the engine, the API
+    server and the window's chat, submits to the same slots."""
+    with _SHARED_LOCK:
+        slots = _SHARED.get(worker)
+        if slots is None:
+            slots = _SHARED[worker] = ParallelSlots(worker)
+        return slots
 
 
 class ParallelSlots:
     """The scheduler: submit() and cancel() from any thread."""
 
-    def __init__(self, worker: EngineWorker, n_slots: int) -> None:
-        if n_slots < 1:
-            raise ValueError("the number of slots is at least 1")
+    def __init__(self, worker: EngineWorker) -> None:
         self.worker = worker
-        self.n_slots = n_slots
         self._lock = threading.Lock()
         self._waiting: deque[SlotRequest] = deque()
         self._job: Job[None] | None = None  # the loop's job, queued or running
@@ -77,6 +78,17 @@ class ParallelSlots:
         # the next one that starts alike, as a chat's next turn does, until room is needed).
         self.cached: list[list[int]] = []
         self.running = 0  # requests in slots now (for views)
+
+    @property
+    def n_slots(self) -> int:
+        """Sequences the loaded context holds (its launch's n_seq_max); 1 when none."""
+        loaded = self.worker.loaded
+        return loaded.launch.n_seq_max if loaded is not None else 1
+
+    def active(self) -> bool:
+        """Whether requests go to the slots now: the loaded model holds several sequences
+        (else they are jobs in the worker's queue, one at a time)."""
+        return self.n_slots > 1
 
     def waiting(self) -> int:
         with self._lock:
@@ -134,7 +146,7 @@ class ParallelSlots:
             self._run_queue(engine, cancel)
             return
         ctx, vocab, loaded, kept = engine.slot_context(cancel, self)
-        n = max(1, min(self.n_slots, llama_cpp.llama_n_seq_max(ctx)))
+        n = max(1, llama_cpp.llama_n_seq_max(ctx))
         if not kept or len(self.cached) != n:
             self.cached = [[] for _ in range(n)]
         loop = _Loop(self, ctx, vocab, loaded.n_ctx, max(loaded.n_ubatch, n), n)

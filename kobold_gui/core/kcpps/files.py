@@ -7,6 +7,12 @@ noflashattention inverted, the lowvram / rowsplit / GPU-id words inside usecuda)
 maps to kobold-gui's launch options, and names every other key that holds a value of its own,
 with the reason; a key at the default of the release that wrote the file (keys.detect_version)
 is never named. Port, host, password and multiuser go to kobold-gui's API server (`server`).
+
+KoboldCPP has two numbers for concurrent requests, kept apart here as there: `multiuser` is
+how many may wait in the queue (the API server's setting), `parallelrequests` (1.117) how
+many generate at once, which is kobold-gui's `parallel` launch option (a file's value is
+applied as it is, KoboldCPP's default 1 included; files of older releases, which lack the
+key and serve one at a time, leave kobold-gui's automatic choice).
 """
 
 from __future__ import annotations
@@ -82,7 +88,7 @@ KOBOLD_KEY: dict[str, str] = {
     for o in OPTIONS
     if o.kobold_flag
 }
-_NUMBERS = ("blasbatchsize", "contextsize", "gpulayers", "maingpu", "threads")
+_NUMBERS = ("blasbatchsize", "contextsize", "gpulayers", "maingpu", "threads", "parallel")
 # Options translated from KoboldCPP keys of another shape (below and in core/kcpps/gpus.py).
 _TRANSLATED = ("flashattention", "tensor_split", "gpus", "splitmode", "kvtype", "kvoffload")
 # Options KoboldCPP has no key for: only kobold-gui's extra key carries them.
@@ -95,7 +101,7 @@ OURS_ONLY: tuple[str, ...] = tuple(
 WRITTEN_KEYS = (
     "batchsize", "contextsize", "gpulayers", "maingpu", "threads", "tensor_split", "usecuda",
     "noflashattention", "quantkv", "lowvram", "splitmode", "blasbatchsize", "usecublas",
-    "flashattention", "usecpu", "usevulkan",
+    "flashattention", "usecpu", "usevulkan", "parallelrequests",
 )  # fmt: skip
 MODEL_NOT_FOUND = "the model file was not found"
 SERVER_KEYS = {
@@ -158,7 +164,7 @@ def import_settings(raw: Mapping[str, Any], base_dir: Path | None = None) -> Kcp
     config = LaunchConfig.from_mapping(values)
     config = _with_extras(config, raw, model)
     handled = {k for k, (_v, group) in {**keys.KEYS, **keys.LEGACY}.items() if group == "launch"}
-    handled |= {EXTRAS_KEY, "istemplate", "config", *SERVER_KEYS}
+    handled |= {EXTRAS_KEY, "istemplate", "config", *SERVER_KEYS, KOBOLD_KEY["parallel"]}
     for key, value in raw.items():
         if key not in handled and not keys.is_default(key, value, version):
             notes.append(KcppsNote(key, value, keys.reason_for(key)))

@@ -64,6 +64,8 @@ def export_settings(
         notes += _write_flash_and_kv(config, out, version)
     if changed(*_GPU_OPTIONS):
         notes += _write_backend(config, out, version, source)
+    if changed("parallel"):
+        notes += _write_parallel(config, out, version)
     for name in OURS_ONLY:
         if getattr(config, name) != OPTIONS_BY_NAME[name].default:
             notes.append(KcppsNote(name, getattr(config, name), "KoboldCPP has no such setting"))
@@ -89,6 +91,19 @@ def _write_batch(config: LaunchConfig, out: dict[str, Any]) -> list[KcppsNote]:
     if batch == config.blasbatchsize:
         return []
     return [KcppsNote(names[0], config.blasbatchsize, f"KoboldCPP's sizes: saved as {batch}")]
+
+
+def _write_parallel(config: LaunchConfig, out: dict[str, Any], version: str) -> list[KcppsNote]:
+    """parallelrequests (KoboldCPP 1.117): how many generate at once; not multiuser.
+    Automatic is saved as KoboldCPP's default, 1 (kobold-gui's own key keeps "auto"), without
+    a note: it is what KoboldCPP does unless told otherwise."""
+    if "parallelrequests" in out or version == keys.NEWEST:
+        out["parallelrequests"] = config.parallel or 1
+        return []
+    if config.parallel > 1:
+        why = "KoboldCPP before 1.117 has no parallel requests: it serves one at a time"
+        return [KcppsNote("parallel", config.parallel, why)]
+    return []
 
 
 def _write_flash_and_kv(config: LaunchConfig, out: dict[str, Any], version: str) -> list[KcppsNote]:

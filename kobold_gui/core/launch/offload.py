@@ -89,6 +89,7 @@ def plan_request(
         kv_type=config.kvtype,
         offload_kqv=config.kvoffload == "on",
         margin=config.vrammargin * MiB,
+        n_seq_max=max(1, config.parallel),  # automatic (0) is planned as 1, then chosen
     )
 
 

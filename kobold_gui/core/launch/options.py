@@ -155,6 +155,14 @@ OPTIONS: tuple[Option, ...] = (
            "Flash attention: auto (llama.cpp decides per device), on or off.",
            kobold_flag="--flashattention", choices=("auto", "on", "off"),
            label="Flash attention", texts={"auto": "auto (llama.cpp decides)"}),
+    Option("parallel", int, 0, "--parallel",
+           "Requests generated at once, for the local API and the window's chat (continuous "
+           "batching in one context; llama.cpp's n_seq_max; KoboldCPP's --parallelrequests): "
+           "0 = automatic (1 when any layer runs on the CPU; with every layer on GPUs the "
+           "largest of 8, 4, 2 that fits), 1 = one at a time, the others queue. Not "
+           "--multiuser, which is how many may wait. The requests share the context.",
+           kobold_flag="--parallelrequests", minimum=0, maximum=256,
+           label="Parallel requests", special="auto"),
 )
 # fmt: on
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
@@ -180,6 +188,7 @@ class LaunchConfig:
     vrammargin: int = 512
     threads: int = 0
     flashattention: str = "auto"
+    parallel: int = 0  # 0: automatic (core/launch/parallel.py)
 
     def __post_init__(self) -> None:
         for option in OPTIONS:

@@ -6,7 +6,7 @@ values the engine then passes (and a test reads back from the loaded context).""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,11 @@ from kobold_gui.core.launch.batching import (
     get_policy,
 )
 from kobold_gui.core.launch.devices import resolve_devices
-from kobold_gui.core.launch.offload import OffloadRequest, place_layers
+from kobold_gui.core.launch.offload import Offload, OffloadRequest, place_layers
 from kobold_gui.core.launch.options import ConfigError, LaunchConfig
+from kobold_gui.core.launch.parallel import ParallelChoice, auto_parallel, chosen_parallel
 from kobold_gui.core.models.gguf_info import GGUFInfo
-from kobold_gui.core.plan.memory_plan import GpuBudget, MemoryPlan
+from kobold_gui.core.plan.memory_plan import GpuBudget, MemoryPlan, plan_memory
 from kobold_gui.core.remote.probe import RemoteDevice
 
 CTX_PAD = 256  # llama_context pads n_ctx to a multiple of 256 (llama-context.cpp)
@@ -55,9 +56,10 @@ class ResolvedLaunch:
     kv_type: int = 1  # GGML_TYPE_F16
     offload_kqv: bool = True
     plan: MemoryPlan | None = None
-    # Sequences the context holds (the API's --parallel slots, core/engine/slots.py); more
-    # than 1 turns on llama.cpp's unified KV cache (all sequences share n_ctx).
+    # Sequences the context holds (the `parallel` option: slots, core/engine/slots.py);
+    # more than 1 turns on llama.cpp's unified KV cache (all sequences share n_ctx).
     n_seq_max: int = 1
+    parallel_note: str = ""  # why that many (core/launch/parallel.py)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -79,6 +81,7 @@ class ResolvedLaunch:
                 "tensor_split": list(self.tensor_split) if self.tensor_split else None,
                 "kv_type": self.config.kvtype,
                 "parallel": self.n_seq_max,
+                "parallel_note": self.parallel_note,
             },
         }
         if self.plan is not None:
@@ -159,6 +162,10 @@ def resolve_launch(
     )
     request = OffloadRequest(config, devices, n_gpu_layers, note, n_ctx_effective, batch, measured)
     offload = place_layers(info, request)
+    parallel = _parallel(config, info, offload, devices.budgets, gpu_offload, n_ctx_effective)
+    plan = offload.plan
+    if plan is not None and plan.request.n_seq_max != parallel.n:  # automatic: plan it
+        plan = _replan(info, plan, parallel.n, devices.budgets)
     return ResolvedLaunch(
         model_path=model_path,
         config=config,
@@ -177,8 +184,44 @@ def resolve_launch(
         tensor_split=offload.tensor_split,
         kv_type=KV_TYPES[config.kvtype],
         offload_kqv=config.kvoffload == "on",
-        plan=offload.plan,
+        plan=plan,
+        n_seq_max=parallel.n,
+        parallel_note=parallel.why,
     )
+
+
+def _parallel(
+    config: LaunchConfig,
+    info: GGUFInfo | None,
+    offload: Offload,
+    budgets: Sequence[GpuBudget],
+    gpu_offload: bool,
+    n_ctx: int,
+) -> ParallelChoice:
+    """The `parallel` option, or the automatic number (core/launch/parallel.py) from where
+    the plan put the layers."""
+    plan = offload.plan
+
+    def auto() -> ParallelChoice:
+        placement = "cpu"
+        if gpu_offload and plan is not None and any(d.is_gpu and d.layers for d in plan.devices):
+            placement = "partial" if plan.devices[-1].layers else "gpus"
+        fits = (
+            (lambda n: _replan(info, plan, n, budgets).fits)
+            if plan is not None and info is not None
+            else (lambda _n: False)
+        )
+        return auto_parallel(placement, bool(config.rpc), n_ctx, fits)
+
+    return chosen_parallel(config.parallel, auto)
+
+
+def _replan(
+    info: GGUFInfo | None, plan: MemoryPlan, n_seq_max: int, budgets: Sequence[GpuBudget]
+) -> MemoryPlan:
+    assert info is not None
+    gpus = budgets if any(d.is_gpu for d in plan.devices) else []
+    return plan_memory(info, replace(plan.request, n_seq_max=n_seq_max), gpus)
 
 
 def _check_config(config: LaunchConfig, hardware: HardwareReport | None) -> None:

@@ -94,15 +94,27 @@ def cpu_boundary_bytes(info: GGUFInfo, req: PlanRequest, where: Sequence[int]) -
     return hidden_bytes(info, req) + (largest if req.n_ubatch >= 32 else 0)
 
 
+def output_bytes(n_vocab: int, n_seq_max: int = 1) -> int:
+    """llama.cpp's output buffer (in RAM): one row of logits (n_vocab f32) per sequence the
+    context holds, reserved at start (llama-context.cpp's output_reserve(n_seq_max)); the
+    parallel slots never ask for more rows than sequences in one decode. Measured for 1, 4
+    and 16 sequences (tests/core/test_parallel_plan.py)."""
+    return max(1, n_seq_max) * n_vocab * 4
+
+
 def mask_bytes(req: PlanRequest) -> int:
     return req.n_ctx * req.n_ubatch * (2 if req.flash_attn else 4)
 
 
 def host_compute_bytes(info: GGUFInfo, req: PlanRequest, pipeline: bool = False) -> int:
     """The CPU's (pinned) buffer when the GPUs run the graph: the graph inputs (a mask, the
-    input embeddings of one ubatch) and one row of logits; with pipeline parallelism four
-    copies of the inputs."""
+    input embeddings of one ubatch) and the output buffer (a row of logits per sequence);
+    with pipeline parallelism four copies of the inputs."""
     hidden, mask = hidden_bytes(info, req), mask_bytes(req)
     if pipeline:
-        return 4 * mask + (5 if req.flash_attn else 7) * hidden + 4 * info.n_vocab
-    return mask + 2 * hidden + 4 * info.n_vocab
+        return (
+            4 * mask
+            + (5 if req.flash_attn else 7) * hidden
+            + output_bytes(info.n_vocab, req.n_seq_max)
+        )
+    return mask + 2 * hidden + output_bytes(info.n_vocab, req.n_seq_max)

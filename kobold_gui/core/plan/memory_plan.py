@@ -31,6 +31,7 @@ from kobold_gui.core.plan.compute_buffers import (
     hidden_bytes,
     host_compute_bytes,
     mask_bytes,
+    output_bytes,
     pipelines,
 )
 from kobold_gui.core.plan.types import (
@@ -241,7 +242,9 @@ def _compute(
         if partial and not op_offload:
             compute[n_dev] += compute_bytes(info, req, True, False)
     else:
-        compute[n_dev] = compute_bytes(info, req, True, True) + 4 * info.n_vocab
+        compute[n_dev] = compute_bytes(info, req, True, True) + output_bytes(
+            info.n_vocab, req.n_seq_max
+        )
     return compute
 
 

@@ -64,6 +64,9 @@ class PlanRequest:
     offload_kqv: bool = True
     margin: int = DEFAULT_MARGIN_BYTES
     use_mmap: bool = True
+    # Sequences the context holds (parallel requests): one row of logits each in the output
+    # buffer (compute_buffers.output_bytes); KV and compute buffers do not change with it.
+    n_seq_max: int = 1
 
 
 @dataclass(frozen=True)

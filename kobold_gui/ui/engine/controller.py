@@ -1,11 +1,15 @@
 """The window's side of the engine: a thin Qt adapter over the core job runner
 (core/engine/worker.py), whose thread owns the engine. The window's requests become jobs in
-the same queue as the API's; their results come back as signals on the GUI thread."""
+the same queue as the API's, and its chat replies, while the loaded model holds several
+sequences (the `parallel` launch option), requests of the same parallel slots as the API's
+(core/engine/slots.py): one more client, generating beside them. Results come back as
+signals on the GUI thread."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -16,6 +20,8 @@ from kobold_gui.core.engine.child_process import end_children
 from kobold_gui.core.engine.loaded_model import LoadedModel
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.protocol import Engine
+from kobold_gui.core.engine.slot import SlotRequest
+from kobold_gui.core.engine.slots import slots_for
 from kobold_gui.core.engine.text_batcher import ENGINE_TO_GUI_S, TextBatcher
 from kobold_gui.core.engine.types import (
     EngineError,
@@ -73,6 +79,7 @@ class EngineController(QObject):
         self.worker.add_model_lost_listener(lambda e: self._post.emit(Unloaded(str(e))))
         self._load_job: Job[Any] | None = None
         self._reply_job: Job[Any] | None = None
+        self._reply_request: SlotRequest | None = None  # the chat's reply in the slots
 
     @Slot(object)
     def _deliver(self, event: EngineEvent) -> None:
@@ -139,17 +146,43 @@ class EngineController(QObject):
         ENGINE_TO_GUI_S), all of it before the reply's end."""
         messages = list(messages)
         batcher = TextBatcher(lambda text: self._post.emit(Text(text)), ENGINE_TO_GUI_S)
+        slots = slots_for(self.worker)
+        if slots.active():
+            self._reply_request = slots.submit(self._slot_request(messages, params, batcher))
+            return
 
         def run(engine: Engine, cancel: threading.Event) -> GenerationResult:
             with batcher:
                 return engine.chat(messages, params, batcher.add, cancel)
 
-        self._reply_job = self.worker.submit(Job("chat", run, on_done=self._reply_done))
+        def done(job: Job[GenerationResult]) -> None:
+            self._reply_ended(job.result, job.error)
 
-    def _reply_done(self, job: Job[GenerationResult]) -> None:
-        e = job.error
+        self._reply_job = self.worker.submit(Job("chat", run, on_done=done))
+
+    def _slot_request(
+        self, messages: list[Message], params: SamplingParams, batcher: TextBatcher
+    ) -> SlotRequest:
+        """The reply as a request of the parallel slots: its prompt is made on the engine
+        thread when it takes a slot, as the queue's job makes it."""
+        dropped = [0]
+
+        def prepare(engine: Engine) -> tuple[list[int], SamplingParams]:
+            tokens, dropped[0] = engine.chat_prompt(messages, params.max_tokens)
+            return tokens, params
+
+        def done(request: SlotRequest) -> None:
+            batcher.flush()
+            result = request.result
+            if result is not None and dropped[0]:
+                result = replace(result, dropped_messages=dropped[0])
+            self._reply_ended(result, request.error)
+
+        return SlotRequest(prepare, batcher.add, on_done=done)
+
+    def _reply_ended(self, result: GenerationResult | None, e: BaseException | None) -> None:
         if e is None:
-            self._post.emit(ReplyFinished(job.result or _stopped_before_start()))
+            self._post.emit(ReplyFinished(result or _stopped_before_start()))
         elif isinstance(e, EngineError):
             self._post.emit(ReplyFailed(str(e)))
         else:
@@ -175,9 +208,12 @@ class EngineController(QObject):
         self._reply_job = self.worker.submit(Job("sweep", run, on_done=done))
 
     def stop(self) -> None:
-        """Thread-safe and immediate: ends only the window's own reply or sweep."""
+        """Thread-safe and immediate: ends only the window's own reply or sweep (a reply in
+        the slots stops at their next step; the API's requests beside it go on)."""
         if self._reply_job is not None:
             self.worker.cancel(self._reply_job)
+        if self._reply_request is not None:
+            slots_for(self.worker).cancel(self._reply_request)
 
     def is_finished(self) -> bool:
         return not self.worker.alive

@@ -10,6 +10,8 @@ from typing import ClassVar
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 from kobold_gui.core.launch.options import OPTIONS, LaunchConfig, Option
+from kobold_gui.core.launch.parallel import cost_note, sharing_note
+from kobold_gui.core.launch.resolve import ResolvedLaunch
 from kobold_gui.core.launch.state import LaunchState
 from kobold_gui.ui.common.wheel_guard import guard_wheel
 from kobold_gui.ui.launch.batch_slider import BatchSlider
@@ -57,6 +59,7 @@ class LaunchPanel(QWidget):
     margin: QSpinBox
     threads: QSpinBox
     flash: QComboBox
+    parallel: QSpinBox
 
     def __init__(self, state: LaunchState | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -66,6 +69,9 @@ class LaunchPanel(QWidget):
         self.gpu_layers_note = QLabel()
         self.gpu_layers_note.setObjectName("gpuLayersNote")
         self.gpu_layers_note.setWordWrap(True)
+        self.parallel_note = QLabel()  # what `parallel` chose, why, and what sharing means
+        self.parallel_note.setObjectName("parallelNote")
+        self.parallel_note.setWordWrap(True)
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         for opt in (o for o in OPTIONS if o.label):
@@ -79,6 +85,8 @@ class LaunchPanel(QWidget):
             setattr(self, self.NAMES.get(opt.name, opt.name), widget)
             if opt.name == "gpulayers":
                 form.addRow("", self.gpu_layers_note)
+            if opt.name == "parallel":
+                form.addRow("", self.parallel_note)
         self.state.subscribe(self._show)
         self._show(self.state)
 
@@ -138,3 +146,12 @@ class LaunchPanel(QWidget):
         self.batch.show_batch(state.batch)
         launch = state.resolved
         self.gpu_layers_note.setText(launch.gpu_layers_note if launch else state.error or "")
+        self.parallel_note.setText(_parallel_text(launch, state.info.n_vocab if state.info else 0))
+
+
+def _parallel_text(launch: ResolvedLaunch | None, n_vocab: int) -> str:
+    if launch is None:
+        return ""
+    n = launch.n_seq_max
+    cost = f" {cost_note(n, n_vocab)}" if n > 1 else ""
+    return f"{launch.parallel_note}. {sharing_note(n, launch.n_ctx_effective)}{cost}"

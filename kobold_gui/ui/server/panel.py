@@ -332,7 +332,7 @@ class ServerPanel(QWidget):
         if self.server is None:
             return
         snap = self.server.state.activity.snapshot()
-        self.counts.setText(_counts_text(snap))
+        self.counts.setText(_counts_text(snap, self.server.state.n_slots()))
         failed = next((r for r in snap.records if r.status == "error"), None)
         self.last_error.setVisible(failed is not None)
         if failed is not None:
@@ -350,9 +350,10 @@ class ServerPanel(QWidget):
                 self.table.setItem(row, col, item)
 
 
-def _counts_text(snap: ActivitySnapshot) -> str:
+def _counts_text(snap: ActivitySnapshot, n_slots: int = 1) -> str:
+    at_once = f" (up to {n_slots} at once, the window's chat included)" if n_slots > 1 else ""
     return (
-        f"Running {snap.running} · queued {snap.queued} · "
+        f"Running {snap.running}{at_once} · queued {snap.queued} · "
         f"{snap.total} request{'s' if snap.total != 1 else ''} · "
         f"{snap.errors} error{'s' if snap.errors != 1 else ''}"
     )
