@@ -24,13 +24,14 @@ from kobold_gui.core.launch.batching import (
 from kobold_gui.core.launch.devices import resolve_devices
 from kobold_gui.core.launch.offload import OffloadRequest, place_layers
 from kobold_gui.core.launch.options import ConfigError, LaunchConfig
+from kobold_gui.core.launch.split_rules import check_tensor_split, flash_attn_type
 from kobold_gui.core.models.gguf_info import GGUFInfo
 from kobold_gui.core.plan.memory_plan import GpuBudget, MemoryPlan
 from kobold_gui.core.remote.probe import RemoteDevice
 
 CTX_PAD = 256  # llama_context pads n_ctx to a multiple of 256 (llama-context.cpp)
 FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # LLAMA_FLASH_ATTN_TYPE_*
-SPLIT_MODE = {"none": 0, "layer": 1, "row": 2}  # LLAMA_SPLIT_MODE_*
+SPLIT_MODE = {"none": 0, "layer": 1, "row": 2, "tensor": 3}  # LLAMA_SPLIT_MODE_*
 KV_TYPES = {"f16": 1, "q4_0": 2, "q8_0": 8}  # GGML_TYPE_*
 
 
@@ -72,7 +73,7 @@ class ResolvedLaunch:
                 "n_gpu_layers": self.n_gpu_layers,
                 "gpu_layers_note": self.gpu_layers_note,
                 "n_threads": self.n_threads,
-                "flash_attn": self.config.flashattention,
+                "flash_attn": _flash_attn_text(self),
                 "gpus": str(self.config.gpus),
                 "main_gpu": self.main_gpu,
                 "split_mode": self.config.splitmode,
@@ -84,6 +85,14 @@ class ResolvedLaunch:
         if self.plan is not None:
             data["plan"] = self.plan.to_json()
         return data
+
+
+def _flash_attn_text(launch: ResolvedLaunch) -> str:
+    """The setting, and what tensor split makes of auto."""
+    config = launch.config
+    if config.flashattention == "auto" and launch.flash_attn_type == FLASH_ATTN["on"]:
+        return "on (tensor split needs it)"
+    return config.flashattention
 
 
 def resolve_gpu_layers(requested: int, n_layers: int | None, gpu_offload: bool) -> tuple[int, str]:
@@ -154,6 +163,9 @@ def resolve_launch(
     n_ctx_effective = -(-config.contextsize // CTX_PAD) * CTX_PAD
     batch = resolve_batch(config, measured)
     devices = resolve_devices(config, hardware, assumed_gpus, gpu_offload, remote)
+    known = bool(devices.budgets) or devices.assumed or hardware is not None or not gpu_offload
+    n_devices = len(devices.budgets) if known and devices.can_offload else 0 if known else None
+    check_tensor_split(config, info.architecture if info else None, n_devices)
     n_gpu_layers, note = resolve_gpu_layers(
         config.gpulayers, info.n_layers if info else None, devices.can_offload
     )
@@ -168,7 +180,7 @@ def resolve_launch(
         n_gpu_layers=offload.n_gpu_layers,
         gpu_layers_note=offload.note,
         n_threads=config.resolved_threads(),
-        flash_attn_type=FLASH_ATTN[config.flashattention],
+        flash_attn_type=flash_attn_type(config, FLASH_ATTN),
         device_handles=devices.choice.handles,
         device_names=devices.names,
         rpc_servers=tuple(map(str, config.rpc)),
