@@ -107,3 +107,39 @@ def _part(device: DevicePlan, part: str, launch: ResolvedLaunch) -> int:
 
 def _total(device: DevicePlan, launch: ResolvedLaunch) -> int:
     return sum(_part(device, p, launch) for p in KINDS.values())
+
+
+def test_benchmark_measures_layer_and_tensor_side_by_side(
+    tiny_model: Path, servers: list[RpcServer]
+) -> None:
+    """`--benchmark --splitmodes layer,tensor`: the model loaded once per mode over the two
+    servers, both measured, and the comparison kept where the window reads it."""
+    import json
+    import subprocess
+    import sys
+
+    from kobold_gui.core.benchmark.split_modes import SplitComparison, SplitResult
+
+    args = ["--benchmark", "--splitmodes", "layer,tensor", "--model", str(tiny_model)]
+    args += ["--rpc", ",".join(s.endpoint for s in servers), "--gpulayers", "99"]
+    args += ["--sweep", "128", "--repeats", "2", "--prompt-tokens", "64", "--gen-tokens", "8"]
+    result = subprocess.run(
+        [sys.executable, "-m", "kobold_gui", *args, "--contextsize", "512"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # kept under the test's own KOBOLD_GUI_HOME (tests/conftest.py)
+    assert result.returncode == 0, result.stderr
+    assert "== split mode layer" in result.stdout and "== split mode tensor" in result.stdout
+    side = result.stdout.split("split modes side by side")[1]
+    assert "  layer   gen" in side and "  tensor  gen" in side
+    kept = Path(result.stderr.strip().splitlines()[-1].removeprefix("saved: "))
+    assert kept.parent.name == "split_modes"
+    data = json.loads(kept.read_text())
+    results = tuple(SplitResult(**{**r, "gen_runs": tuple(r["gen_runs"])}) for r in data["results"])
+    comparison = SplitComparison(results)
+    assert {r.mode for r in results} == {"layer", "tensor"}
+    assert all(r.gen_tps > 0 and len(r.gen_runs) == 2 for r in results)
+    verdict = "measured faster" if comparison.faster() else "no measurable gain"
+    assert verdict in side
+    assert "split_mode" not in data["identity"]  # the modes' common key
