@@ -13,6 +13,7 @@ from kobold_gui.core.launch.options import OPTIONS, LaunchConfig, Option
 from kobold_gui.core.launch.state import LaunchState
 from kobold_gui.ui.common.wheel_guard import guard_wheel
 from kobold_gui.ui.launch.batch_slider import BatchSlider
+from kobold_gui.ui.launch.split_note import SplitModeNote
 
 
 def _spin(opt: Option) -> QSpinBox:
@@ -66,6 +67,7 @@ class LaunchPanel(QWidget):
         self.gpu_layers_note = QLabel()
         self.gpu_layers_note.setObjectName("gpuLayersNote")
         self.gpu_layers_note.setWordWrap(True)
+        self.split_note = SplitModeNote(self.state)
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         for opt in (o for o in OPTIONS if o.label):
@@ -79,6 +81,8 @@ class LaunchPanel(QWidget):
             setattr(self, self.NAMES.get(opt.name, opt.name), widget)
             if opt.name == "gpulayers":
                 form.addRow("", self.gpu_layers_note)
+            if opt.name == "splitmode":
+                form.addRow("", self.split_note)
         self.state.subscribe(self._show)
         self._show(self.state)
 
@@ -118,6 +122,8 @@ class LaunchPanel(QWidget):
                 for w in self.rows[opt.name]:
                     w.setVisible(visible)
         self.gpu_layers_note.setVisible(visible)
+        if not visible:
+            self.split_note.setVisible(False)
 
     def _show(self, state: LaunchState) -> None:
         config = state.config
