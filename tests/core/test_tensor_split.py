@@ -39,6 +39,9 @@ def test_split_mode_tensor_reaches_llama_cpp_with_flash_attention_on(gqa_model: 
     assert launch.flash_attn_type == FLASH_ATTN["on"]  # auto: llama.cpp turns it on
     assert launch.to_json()["effective"]["flash_attn"] == "on (tensor split needs it)"
     assert launch.tensor_split is None  # no split given: llama.cpp's even split
+    what_if = resolve_launch(tensor(), gqa_model.path, gqa_model, False, None, TWO)
+    assert what_if.plan is not None and what_if.plan.request.split_mode == "tensor"
+    assert what_if.split_mode == SPLIT_MODE["layer"]  # a CPU build's Load: nothing to split
 
 
 @pytest.mark.parametrize(

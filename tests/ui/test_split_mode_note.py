@@ -59,6 +59,7 @@ def test_refusals_show_beside_the_split_mode_and_keep_the_settings(
     assert panel.split_note.isVisible() and "needs two or more devices" in note
     assert "this app refuses it" in note and panel.state.resolved is None
     assert panel.splitmode.currentData() == "tensor"  # the choice stays, the reason shows
+    assert panel.gpu_layers_note.text() == ""  # said once, beside the split mode
     panel.state.set_backend(True, None, (GPU, GPU))
     choose(panel, "flashattention", "off")
     assert "SPLIT_MODE_TENSOR requires flash_attn" in panel.split_note.label.text()

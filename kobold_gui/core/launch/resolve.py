@@ -185,12 +185,20 @@ def resolve_launch(
         device_names=devices.names,
         rpc_servers=tuple(map(str, config.rpc)),
         main_gpu=devices.main_gpu,
-        split_mode=SPLIT_MODE[config.splitmode],
+        split_mode=SPLIT_MODE[_split_mode_loaded(config, devices.assumed, gpu_offload)],
         tensor_split=offload.tensor_split,
         kv_type=KV_TYPES[config.kvtype],
         offload_kqv=config.kvoffload == "on",
         plan=offload.plan,
     )
+
+
+def _split_mode_loaded(config: LaunchConfig, what_if: bool, gpu_offload: bool) -> str:
+    """What-if GPUs on a build that cannot use them: the plan splits by tensor, but Load
+    runs on the CPU, where llama.cpp has no device to split across ("needs >= 1 devices")."""
+    if config.splitmode == "tensor" and what_if and not gpu_offload:
+        return "layer"
+    return config.splitmode
 
 
 def _check_config(config: LaunchConfig, hardware: HardwareReport | None) -> None:

@@ -143,4 +143,5 @@ class LaunchPanel(QWidget):
         self._show_gpu_settings()
         self.batch.show_batch(state.batch)
         launch = state.resolved
-        self.gpu_layers_note.setText(launch.gpu_layers_note if launch else state.error or "")
+        error = "" if self.split_note.refused else state.error or ""  # said beside the split
+        self.gpu_layers_note.setText(launch.gpu_layers_note if launch else error)

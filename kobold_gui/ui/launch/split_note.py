@@ -18,6 +18,7 @@ class SplitModeNote(QWidget):
         super().__init__(parent)
         self.state = state
         self.comparison: SplitComparison | None = None
+        self.refused = False  # the launch's error is tensor split's, shown here
         self.label = QLabel()
         self.label.setObjectName("splitModeNote")
         self.label.setWordWrap(True)
@@ -41,7 +42,7 @@ class SplitModeNote(QWidget):
     def _show(self, state: LaunchState) -> None:
         config = state.config
         error = state.error or ""
-        refused = config.splitmode == "tensor" and "tensor" in error
+        self.refused = refused = config.splitmode == "tensor" and "tensor" in error
         text = ""
         if refused:
             text = error
