@@ -173,6 +173,22 @@ def test_plan_text_and_koboldcpp_tensor_split(default_model: Path) -> None:
     assert "split        3, 1" in result.stdout and "GPU 1 (assumed 12 GiB)" in result.stdout
 
 
+def test_plan_with_tensor_split(default_model: Path) -> None:
+    common = ("--plan", "--model", str(default_model), "--splitmode", "tensor")
+    result = run(*common, "--json", "--assume-gpus", "24GiB,12GiB")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["effective"]["flash_attn"] == "on (tensor split needs it)"
+    gpus = [d for d in data["plan"]["devices"] if d["cuda_context"]]
+    assert data["plan"]["split_mode"] == "tensor" and len(gpus) == 2
+    assert all(d["repeating_layers"] == 30 and d["output_layer"] for d in gpus)
+    text = run(*common, "--assume-gpus", "24GiB,12GiB")
+    assert "split mode tensor: each of the 31 offloaded layers is cut across the 2" in text.stdout
+    assert_one_error_line(run(*common, "--assume-gpus", "24GiB"), "needs two or more devices")
+    off = run(*common, "--assume-gpus", "24GiB,24GiB", "--flashattention", "off")
+    assert_one_error_line(off, "SPLIT_MODE_TENSOR requires flash_attn to be enabled")
+
+
 def test_plan_that_does_not_fit_exits_3_with_the_reason(default_model: Path) -> None:
     result = run(
         "--plan",

@@ -91,6 +91,10 @@ def _candidates(
 
 
 def benchmark(args: argparse.Namespace) -> int:
+    if getattr(args, "splitmodes", None):
+        from kobold_gui.cli.split_benchmark import benchmark_split_modes
+
+        return benchmark_split_modes(args, benchmark)
     _check_flags(args)
     config = launch_config(args)
     inventory = open_inventory()
@@ -113,6 +117,7 @@ def benchmark(args: argparse.Namespace) -> int:
     backend = backend_info()
     identity = sweep_identity(gpus_now, backend, resolved)
     saved = save_sweep(identity, rows)
+    args.sweep_result = (identity, rows)  # for the split modes' comparison (split_benchmark)
     measured_launch = _measured_launch(args, resolved) if choice.pick else None
     if args.json:
         data = {

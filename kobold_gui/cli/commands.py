@@ -19,6 +19,7 @@ from kobold_gui.core.engine.types import EngineError, GenerationResult, ModelLos
 from kobold_gui.core.hardware.probe import probe_hardware
 from kobold_gui.core.launch.parallel import cost_note, sharing_note
 from kobold_gui.core.launch.resolve import ResolvedLaunch
+from kobold_gui.core.launch.split_rules import tensor_split_line
 from kobold_gui.core.llama.library import backend_info
 from kobold_gui.core.models.gguf_info import read_gguf
 from kobold_gui.core.units import human_bytes
@@ -171,6 +172,8 @@ def show_plan(args: argparse.Namespace) -> int:
         if plan is None:
             print("no GPU to plan for: everything runs on the CPU (try --assume-gpus 24GiB)")
         else:
+            if line := tensor_split_line(plan):
+                print(line)
             for d in plan.devices:
                 mark = "" if d.fits else "   OVER BUDGET"
                 print(f"  {d.describe()}{mark}")

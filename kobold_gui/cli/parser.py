@@ -137,6 +137,12 @@ def _add_sweep_args(p: argparse.ArgumentParser) -> None:
     )
     bench.add_argument("--pairs", metavar="NB:NU,...", help="(n_batch, n_ubatch) pairs as given")
     bench.add_argument(
+        "--splitmodes",
+        metavar="MODE,MODE",
+        help="split modes to measure side by side, e.g. layer,tensor: the model is loaded "
+        "once per mode and the same pairs swept on each; the window then says which was faster",
+    )
+    bench.add_argument(
         "--prompt-tokens",
         type=int,
         metavar="N",

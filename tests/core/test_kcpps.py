@@ -194,6 +194,7 @@ def test_written_file_has_every_key_koboldcpp_writes(tmp_path: Path, default_mod
             gpus=GpuSelection((5,)), blasbatchsize=300, batchpolicy="tied", vrammargin=1024
         ),
         LaunchConfig(gpus=GpuSelection((1,)), splitmode="none", ubatch=256, batchpolicy="custom"),
+        LaunchConfig(gpus=GpuSelection((0, 1)), splitmode="tensor", tensor_split=(1.0, 1.0)),
         LaunchConfig().with_values(rpc="gpu-box:50052,10.0.0.2:6000", gpus="none"),
     ],
 )
@@ -211,6 +212,17 @@ def test_file_edited_in_koboldcpp_wins_over_kobold_guis_extra_key(tmp_path: Path
     assert result.config.flashattention == "on"  # KoboldCPP's value, not the stale "auto"
     assert result.config.batchpolicy == "tied"  # KoboldCPP has no key for it: kept
     assert EXTRAS_KEY not in {n.key for n in result.notes}
+
+
+def test_tensor_split_is_layer_for_koboldcpp_and_tensor_for_kobold_gui(tmp_path: Path) -> None:
+    config = LaunchConfig(gpus=GpuSelection((0, 1)), splitmode="tensor")
+    data, notes = export_settings(config, None)
+    assert data["splitmode"] == "layer"  # KoboldCPP has no tensor split
+    assert ("splitmode", "tensor") in {(n.key, n.value) for n in notes}
+    data["contextsize"] = 8192  # edited in KoboldCPP, split mode left at layer
+    assert import_settings(data).config.splitmode == "tensor"
+    data["splitmode"] = "row"  # changed in KoboldCPP: KoboldCPP's choice wins
+    assert import_settings(data).config.splitmode == "row"
 
 
 def test_current_file_round_trip_through_kobold_gui(kcpps_dir: Path, tmp_path: Path) -> None:

@@ -226,6 +226,8 @@ def sweep_identity(
     }
     if launch.rpc_servers:  # remote devices change every number (older keys stay valid)
         identity["machines"] = list(launch.rpc_servers)
+    if launch.config.splitmode != "layer":  # likewise (core/benchmark/split_modes.py)
+        identity["split_mode"] = launch.config.splitmode
     return identity
 
 

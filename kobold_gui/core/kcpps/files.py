@@ -352,4 +352,11 @@ def _with_extras(config: LaunchConfig, raw: Mapping[str, Any], model: Path | Non
     written = extras.get("written") if isinstance(extras, dict) else None
     if isinstance(written, dict) and all(raw.get(k) == v for k, v in written.items()):
         return ours
-    return config.with_values(**{name: getattr(ours, name) for name in OURS_ONLY})
+    kept = {name: getattr(ours, name) for name in OURS_ONLY}
+    # KoboldCPP has no tensor split (llama.cpp's LLAMA_SPLIT_MODE_TENSOR): its files say
+    # "layer" for it (core/kcpps/writer.py), so the extra key's "tensor" survives an edit in
+    # KoboldCPP that left the split mode at layer; a KoboldCPP file's own "tensor" is not
+    # KoboldCPP's and is named, not applied (_apply_split_mode).
+    if ours.splitmode == "tensor" and config.splitmode == "layer":
+        kept["splitmode"] = "tensor"
+    return config.with_values(**kept)

@@ -156,8 +156,10 @@ def _write_backend(
         out["splitmode"] = "row" if config.splitmode == "row" else "layer"
     elif config.splitmode == "row":
         words.append("rowsplit")
-    if config.splitmode == "none":
-        notes.append(KcppsNote("splitmode", "none", "KoboldCPP has no 'none': saved as layer"))
+    if config.splitmode in ("none", "tensor"):
+        # KoboldCPP has neither: its key says layer; kobold-gui's own key keeps the mode.
+        why = f"KoboldCPP has no '{config.splitmode}': saved as layer"
+        notes.append(KcppsNote("splitmode", config.splitmode, why))
     for key in cuda_keys:
         out[key] = list(words)
     if "usecpu" in out:

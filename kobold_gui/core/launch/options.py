@@ -131,9 +131,12 @@ OPTIONS: tuple[Option, ...] = (
            "e.g. 3,1 (or 3 1); empty = in proportion to free memory.",
            kobold_flag="--tensor_split", typed=Typed(parse_tensor_split, split_text)),
     Option("splitmode", str, "layer", "--splitmode",
-           "layer: whole layers per GPU; row: each matrix split by rows; none: main GPU only.",
-           choices=("layer", "row", "none"), label="Split mode",
-           texts={"layer": "by layer", "row": "by row", "none": "main GPU only"},
+           "layer: whole layers per GPU, one GPU after another; tensor: each layer's matrices "
+           "split across the GPUs, which work at once (needs flash attention and 2+ devices); "
+           "row: each matrix split by rows (not in CUDA builds); none: main GPU only.",
+           choices=("layer", "tensor", "row", "none"), label="Split mode",
+           texts={"layer": "by layer", "tensor": "by tensor (GPUs at once)", "row": "by row",
+                  "none": "main GPU only"},
            gpu_only=True),
     Option("kvtype", str, "f16", "--kvtype",
            "KV cache type: f16, q8_0 or q4_0 (quantized types need flash attention).",

@@ -21,17 +21,18 @@ from kobold_gui.core.launch.batching import (
     effective_batch,
     get_policy,
 )
-from kobold_gui.core.launch.devices import resolve_devices
+from kobold_gui.core.launch.devices import LaunchDevices, resolve_devices
 from kobold_gui.core.launch.offload import Offload, OffloadRequest, place_layers
 from kobold_gui.core.launch.options import ConfigError, LaunchConfig
 from kobold_gui.core.launch.parallel import ParallelChoice, auto_parallel, chosen_parallel
+from kobold_gui.core.launch.split_rules import check_tensor_split, flash_attn_type
 from kobold_gui.core.models.gguf_info import GGUFInfo
 from kobold_gui.core.plan.memory_plan import GpuBudget, MemoryPlan, plan_memory
 from kobold_gui.core.remote.probe import RemoteDevice
 
 CTX_PAD = 256  # llama_context pads n_ctx to a multiple of 256 (llama-context.cpp)
 FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # LLAMA_FLASH_ATTN_TYPE_*
-SPLIT_MODE = {"none": 0, "layer": 1, "row": 2}  # LLAMA_SPLIT_MODE_*
+SPLIT_MODE = {"none": 0, "layer": 1, "row": 2, "tensor": 3}  # LLAMA_SPLIT_MODE_*
 KV_TYPES = {"f16": 1, "q4_0": 2, "q8_0": 8}  # GGML_TYPE_*
 
 
@@ -74,7 +75,7 @@ class ResolvedLaunch:
                 "n_gpu_layers": self.n_gpu_layers,
                 "gpu_layers_note": self.gpu_layers_note,
                 "n_threads": self.n_threads,
-                "flash_attn": self.config.flashattention,
+                "flash_attn": _flash_attn_text(self),
                 "gpus": str(self.config.gpus),
                 "main_gpu": self.main_gpu,
                 "split_mode": self.config.splitmode,
@@ -87,6 +88,14 @@ class ResolvedLaunch:
         if self.plan is not None:
             data["plan"] = self.plan.to_json()
         return data
+
+
+def _flash_attn_text(launch: ResolvedLaunch) -> str:
+    """The setting, and what tensor split makes of auto."""
+    config = launch.config
+    if config.flashattention == "auto" and launch.flash_attn_type == FLASH_ATTN["on"]:
+        return "on (tensor split needs it)"
+    return config.flashattention
 
 
 def resolve_gpu_layers(requested: int, n_layers: int | None, gpu_offload: bool) -> tuple[int, str]:
@@ -157,6 +166,7 @@ def resolve_launch(
     n_ctx_effective = -(-config.contextsize // CTX_PAD) * CTX_PAD
     batch = resolve_batch(config, measured)
     devices = resolve_devices(config, hardware, assumed_gpus, gpu_offload, remote)
+    _check_tensor_split(config, info, devices, hardware, gpu_offload)
     n_gpu_layers, note = resolve_gpu_layers(
         config.gpulayers, info.n_layers if info else None, devices.can_offload
     )
@@ -175,12 +185,12 @@ def resolve_launch(
         n_gpu_layers=offload.n_gpu_layers,
         gpu_layers_note=offload.note,
         n_threads=config.resolved_threads(),
-        flash_attn_type=FLASH_ATTN[config.flashattention],
+        flash_attn_type=flash_attn_type(config, FLASH_ATTN),
         device_handles=devices.choice.handles,
         device_names=devices.names,
         rpc_servers=tuple(map(str, config.rpc)),
         main_gpu=devices.main_gpu,
-        split_mode=SPLIT_MODE[config.splitmode],
+        split_mode=SPLIT_MODE[_split_mode_loaded(config, devices.assumed, gpu_offload)],
         tensor_split=offload.tensor_split,
         kv_type=KV_TYPES[config.kvtype],
         offload_kqv=config.kvoffload == "on",
@@ -222,6 +232,27 @@ def _replan(
     assert info is not None
     gpus = budgets if any(d.is_gpu for d in plan.devices) else []
     return plan_memory(info, replace(plan.request, n_seq_max=n_seq_max), gpus)
+
+
+def _check_tensor_split(
+    config: LaunchConfig,
+    info: GGUFInfo | None,
+    devices: LaunchDevices,
+    hardware: HardwareReport | None,
+    gpu_offload: bool,
+) -> None:
+    """Tensor split's refusals, with the devices counted where they are known."""
+    known = bool(devices.budgets) or devices.assumed or hardware is not None or not gpu_offload
+    n_devices = len(devices.budgets) if known and devices.can_offload else 0 if known else None
+    check_tensor_split(config, info.architecture if info else None, n_devices)
+
+
+def _split_mode_loaded(config: LaunchConfig, what_if: bool, gpu_offload: bool) -> str:
+    """What-if GPUs on a build that cannot use them: the plan splits by tensor, but Load
+    runs on the CPU, where llama.cpp has no device to split across ("needs >= 1 devices")."""
+    if config.splitmode == "tensor" and what_if and not gpu_offload:
+        return "layer"
+    return config.splitmode
 
 
 def _check_config(config: LaunchConfig, hardware: HardwareReport | None) -> None:

@@ -5,6 +5,7 @@ llama_kv_cache:   CUDA0 KV buffer size =   512.00 MiB
 llama_context:    CUDA0 compute buffer size =   258.50 MiB
 llama_context:  CPU  output buffer size =     0.49 MiB
 load_tensors: RPC0[10.0.0.2:50052] model buffer size = 1.00 MiB   (a remote machine's device 0)
+llama_kv_cache:     Meta() KV buffer size =    11.25 MiB   (tensor split: the largest device's)
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Iterable
 from kobold_gui.core.units import MiB
 
 _LINE = re.compile(
-    r"(?P<device>[\w.:\[\]-]+)\s+(?P<kind>model|KV|compute|output|RS|LoRA)\s+buffer size\s*=\s*"
+    r"(?P<device>[\w.:\[\]()-]+(?:,[\w.:\[\]()-]+)*)\s+"
+    r"(?P<kind>model|KV|compute|output|RS|LoRA)\s+buffer size\s*=\s*"
     r"(?P<mib>[\d.]+)\s*MiB"
 )
 _RPC = re.compile(r"^RPC(?P<index>\d+)\[(?P<endpoint>[^\]]+)\]$")

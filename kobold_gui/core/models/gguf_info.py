@@ -69,6 +69,7 @@ class TensorInfo:
     n_bytes: int
     offset: int = 0  # in its file
     file_index: int = 0  # which part of a split model (0: the first or only file)
+    shape: tuple[int, ...] = ()  # ggml's ne order (ne0 first); the plan's tensor split reads it
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,7 @@ def _shard_tensors(shard: ShardHeader, index: int) -> list[TensorInfo]:
                 t.n_bytes,
                 header.data_offset + t.offset,
                 index,
+                t.shape,
             )
             for t in header.tensors
         ]

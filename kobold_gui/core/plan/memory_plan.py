@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Sequence
+from dataclasses import replace
 
 from kobold_gui.core.models.gguf_info import GGUFInfo
 from kobold_gui.core.plan.compute_buffers import (
@@ -34,6 +35,7 @@ from kobold_gui.core.plan.compute_buffers import (
     output_bytes,
     pipelines,
 )
+from kobold_gui.core.plan.tensor_split import tensor_split_parts
 from kobold_gui.core.plan.types import (
     CUDA_CONTEXT_BYTES,
     DEFAULT_MARGIN_BYTES,
@@ -104,6 +106,8 @@ def assign_layers(n_layer: int, n_gpu_layers: int, shares: Sequence[float]) -> l
 def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> MemoryPlan:
     _check_request(req, gpus)
     n_layer = info.n_layers
+    if req.split_mode == "tensor" and gpus:
+        return _tensor_plan(info, req, gpus)
     shares = _shares(req, gpus)
     where = _layer_devices(n_layer, req, shares)
     n_dev = len(gpus)
@@ -114,6 +118,19 @@ def plan_memory(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> 
     devices = _device_plans(info, req, gpus, where, weights, kv, compute)
     plan = MemoryPlan(req, tuple(devices), n_layer, pipeline=pipeline)
     return MemoryPlan(req, plan.devices, n_layer, tuple(_messages(plan, info)), pipeline)
+
+
+def _tensor_plan(info: GGUFInfo, req: PlanRequest, gpus: Sequence[GpuBudget]) -> MemoryPlan:
+    """Tensor split (core/plan/tensor_split.py): every device holds a slice of every offloaded
+    layer; the CPU keeps the first layers and the mapped file as with the layer split."""
+    n_dev, n_layer = len(gpus), info.n_layers
+    parts = tensor_split_parts(info, req, n_dev)
+    where = [0 if i in parts.layers else -1 for i in range(n_layer + 1)]
+    parts.weights[n_dev] = _weights(info, req, where, [], n_dev)[n_dev]
+    devices = _device_plans(info, req, gpus, where, parts.weights, parts.kv, parts.compute)
+    devices = [replace(d, layers=parts.layers) if d.is_gpu else d for d in devices]
+    plan = MemoryPlan(req, tuple(devices), n_layer)
+    return MemoryPlan(req, plan.devices, n_layer, tuple(_messages(plan, info)))
 
 
 def _check_request(req: PlanRequest, gpus: Sequence[GpuBudget]) -> None:
@@ -330,7 +347,7 @@ def auto_gpu_layers(
     if not gpus:
         return plan_memory(info, _with(base, 0, None), gpus), "no GPU: everything on the CPU"
     split = base.tensor_split
-    if split is None or not any(split):
+    if (split is None or not any(split)) and base.split_mode != "tensor":  # tensor: even
         # By free memory, as llama.cpp does, but without the GPUs that cannot even hold a
         # CUDA context and the margin: a layer sent there could never fit.
         usable = [max(0, g.free - g.context_bytes - base.margin) for g in gpus]
@@ -358,8 +375,6 @@ def auto_gpu_layers(
 
 
 def _with(base: PlanRequest, n_gpu_layers: int, split: tuple[float, ...] | None) -> PlanRequest:
-    from dataclasses import replace
-
     return replace(base, n_gpu_layers=n_gpu_layers, tensor_split=split)
 
 

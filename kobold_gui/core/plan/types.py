@@ -23,7 +23,7 @@ VULKAN_CONTEXT_BYTES = 400 * MiB
 VULKAN_CONTEXT_MEASURED = "not measured yet: an estimate"
 DEFAULT_MARGIN_BYTES = 512 * MiB
 KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "f32": 4.0}
-SPLIT_MODES = ("layer", "row", "none")
+SPLIT_MODES = ("layer", "tensor", "row", "none")
 _LAYER = re.compile(r"^blk\.(\d+)\.")
 
 

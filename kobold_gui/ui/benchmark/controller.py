@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 
 from kobold_gui.core.benchmark.estimate import SweepSize, default_sweep
 from kobold_gui.core.benchmark.results import (
@@ -18,6 +18,7 @@ from kobold_gui.core.benchmark.results import (
     save_sweep,
     sweep_identity,
 )
+from kobold_gui.core.benchmark.split_modes import best_result, load_comparison, save_comparison
 from kobold_gui.core.engine.loaded_model import LoadedModel
 from kobold_gui.core.hardware.nvml import Inventory
 from kobold_gui.core.launch.state import LaunchState
@@ -29,6 +30,10 @@ from kobold_gui.ui.launch.batch_slider import BatchSlider
 
 
 class SweepController(QObject):
+    # The split modes measured for the loaded model (a SplitComparison, or None): for the
+    # note beside the split mode (ui/launch/split_note.py).
+    splitMeasured = Signal(object)
+
     def __init__(
         self,
         panel: BenchmarkPanel,
@@ -60,6 +65,7 @@ class SweepController(QObject):
             self.panel.prompt.setValue(self._size().prompt_tokens)
         identity = self._identity()
         self.panel.set_rows((load_sweep(identity) if identity else None) or [])
+        self.splitMeasured.emit(load_comparison(identity) if identity else None)
 
     def run(self, prompt: int, gen: int, can_run: bool = True) -> None:
         loaded = self.loaded
@@ -91,8 +97,12 @@ class SweepController(QObject):
         self.session.sweep_ended()
         self.panel.finished(rows)
         identity = self._identity()
-        if identity and rows:
+        if identity and rows and self.loaded is not None:
             save_sweep(identity, rows)
+            best = best_result(self.loaded.launch.config.splitmode, rows)
+            if best is not None:  # this mode's side of the split modes' comparison
+                save_comparison(identity, [best])
+                self.splitMeasured.emit(load_comparison(identity))
 
     def _identity(self) -> dict[str, object] | None:
         inventory, backend = self.machine()

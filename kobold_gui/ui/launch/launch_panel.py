@@ -15,6 +15,7 @@ from kobold_gui.core.launch.resolve import ResolvedLaunch
 from kobold_gui.core.launch.state import LaunchState
 from kobold_gui.ui.common.wheel_guard import guard_wheel
 from kobold_gui.ui.launch.batch_slider import BatchSlider
+from kobold_gui.ui.launch.split_note import SplitModeNote
 
 
 def _spin(opt: Option) -> QSpinBox:
@@ -72,6 +73,7 @@ class LaunchPanel(QWidget):
         self.parallel_note = QLabel()  # what `parallel` chose, why, and what sharing means
         self.parallel_note.setObjectName("parallelNote")
         self.parallel_note.setWordWrap(True)
+        self.split_note = SplitModeNote(self.state)
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         for opt in (o for o in OPTIONS if o.label):
@@ -87,6 +89,8 @@ class LaunchPanel(QWidget):
                 form.addRow("", self.gpu_layers_note)
             if opt.name == "parallel":
                 form.addRow("", self.parallel_note)
+            if opt.name == "splitmode":
+                form.addRow("", self.split_note)
         self.state.subscribe(self._show)
         self._show(self.state)
 
@@ -126,6 +130,8 @@ class LaunchPanel(QWidget):
                 for w in self.rows[opt.name]:
                     w.setVisible(visible)
         self.gpu_layers_note.setVisible(visible)
+        if not visible:
+            self.split_note.setVisible(False)
 
     def _show(self, state: LaunchState) -> None:
         config = state.config
@@ -145,7 +151,8 @@ class LaunchPanel(QWidget):
         self._show_gpu_settings()
         self.batch.show_batch(state.batch)
         launch = state.resolved
-        self.gpu_layers_note.setText(launch.gpu_layers_note if launch else state.error or "")
+        error = "" if self.split_note.refused else state.error or ""  # said beside the split
+        self.gpu_layers_note.setText(launch.gpu_layers_note if launch else error)
         self.parallel_note.setText(_parallel_text(launch, state.info.n_vocab if state.info else 0))
 
 

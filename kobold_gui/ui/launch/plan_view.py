@@ -156,6 +156,8 @@ class SplitEditor(QWidget):
         self.legend.setVisible(bool(gpus))
         self.legend.setText(_legend(any(d.remote for d in gpus)))
         self.auto_split.setVisible(len(gpus) > 1)
+        tensor = plan.request.split_mode == "tensor"  # every device: a slice of every layer
+        self.auto_split.setText(f"Automatic split ({'even' if tensor else 'by free memory'})")
         # Automatic: the share each device gets of the offloaded layers (the output layer
         # counts), as the plan placed them.
         split = plan.request.tensor_split or tuple(float(len(d.layers)) for d in gpus)
@@ -165,8 +167,9 @@ class SplitEditor(QWidget):
             layers = [x for x in device.layers if x < plan.n_layer]
             out = " + output" if plan.n_layer in device.layers else ""
             state = "" if device.fits else " — OVER BUDGET"
+            held = f"a slice of each of {len(layers)} layers" if tensor else f"{len(layers)} layers"
             self.labels[i].setText(
-                f"<b>{device.name}</b>: {len(layers)} layers{out}, "
+                f"<b>{device.name}</b>: {held}{out}, "
                 f"{human_bytes(device.total)} of {human_bytes(device.free or 0)} free{state}"
             )
             self.labels[i].setToolTip(device.describe())

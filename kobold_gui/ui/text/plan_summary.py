@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from kobold_gui.core.hardware.nvml import Inventory
 from kobold_gui.core.launch.resolve import ResolvedLaunch
+from kobold_gui.core.launch.split_rules import tensor_split_line
 from kobold_gui.core.plan.memory_plan import GpuBudget
 from kobold_gui.core.units import human_bytes
 
@@ -31,6 +32,8 @@ def plan_summary(launch: ResolvedLaunch, what_if: bool = False) -> str:
         f"GPU layers {launch.n_gpu_layers} ({launch.gpu_layers_note}): {state}, "
         f"keeping {human_bytes(plan.request.margin)} free per {each}."
     )
+    if line := tensor_split_line(plan):
+        note += f" {line[0].upper()}{line[1:]}."
     if what_if:
         note = (
             "What-if: this llama.cpp build cannot use these GPUs (simulated, or a CPU-only "

@@ -142,6 +142,7 @@ class MainWindow(QMainWindow):
             machine=lambda: (self.hardware.inventory, self.hardware.backend),
             parent=self,
         )
+        self.sweeps.splitMeasured.connect(self.launch.split_note.set_comparison)
 
     def _lay_out(self) -> None:
         layout = build_layout(
