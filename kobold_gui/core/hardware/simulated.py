@@ -7,6 +7,7 @@ for: the entry points choose it (`inventory_for_environment`), the core never im
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -135,7 +136,8 @@ class SimulatedNvml:
 
 
 def from_spec(spec: str) -> SimulatedNvml:
-    """'RTX 4090:24,RTX 3060:12' -> two simulated GPUs of 24 and 12 GiB; 'none' -> no driver."""
+    """'RTX 4090:24,RTX 3060:12GiB' -> two simulated GPUs of 24 and 12 GiB; '80,80' -> two
+    unnamed ones; 'none' -> no driver. ValueError names a part it cannot read."""
     if spec.strip().lower() == "none":
         return SimulatedNvml([], driver_present=False)
     gpus = []
@@ -144,13 +146,23 @@ def from_spec(spec: str) -> SimulatedNvml:
         gpus.append(
             SimulatedGpu(
                 name=name.strip() or f"Simulated GPU {i}",
-                total=int(float(size) * GiB),
+                total=_gib(size, part),
                 used=int((0.4 + 0.3 * i) * GiB),
                 util=5 + 20 * i,
                 temp=38 + 4 * i,
             )
         )
     return SimulatedNvml(gpus)
+
+
+def _gib(size: str, part: str) -> int:
+    text = size.strip().lower().removesuffix("gib").removesuffix("gb").removesuffix("g")
+    try:
+        return int(float(text) * GiB)
+    except ValueError:
+        raise ValueError(
+            f"KOBOLD_GUI_FAKE_GPUS: {part.strip()!r} is not NAME:GiB (e.g. 'RTX 4090:24')"
+        ) from None
 
 
 def from_environment() -> SimulatedNvml | None:
@@ -161,7 +173,11 @@ def from_environment() -> SimulatedNvml | None:
 def inventory_for_environment() -> GpuInventory:
     """For the entry points: the real NVML, unless KOBOLD_GUI_FAKE_GPUS asks for the fake
     (demos, screenshots, trying a split without the cards)."""
-    fake = from_environment()
+    try:
+        fake = from_environment()
+    except ValueError as e:
+        logging.getLogger(__name__).warning("%s: the real GPUs are used instead", e)
+        return GpuInventory()
     if fake is None:
         return GpuInventory()
     return GpuInventory(fake, label="Simulated GPUs (KOBOLD_GUI_FAKE_GPUS is set): not real.")
