@@ -12,6 +12,7 @@
 #           (bench/plan_accuracy.py --decode): CUDA at n_ubatch 512/2048/4096, flash attention
 #           on and off (issue 24's known miss: off at 4096), and the Vulkan module's context
 #   slots   issue 26's bench/slots_http.py on the 8B shape (queue vs 16 slots)
+#   all     start, checks, slots and plan in one call (when device time is short)
 #   bundle  (carry .gpuqt: a slimmed PySide6 + pyqtgraph, PyInstaller's wheels, the window's
 #           other wheels) packaging/build.sh --backends cpu,cuda,vulkan there; the bundle's
 #           self-test with only the driver, the bundle vs the source build (--benchmark,
@@ -106,6 +107,13 @@ plan() {
 slots() {
   python3 -m bench.slots_http --model /tmp/m8.gguf --parallel 16 --tokens 128 \
     -- --gpulayers 999 --flashattention on --contextsize 16384 2>&1 | tee $OUT/slots_http.txt
+}
+
+all() {
+  start
+  checks
+  timeout 240 bash "$0" slots "$C"
+  timeout 150 bash "$0" plan "$C"
 }
 
 bundle() {
