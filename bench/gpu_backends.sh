@@ -13,6 +13,10 @@
 #           on and off (issue 24's known miss: off at 4096), and the Vulkan module's context
 #   slots   issue 26's bench/slots_http.py on the 8B shape (queue vs 16 slots)
 #   all     start, checks, slots and plan in one call (when device time is short)
+#   prebuilt  (carry .gpu from ../shared/device/prepare-carry.sh and .gpusrv: the server's
+#           wheels) no module build: the shared CUDA build, the shapes, issue 26's slots bench,
+#           what `parallel` auto chooses on the GPU, and the plan after a full ubatch with
+#           flash attention off (issue 24's known miss)
 #   bundle  (carry .gpuqt: a slimmed PySide6 + pyqtgraph, PyInstaller's wheels, the window's
 #           other wheels) packaging/build.sh --backends cpu,cuda,vulkan there; the bundle's
 #           self-test with only the driver, the bundle vs the source build (--benchmark,
@@ -107,6 +111,19 @@ plan() {
 slots() {
   python3 -m bench.slots_http --model /tmp/m8.gguf --parallel 16 --tokens 128 \
     -- --gpulayers 999 --flashattention on --contextsize 16384 2>&1 | tee $OUT/slots_http.txt
+}
+
+prebuilt() {
+  mkdir -p /tmp/site && tar xJf .gpu/lcp-cuda-sm90.tar.xz -C /tmp/site &&
+    python3 -m pip install -q --no-deps --target /tmp/site .gpu/wheels/*.whl .gpusrv/*.whl
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  python3 -m bench.write_shapes .gpu/vocab/ggml-vocab-llama-bpe.gguf /tmp
+  python3 -m kobold_gui --model /tmp/m8.gguf --gpulayers 999 --flashattention on \
+    --contextsize 16384 --show-config 2>&1 | grep -i parallel | tee $OUT/parallel_auto.txt
+  timeout 300 bash "$0" slots
+  local p="python3 -m bench.plan_accuracy --layers all --ctx 8192 --ubatch 2048,4096 --decode"
+  timeout 60 $p --fa 0,1 --model /tmp/m1.gguf --json $OUT/plan_decode_cuda_1b.json | tail -5
+  timeout 80 $p --fa 0,1 --model /tmp/m8.gguf --json $OUT/plan_decode_cuda_8b.json | tail -5
 }
 
 all() {
