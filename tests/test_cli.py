@@ -183,7 +183,10 @@ def test_plan_with_tensor_split(default_model: Path) -> None:
     assert data["plan"]["split_mode"] == "tensor" and len(gpus) == 2
     assert all(d["repeating_layers"] == 30 and d["output_layer"] for d in gpus)
     text = run(*common, "--assume-gpus", "24GiB,12GiB")
-    assert "split mode tensor: each of the 31 offloaded layers is cut across the 2" in text.stdout
+    assert (
+        "split mode tensor: each of the 30 offloaded layers and the output is cut across the 2"
+        in text.stdout
+    )
     assert_one_error_line(run(*common, "--assume-gpus", "24GiB"), "needs two or more devices")
     off = run(*common, "--assume-gpus", "24GiB,24GiB", "--flashattention", "off")
     assert_one_error_line(off, "SPLIT_MODE_TENSOR requires flash_attn to be enabled")

@@ -121,8 +121,11 @@ def tensor_split_line(plan: MemoryPlan) -> str:
     gpus = [d for d in plan.devices if d.is_gpu]
     if plan.request.split_mode != "tensor" or not gpus:
         return ""
+    layers = gpus[0].layers
+    output = plan.n_layer in layers
+    what = f"{len(layers) - output} offloaded layers" + (" and the output" if output else "")
     line = (
-        f"split mode tensor: each of the {len(gpus[0].layers)} offloaded layers is cut across "
+        f"split mode tensor: each of the {what} is cut across "
         f"the {len(gpus)} devices, which work at once; flash attention on"
     )
     return line if all(d.remote for d in gpus) else f"{line} (plan on GPUs: not measured yet)"
