@@ -86,11 +86,15 @@ def auto_parallel(
 
 
 def chosen_parallel(requested: int, auto: Callable[[], ParallelChoice]) -> ParallelChoice:
-    """The user's number, or the automatic one."""
+    """The user's number, or the automatic one; a number over 1 where the automatic one
+    would queue says why it would."""
     if requested == AUTO:
         return auto()
     if requested == 1:
         return ParallelChoice(1, "1: one request at a time, the others queue")
+    automatic = auto()
+    if automatic.n == 1:  # e.g. on the CPU: the user may not know each stream slows down
+        return ParallelChoice(requested, f"{requested} (set; {automatic.why})")
     return ParallelChoice(requested, f"{requested} (set)")
 
 
