@@ -109,7 +109,7 @@ plan() {
 }
 
 slots() {
-  python3 -m bench.slots_http --model /tmp/m8.gguf --parallel 16 --tokens 128 \
+  python3 -m bench.slots_http --model /tmp/m8.gguf --parallel 16 --tokens 96 \
     -- --gpulayers 999 --flashattention on --contextsize 16384 2>&1 | tee $OUT/slots_http.txt
 }
 
@@ -120,10 +120,10 @@ prebuilt() {
   python3 -m bench.write_shapes .gpu/vocab/ggml-vocab-llama-bpe.gguf /tmp
   python3 -m kobold_gui --model /tmp/m8.gguf --gpulayers 999 --flashattention on \
     --contextsize 16384 --show-config 2>&1 | grep -i parallel | tee $OUT/parallel_auto.txt
-  timeout 300 bash "$0" slots
+  timeout 200 bash "$0" slots
   local p="python3 -m bench.plan_accuracy --layers all --ctx 8192 --ubatch 2048,4096 --decode"
-  timeout 60 $p --fa 0,1 --model /tmp/m1.gguf --json $OUT/plan_decode_cuda_1b.json | tail -5
-  timeout 80 $p --fa 0,1 --model /tmp/m8.gguf --json $OUT/plan_decode_cuda_8b.json | tail -5
+  timeout 45 $p --fa 0,1 --model /tmp/m1.gguf --json $OUT/plan_decode_cuda_1b.json | tail -5
+  timeout 60 $p --fa 0,1 --model /tmp/m8.gguf --json $OUT/plan_decode_cuda_8b.json | tail -5
 }
 
 all() {
