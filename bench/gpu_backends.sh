@@ -30,6 +30,15 @@
 #                          wheels for Python 3.12: fastapi, uvicorn, sse-starlette, pydantic, httpx)
 #   libggml-vulkan.so.xz   the Vulkan module built here (tools/dev.sh), 3.2 MB
 #   libvulkan1_*.deb       Debian's Vulkan loader (the device has NVIDIA's ICD, no loader)
+# .gpuqt/ (about 29 MB; `bundle` only): qt-slim.tar.xz, made in .venv's site-packages with
+#   tar cJf qt-slim.tar.xz PySide6/*.py PySide6/support PySide6/libpyside6* \
+#     PySide6/PySide6_Essentials.json PySide6/Qt{Core,Gui,Widgets,OpenGL,OpenGLWidgets,Svg,Test,
+#     Network,DBus}.abi3.so PySide6/Qt/lib/libQt6{same}.so* PySide6/Qt/lib/libicu* \
+#     PySide6/Qt/plugins/{platforms/libqoffscreen,imageformats/libqsvg,iconengines/libqsvgicon}.so \
+#     shiboken6 shiboken6-*.dist-info pyside6_essentials-*.dist-info pyqtgraph pyqtgraph-*.dist-info
+#   (what the window loads offscreen); pyi/ (pyinstaller, pyinstaller-hooks-contrib, altgraph);
+#   wheels/ (huggingface_hub and keyring with their pure-Python dependencies, for Python 3.12).
+# .gpusrv/ (`prebuilt` only): the srv/ wheels above.
 # Run there: bash bench/gpu_backends.sh STAGE [.gpudl]   (writes $OUT/*.json, *.txt)
 set -u
 STAGE=$1
