@@ -11,6 +11,10 @@ class EngineError(RuntimeError):
     """Something the user should be told about (the message is written for them)."""
 
 
+class BadTokenIds(EngineError):
+    """Token ids outside the model's vocabulary (a request's fault, not the engine's)."""
+
+
 class LoadCancelled(EngineError):
     pass
 
