@@ -15,6 +15,10 @@ class BadTokenIds(EngineError):
     """Token ids outside the model's vocabulary (a request's fault, not the engine's)."""
 
 
+class EmptyPrompt(EngineError):
+    """A generation asked for with no prompt tokens at all (a request's fault)."""
+
+
 class LoadCancelled(EngineError):
     pass
 
