@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kobold_gui.core.engine.prompt_template import TemplateError
 from kobold_gui.core.engine.sampler import SamplerError
-from kobold_gui.core.engine.types import EngineError
+from kobold_gui.core.engine.types import BadTokenIds, EmptyPrompt, EngineError
 from kobold_gui.core.engine.worker import ModelUnavailable, QueueClosed
 from kobold_gui.server.generation import PromptTooLong, ServerBusy
 
@@ -70,7 +70,7 @@ def _as_api_error(e: BaseException) -> ApiError:
         return ApiError(400, str(e))
     if isinstance(e, PromptTooLong):
         return ApiError(400, str(e), code="context_length_exceeded")
-    if isinstance(e, TemplateError):
+    if isinstance(e, (TemplateError, BadTokenIds, EmptyPrompt)):
         return ApiError(400, str(e))
     if isinstance(e, (ModelUnavailable, QueueClosed, ServerBusy)):
         return ApiError(503, str(e), "service_unavailable")

@@ -49,7 +49,7 @@ def test_split_mode_tensor_reaches_llama_cpp_with_flash_attention_on(gqa_model: 
     [
         ({"flashattention": "off"}, TWO, "SPLIT_MODE_TENSOR requires flash_attn to be enabled"),
         ({}, TWO[:1], "needs two or more devices"),
-        ({"gpus": "none"}, TWO, "here there is 0"),
+        ({"gpus": "none"}, TWO, "here there is none this llama.cpp build can use"),
         ({"tensor_split": "1,0"}, TWO, "every device needs a share above 0"),
     ],
 )
@@ -60,6 +60,16 @@ def test_refused_at_plan_time_with_the_reason(
     with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
         resolve_launch(config, gqa_model.path, gqa_model, True, None, gpus)
     assert config.splitmode == "tensor"  # the setting itself stays as chosen
+
+
+def test_a_cpu_only_build_is_told_why_no_device_counts(gqa_model: GGUFInfo) -> None:
+    """GPUs the build cannot use (no what-if GPUs given): not 'here there is 0' beside GPUs the
+    user sees listed, but why none counts."""
+    with pytest.raises(ConfigError) as refused:
+        resolve_launch(tensor(), gqa_model.path, gqa_model, False, None, None)
+    message = str(refused.value)
+    assert "there is 0" not in message and "none this llama.cpp build can use" in message
+    assert "CPU-only build" in message and message.endswith("use split mode layer")
 
 
 def test_refused_for_an_architecture_llama_cpp_has_no_tensor_split_for(

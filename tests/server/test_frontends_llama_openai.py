@@ -135,6 +135,16 @@ def test_llama_server_errors_have_its_shape(client: httpx.Client) -> None:
     assert bad.json()["error"]["code"] == 400 and "n_predict" in bad.json()["error"]["message"]
     ids = client.post("/tokenize", json={"content": "Hi"}).json()["tokens"]
     assert client.post("/completion", json={"prompt": ids, "n_predict": 2}).json()["content"]
+    # ids outside the vocabulary are the request's fault: 400, not a server error
+    outside = client.post("/detokenize", json={"tokens": [-5, 10**9]})
+    assert outside.status_code == 400, outside.text
+    error = outside.json()["error"]
+    assert error["type"] == "invalid_request_error" and "token ids must be 0 to" in error["message"]
+    # an empty prompt is the request's fault too (400 on both text-completion paths)
+    for path in ("/completion", "/v1/completions"):
+        empty = client.post(path, json={"prompt": "", "n_predict": 2, "max_tokens": 2})
+        assert empty.status_code == 400, (path, empty.text)
+        assert "the prompt is empty" in empty.text
 
 
 def test_sillytavern_generic_openai_text_completion(client: httpx.Client) -> None:

@@ -22,6 +22,7 @@ from kobold_gui.core.engine.loaded_model import LoadedModel
 from kobold_gui.core.engine.prompt_template import Message
 from kobold_gui.core.engine.types import (
     BatchMeasurement,
+    EmptyPrompt,
     EngineError,
     GenerationResult,
     SamplingParams,
@@ -176,7 +177,7 @@ def model_info(launch: ResolvedLaunch, info: GGUFInfo | None = None) -> GGUFInfo
 def check_prompt(prompt_tokens: Sequence[int], n_ctx: int) -> None:
     """Refuse an empty prompt, and one that leaves no room in the context."""
     if not prompt_tokens:
-        raise EngineError("the prompt is empty")
+        raise EmptyPrompt("the prompt is empty")
     if len(prompt_tokens) >= n_ctx:
         raise EngineError(
             f"the prompt has {len(prompt_tokens)} tokens, more than the context of {n_ctx}: "

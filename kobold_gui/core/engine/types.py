@@ -11,6 +11,14 @@ class EngineError(RuntimeError):
     """Something the user should be told about (the message is written for them)."""
 
 
+class BadTokenIds(EngineError):
+    """Token ids outside the model's vocabulary (a request's fault, not the engine's)."""
+
+
+class EmptyPrompt(EngineError):
+    """A generation asked for with no prompt tokens at all (a request's fault)."""
+
+
 class LoadCancelled(EngineError):
     pass
 

@@ -14,7 +14,7 @@ from typing import Any
 import llama_cpp
 
 from kobold_gui.core.engine.prompt_template import ChatFormatter, Message
-from kobold_gui.core.engine.types import EngineError
+from kobold_gui.core.engine.types import BadTokenIds, EngineError
 from kobold_gui.core.models.gguf_info import GGUFInfo
 
 
@@ -63,11 +63,11 @@ class Vocab:
         return self.piece(token).decode("utf-8", errors="replace")
 
     def detokenize(self, tokens: Sequence[int]) -> str:
-        """The text of token ids; ids outside the vocabulary raise EngineError."""
+        """The text of token ids; ids outside the vocabulary raise BadTokenIds."""
         n_vocab = self.n_tokens
         bad = [t for t in tokens if not 0 <= t < n_vocab]
         if bad:
-            raise EngineError(f"token ids must be 0 to {n_vocab - 1}, got {bad[0]}")
+            raise BadTokenIds(f"token ids must be 0 to {n_vocab - 1}, got {bad[0]}")
         arr = (llama_cpp.llama_token * max(len(tokens), 1))(*tokens)
         cap = 8 * len(tokens) + 16
         for _attempt in range(2):  # a negative count says how much room was needed

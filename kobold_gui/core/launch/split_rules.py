@@ -89,11 +89,15 @@ def check_tensor_split(
     if refusal:
         raise ConfigError(refusal)
     if n_devices is not None and n_devices < 2:
+        here = (
+            "here there is 1. llama.cpp only warns that one device is not recommended; this app"
+            " refuses it (no gain, more memory)"
+            if n_devices
+            else "here there is none this llama.cpp build can use (a CPU-only build, or GPUs none)"
+        )
         raise ConfigError(
             "split mode tensor needs two or more devices to split each layer across (GPUs, or "
-            f"remote machines' devices); here there is {n_devices}. llama.cpp only warns that "
-            "one device is not recommended; this app refuses it (no gain, more memory): use "
-            "split mode layer"
+            f"remote machines' devices); {here}: use split mode layer"
         )
     _check_shares(config.tensor_split)
 

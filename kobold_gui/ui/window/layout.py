@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, QSize, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
@@ -24,8 +24,23 @@ from PySide6.QtWidgets import (
 from kobold_gui.core.settings import AppSettings
 
 
+class _VerticalScrollArea(QScrollArea):
+    """Scrolls up and down only, so it is never narrower than its content's minimum width
+    (with the horizontal bar off, a narrower area cut the content's right edge, and a
+    focused field scrolled the left edge out of view)."""
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        inner = self.widget()
+        if inner is None:
+            return hint
+        bar = self.verticalScrollBar().sizeHint().width()
+        width = inner.minimumSizeHint().width() + bar + 2 * self.frameWidth()
+        return QSize(max(hint.width(), width), hint.height())
+
+
 def scrolled(widget: QWidget) -> QScrollArea:
-    scroll = QScrollArea()
+    scroll = _VerticalScrollArea()
     scroll.setWidget(widget)
     scroll.setWidgetResizable(True)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -85,7 +100,6 @@ def build_layout(
         tab_widget.addTab(scrolled(widget), title)
     for title, widget in plain_tabs:  # panels that lay out their own scrolling
         tab_widget.addTab(widget, title)
-    tab_widget.setMinimumWidth(420)
     left = QWidget()
     left_layout = QVBoxLayout(left)
     left_layout.setContentsMargins(0, 0, 4, 4)
