@@ -115,8 +115,8 @@ def test_a_number_given_is_used_and_checked(default_model: Path) -> None:
     launch = _launch(default_model, 4)
     assert launch.n_seq_max == 4  # on the CPU: the note says what auto would do, and why
     assert launch.parallel_note == (
-        "4 (set; auto: 1, requests queue (on the CPU, batching several requests splits the"
-        " same speed between them))"
+        "4 (set; auto would queue: on the CPU, batching several requests splits the same speed"
+        " between them)"
     )
     assert LaunchConfig().with_values(parallel="16").parallel == 16
     for bad in ("-1", "257", "many"):

@@ -166,6 +166,6 @@ def test_launch_settings_show_what_parallel_chose_and_how_the_context_is_shared(
     assert panel.config().parallel == 16 and panel.state.resolved is not None
     assert panel.state.resolved.n_seq_max == 16
     note = panel.parallel_note.text()
-    assert note.startswith("16 (set; auto: 1, requests queue (on the CPU")
+    assert note.startswith("16 (set; auto would queue: on the CPU, batching several requests")
     assert "16 requests at once share 4096 tokens of context" in note
     assert "output buffer in RAM grows by 2.81 MiB" in note

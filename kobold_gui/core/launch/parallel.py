@@ -42,6 +42,7 @@ MIN_SHARE = 512
 class ParallelChoice:
     n: int  # sequences the context holds (1: the queue, one request at a time)
     why: str  # what the window and the CLI show
+    reason: str = ""  # why the automatic rule chose n, without the number
 
 
 def auto_parallel(
@@ -65,14 +66,12 @@ def auto_parallel(
       a time (core/engine/slots.py): 1.
     """
     if remote:
-        return ParallelChoice(1, "auto: 1 (over other machines requests are served one at a time)")
+        reason = "over other machines requests are served one at a time"
+        return ParallelChoice(1, f"auto: 1 ({reason})", reason)
     if placement != "gpus":
         where = "some layers run on the CPU" if placement == "partial" else "on the CPU"
-        return ParallelChoice(
-            1,
-            f"auto: 1, requests queue ({where}, batching several requests splits the same "
-            "speed between them)",
-        )
+        reason = f"{where}, batching several requests splits the same speed between them"
+        return ParallelChoice(1, f"auto: 1, requests queue ({reason})", reason)
     for n in GPU_CHOICES:
         if n_ctx // n >= MIN_SHARE and fits(n):
             return ParallelChoice(
@@ -80,9 +79,8 @@ def auto_parallel(
                 f"auto: {n} (every layer on the GPU, where generating {n} at once costs "
                 "each little speed)",
             )
-    return ParallelChoice(
-        1, f"auto: 1 (context {n_ctx} is too small to share, or more would not fit)"
-    )
+    reason = f"context {n_ctx} is too small to share, or more would not fit"
+    return ParallelChoice(1, f"auto: 1 ({reason})", reason)
 
 
 def chosen_parallel(requested: int, auto: Callable[[], ParallelChoice]) -> ParallelChoice:
@@ -94,7 +92,7 @@ def chosen_parallel(requested: int, auto: Callable[[], ParallelChoice]) -> Paral
         return ParallelChoice(1, "1: one request at a time, the others queue")
     automatic = auto()
     if automatic.n == 1:  # e.g. on the CPU: the user may not know each stream slows down
-        return ParallelChoice(requested, f"{requested} (set; {automatic.why})")
+        return ParallelChoice(requested, f"{requested} (set; auto would queue: {automatic.reason})")
     return ParallelChoice(requested, f"{requested} (set)")
 
 
