@@ -8,7 +8,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +25,7 @@ from kobold_gui.server.generation import BuildPrompt, Generation, client_gone
 from kobold_gui.server.logprobs import completion_logprobs
 from kobold_gui.server.schemas import GenKey, KoboldGenerate
 from kobold_gui.server.state import ServerState
+from kobold_gui.server.streams import stream_events
 
 KOBOLDCPP_VERSION = "1.102"  # the KoboldCPP API this one follows
 KOBOLDAI_API_VERSION = "1.2.5"
@@ -145,22 +145,14 @@ async def generate_stream(request: Request, body: KoboldGenerate) -> EventSource
     except Exception as e:
         raise as_api_error(e) from None
 
-    async def events() -> AsyncIterator[dict[str, str]]:
-        try:
-            if first is not None:
-                yield _event(first)
-                async for piece in gen.pieces():
-                    yield _event(piece)
-            try:
-                result = gen.result()
-            except Exception as e:
-                yield _event("", "error", error=as_api_error(e).message)
-                return
-            yield _event("", finish_reason(result))
-        finally:
-            gen.cancel("disconnected")  # nothing when it has ended
-
-    return EventSourceResponse(events(), ping=15, sep="\n", headers={"cache-control": "no-cache"})
+    events = stream_events(
+        gen,
+        first,
+        _event,
+        lambda result: [_event("", finish_reason(result))],
+        lambda err: _event("", "error", error=err.message),
+    )
+    return EventSourceResponse(events, ping=15, sep="\n", headers={"cache-control": "no-cache"})
 
 
 async def _genkey(request: Request) -> str:

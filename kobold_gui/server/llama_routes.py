@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -24,6 +23,7 @@ from kobold_gui.server.errors import ApiError, as_api_error, refusal
 from kobold_gui.server.generation import BuildPrompt, Generation, PromptTooLong, client_gone
 from kobold_gui.server.llama_schemas import LlamaCompletion, LlamaDetokenize, LlamaTokenize
 from kobold_gui.server.state import ServerState
+from kobold_gui.server.streams import stream_events
 
 router = APIRouter(dependencies=[Depends(require_key)])
 public = APIRouter()  # llama-server answers /health without the API key
@@ -155,25 +155,15 @@ async def completion(request: Request, body: LlamaCompletion) -> Any:
     except Exception as e:
         raise as_api_error(e) from None
 
-    async def events() -> AsyncIterator[dict[str, str]]:
-        try:
-            if first is not None:
-                yield _chunk(first)
-                async for piece in gen.pieces():
-                    yield _chunk(piece)
-            try:
-                result = gen.result()
-            except Exception as e:
-                err = as_api_error(e)
-                error = {"code": err.status, "message": err.message, "type": err.kind}
-                yield {"data": json.dumps({"error": error})}
-                return
-            last = _final(state, body, result) | {"content": ""}  # all of it was sent
-            yield {"data": json.dumps(last)}
-        finally:
-            gen.cancel("disconnected")
+    def error(err: ApiError) -> dict[str, str]:
+        body = {"code": err.status, "message": err.message, "type": err.kind}
+        return {"data": json.dumps({"error": body})}
 
-    return EventSourceResponse(events(), ping=15, sep="\n")
+    def last(result: GenerationResult) -> list[dict[str, str]]:
+        return [{"data": json.dumps(_final(state, body, result) | {"content": ""})}]  # all sent
+
+    events = stream_events(gen, first, _chunk, last, error)
+    return EventSourceResponse(events, ping=15, sep="\n")
 
 
 @router.post("/tokenize")

@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +30,7 @@ from kobold_gui.server.generation import (
 from kobold_gui.server.logprobs import chat_logprobs, completion_logprobs
 from kobold_gui.server.openai_schemas import ChatRequest, CompletionRequest, _OpenAISampling
 from kobold_gui.server.state import ServerState
+from kobold_gui.server.streams import stream_events
 
 COMPLETION_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 
@@ -143,32 +144,25 @@ async def _run(
         raise as_api_error(e) from None
     model = state.model_name()
 
-    async def events() -> AsyncIterator[dict[str, str]]:
-        try:
-            if kind == "chat":
-                yield {"data": json.dumps(chunk(cid, model, "", None))}  # the role
-            if first is not None:
-                yield {"data": json.dumps(chunk(cid, model, first, None))}
-                async for piece in gen.pieces():
-                    yield {"data": json.dumps(chunk(cid, model, piece, None))}
-            try:
-                result = gen.result()
-            except Exception as e:
-                err = as_api_error(e)
-                yield {"data": json.dumps({"error": {"message": err.message, "type": err.kind}})}
-                return
-            last = chunk(cid, model, None, finish_reason(result))
-            if result.logprobs:  # a stream's logprobs come whole with its end
-                last["choices"][0]["logprobs"] = _logprobs(kind, result)
-            yield {"data": json.dumps(last)}
-            if body.include_usage:
-                done = chunk(cid, model, None, None) | {"choices": [], "usage": usage(result)}
-                yield {"data": json.dumps(done)}
-            yield {"data": "[DONE]"}
-        finally:
-            gen.cancel("disconnected")
+    def piece(text: str) -> dict[str, str]:
+        return {"data": json.dumps(chunk(cid, model, text, None))}
 
-    return EventSourceResponse(events(), ping=15, sep="\n")
+    def error(err: ApiError) -> dict[str, str]:
+        return {"data": json.dumps({"error": {"message": err.message, "type": err.kind}})}
+
+    def end(result: GenerationResult) -> list[dict[str, str]]:
+        last = chunk(cid, model, None, finish_reason(result))
+        if result.logprobs:  # a stream's logprobs come whole with its end
+            last["choices"][0]["logprobs"] = _logprobs(kind, result)
+        events = [{"data": json.dumps(last)}]
+        if body.include_usage:
+            done = chunk(cid, model, None, None) | {"choices": [], "usage": usage(result)}
+            events.append({"data": json.dumps(done)})
+        return [*events, {"data": "[DONE]"}]
+
+    role = [piece("")] if kind == "chat" else []  # the chat's first chunk names the role
+    events = stream_events(gen, first, piece, end, error, before=role)
+    return EventSourceResponse(events, ping=15, sep="\n")
 
 
 def _logprobs(kind: str, result: GenerationResult) -> Any:
