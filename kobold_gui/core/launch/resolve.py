@@ -172,10 +172,7 @@ def resolve_launch(
     )
     request = OffloadRequest(config, devices, n_gpu_layers, note, n_ctx_effective, batch, measured)
     offload = place_layers(info, request)
-    parallel = _parallel(config, info, offload, devices.budgets, gpu_offload, n_ctx_effective)
-    plan = offload.plan
-    if plan is not None and plan.request.n_seq_max != parallel.n:  # automatic: plan it
-        plan = _replan(info, plan, parallel.n, devices.budgets)
+    parallel, plan = _parallel(config, info, offload, devices.budgets, gpu_offload, n_ctx_effective)
     return ResolvedLaunch(
         model_path=model_path,
         config=config,
@@ -207,31 +204,31 @@ def _parallel(
     budgets: Sequence[GpuBudget],
     gpu_offload: bool,
     n_ctx: int,
-) -> ParallelChoice:
+) -> tuple[ParallelChoice, MemoryPlan | None]:
     """The `parallel` option, or the automatic number (core/launch/parallel.py) from where
-    the plan put the layers."""
+    the plan put the layers; and the plan for that number. Each number is planned once: the
+    plans the automatic rule asks whether 8, 4 or 2 fit serve the number chosen too."""
     plan = offload.plan
+    plans: dict[int, MemoryPlan] = {}
+
+    def planned(n: int) -> MemoryPlan:
+        assert plan is not None and info is not None
+        if n not in plans:
+            gpus = budgets if any(d.is_gpu for d in plan.devices) else []
+            same = plan.request.n_seq_max == n
+            plans[n] = plan if same else plan_memory(info, replace(plan.request, n_seq_max=n), gpus)
+        return plans[n]
 
     def auto() -> ParallelChoice:
         placement = "cpu"
         if gpu_offload and plan is not None and any(d.is_gpu and d.layers for d in plan.devices):
             placement = "partial" if plan.devices[-1].layers else "gpus"
-        fits = (
-            (lambda n: _replan(info, plan, n, budgets).fits)
-            if plan is not None and info is not None
-            else (lambda _n: False)
-        )
+        can_plan = plan is not None and info is not None
+        fits = (lambda n: planned(n).fits) if can_plan else (lambda _n: False)
         return auto_parallel(placement, bool(config.rpc), n_ctx, fits)
 
-    return chosen_parallel(config.parallel, auto)
-
-
-def _replan(
-    info: GGUFInfo | None, plan: MemoryPlan, n_seq_max: int, budgets: Sequence[GpuBudget]
-) -> MemoryPlan:
-    assert info is not None
-    gpus = budgets if any(d.is_gpu for d in plan.devices) else []
-    return plan_memory(info, replace(plan.request, n_seq_max=n_seq_max), gpus)
+    choice = chosen_parallel(config.parallel, auto)
+    return choice, planned(choice.n) if plan is not None and info is not None else plan
 
 
 def _check_tensor_split(
