@@ -16,22 +16,17 @@ from kobold_gui.server.auth import require_key
 from kobold_gui.server.errors import ApiError, as_api_error, refusal
 from kobold_gui.server.logprobs import completion_logprobs
 from kobold_gui.server.schemas import Detokenize, GenKey, SchemaBody, TokenCount
-from kobold_gui.server.state import ServerState
+from kobold_gui.server.state import server_state
 
 router = APIRouter(dependencies=[Depends(require_key)])
 log = logging.getLogger(__name__)
-
-
-def _state(request: Request) -> ServerState:
-    state: ServerState = request.app.state.server
-    return state
 
 
 @router.post("/api/extra/tokencount")
 @router.post("/api/extra/tokenize")
 async def tokencount(request: Request, body: TokenCount) -> dict[str, Any]:
     try:
-        ids = _state(request).worker.tokenize(body.prompt, add_special=body.special)
+        ids = server_state(request).worker.tokenize(body.prompt, add_special=body.special)
     except Exception as e:
         raise refusal(e) from None
     return {"value": len(ids), "ids": ids}
@@ -40,7 +35,7 @@ async def tokencount(request: Request, body: TokenCount) -> dict[str, Any]:
 @router.post("/api/extra/detokenize")
 async def detokenize(request: Request, body: Detokenize) -> dict[str, Any]:
     try:
-        text = _state(request).worker.detokenize(body.ids)
+        text = server_state(request).worker.detokenize(body.ids)
     except Exception as e:
         error = as_api_error(e)
         status = 503 if error.status == 503 else 400
@@ -53,7 +48,7 @@ async def last_logprobs(request: Request) -> dict[str, Any]:
     """The logprobs of the last finished request sent with this genkey (or, without one,
     of the last request when it had none: never another client's keyed request). They are
     there when that request asked for logprobs."""
-    state = _state(request)
+    state = server_state(request)
     try:
         data = json.loads(await request.body() or b"{}")
         key = GenKey.model_validate(data).genkey if isinstance(data, dict) else ""
@@ -81,7 +76,7 @@ async def json_to_grammar(request: Request) -> dict[str, Any]:
 @router.get("/api/extra/preloadstory")
 async def preloadstory(request: Request) -> Any:
     """The story file served with --preloadstory ({} without one), for KoboldAI Lite."""
-    path = _state(request).settings.preload_story
+    path = server_state(request).settings.preload_story
     if not path:
         return {}
     try:

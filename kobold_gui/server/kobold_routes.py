@@ -24,7 +24,7 @@ from kobold_gui.server.errors import ApiError, as_api_error, refusal
 from kobold_gui.server.generation import BuildPrompt, Generation, client_gone
 from kobold_gui.server.logprobs import completion_logprobs
 from kobold_gui.server.schemas import GenKey, KoboldGenerate
-from kobold_gui.server.state import ServerState
+from kobold_gui.server.state import ServerState, server_state
 from kobold_gui.server.streams import stream_events
 
 KOBOLDCPP_VERSION = "1.102"  # the KoboldCPP API this one follows
@@ -40,11 +40,6 @@ _STOP_CODES = {"eos": 1, "stop_string": 2, "length": 0, "context_full": 0, "stop
 
 def finish_reason(result: GenerationResult) -> str:
     return "stop" if result.stop_reason in ("eos", "stop_string", "stopped") else "length"
-
-
-def _state(request: Request) -> ServerState:
-    state: ServerState = request.app.state.server
-    return state
 
 
 def _n_ctx(state: ServerState) -> int:
@@ -84,7 +79,7 @@ def _build(body: KoboldGenerate) -> BuildPrompt:
 
 
 def _start(request: Request, body: KoboldGenerate, stream: bool) -> Generation:
-    state = _state(request)
+    state = server_state(request)
     client = f"{request.client.host}:{request.client.port}" if request.client else "?"
     try:
         build = _build(body)
@@ -166,7 +161,7 @@ async def _genkey(request: Request) -> str:
 @router.post("/api/extra/abort", dependencies=[Depends(require_key)])
 async def abort(request: Request) -> dict[str, str]:
     """With a genkey: that request, running or waiting. Without: the running API request."""
-    state = _state(request)
+    state = server_state(request)
     key = await _genkey(request)
     gen = state.find(key) if key else state.running()
     if gen is None:
@@ -182,7 +177,7 @@ async def abort(request: Request) -> dict[str, str]:
 async def check(request: Request) -> dict[str, Any]:
     """The text so far of a request (by genkey), or of the running one sent without a key
     (never another client's keyed request)."""
-    state = _state(request)
+    state = server_state(request)
     key = await _genkey(request) if request.method == "POST" else ""
     text = ""
     if key:
@@ -197,7 +192,7 @@ async def check(request: Request) -> dict[str, Any]:
 
 @router.get("/api/v1/model")
 async def model(request: Request) -> dict[str, str]:
-    state = _state(request)
+    state = server_state(request)
     name = state.model_name() if authorized(request) else "koboldcpp/protected-model"
     return {"result": name}
 
@@ -209,17 +204,17 @@ async def api_version() -> dict[str, str]:
 
 @router.get("/api/v1/config/max_context_length")
 async def max_context_length(request: Request) -> dict[str, int]:
-    return {"value": _n_ctx(_state(request))}
+    return {"value": _n_ctx(server_state(request))}
 
 
 @router.get("/api/extra/true_max_context_length")
 async def true_max_context_length(request: Request) -> dict[str, int]:
-    return {"value": _n_ctx(_state(request))}
+    return {"value": _n_ctx(server_state(request))}
 
 
 @router.get("/api/v1/config/max_length")
 async def max_length(request: Request) -> dict[str, int]:
-    n_ctx = _n_ctx(_state(request))
+    n_ctx = _n_ctx(server_state(request))
     return {"value": min(MAX_LENGTH, n_ctx // 2) if n_ctx else MAX_LENGTH}
 
 
@@ -228,7 +223,7 @@ async def version(request: Request) -> dict[str, Any]:
     return {
         "result": "KoboldCpp",
         "version": KOBOLDCPP_VERSION,
-        "protected": bool(_state(request).settings.api_key),
+        "protected": bool(server_state(request).settings.api_key),
         "txt2img": False,
         "vision": False,
         "transcribe": False,
@@ -242,7 +237,7 @@ async def version(request: Request) -> dict[str, Any]:
 
 @router.get("/api/extra/perf")
 async def perf(request: Request) -> dict[str, Any]:
-    state = _state(request)
+    state = server_state(request)
     last = state.last
     now = time.time()
     return {

@@ -22,18 +22,13 @@ from kobold_gui.server.auth import require_key
 from kobold_gui.server.errors import ApiError, as_api_error, refusal
 from kobold_gui.server.generation import BuildPrompt, Generation, PromptTooLong, client_gone
 from kobold_gui.server.llama_schemas import LlamaCompletion, LlamaDetokenize, LlamaTokenize
-from kobold_gui.server.state import ServerState
+from kobold_gui.server.state import ServerState, server_state
 from kobold_gui.server.streams import stream_events
 
 router = APIRouter(dependencies=[Depends(require_key)])
 public = APIRouter()  # llama-server answers /health without the API key
 
 _STOP_TYPES = {"eos": "eos", "stop_string": "word", "length": "limit", "context_full": "limit"}
-
-
-def _state(request: Request) -> ServerState:
-    state: ServerState = request.app.state.server
-    return state
 
 
 def _build(body: LlamaCompletion) -> BuildPrompt:
@@ -130,7 +125,7 @@ async def completion(request: Request, body: LlamaCompletion) -> Any:
     """llama-server's completion: the whole reply as JSON, or with "stream": true an SSE
     stream of {"content", "stop": false} events ending in the final object ("stop": true,
     timings, counts), without [DONE], as llama-server sends it."""
-    state = _state(request)
+    state = server_state(request)
     try:
         build = _build(body)
         state.worker.check_grammar(body.grammar)
@@ -170,7 +165,7 @@ async def completion(request: Request, body: LlamaCompletion) -> Any:
 async def tokenize(request: Request, body: LlamaTokenize) -> dict[str, Any]:
     """{"content"} to {"tokens": [ids]} (with_pieces: [{"id", "piece"}]); no BOS unless
     add_special, as llama-server."""
-    worker = _state(request).worker
+    worker = server_state(request).worker
     try:
         ids = worker.tokenize(body.content, add_special=body.add_special)
         if not body.with_pieces:
@@ -183,7 +178,7 @@ async def tokenize(request: Request, body: LlamaTokenize) -> dict[str, Any]:
 @router.post("/detokenize")
 async def detokenize(request: Request, body: LlamaDetokenize) -> dict[str, str]:
     try:
-        return {"content": _state(request).worker.detokenize(body.tokens)}
+        return {"content": server_state(request).worker.detokenize(body.tokens)}
     except Exception as e:
         raise refusal(e) from None
 
@@ -193,7 +188,7 @@ async def props(request: Request) -> dict[str, Any]:
     """The parts front-ends read: SillyTavern reads default_generation_settings.n_ctx,
     chat_template (hashed to pick its templates) and total_slots; llama.cpp's web UI the
     model path, modalities and build."""
-    state = _state(request)
+    state = server_state(request)
     loaded = state.worker.loaded
     n_ctx = loaded.n_ctx if loaded else 0
     template = (loaded.info.chat_template or "") if loaded else ""
@@ -214,7 +209,7 @@ async def props(request: Request) -> dict[str, Any]:
 @public.get("/v1/health")
 async def health(request: Request) -> Any:
     """{"status": "ok"} with a model loaded, else 503 as llama-server answers while loading."""
-    if _state(request).worker.loaded is None:
+    if server_state(request).worker.loaded is None:
         error = {"code": 503, "message": "Loading model", "type": "unavailable_error"}
         return JSONResponse({"error": error}, 503)
     return {"status": "ok"}
@@ -224,7 +219,7 @@ async def health(request: Request) -> Any:
 async def slots(request: Request) -> list[dict[str, Any]]:
     """One entry per --parallel slot: its context share and whether it is generating
     (the busy ones listed first: which slot runs which request is not tracked here)."""
-    state = _state(request)
+    state = server_state(request)
     loaded = state.worker.loaded
     n = max(state.n_slots(), 1)
     running = sum(1 for gen in state.all_active() if gen.started)

@@ -29,17 +29,12 @@ from kobold_gui.server.generation import (
 )
 from kobold_gui.server.logprobs import chat_logprobs, completion_logprobs
 from kobold_gui.server.openai_schemas import ChatRequest, CompletionRequest, _OpenAISampling
-from kobold_gui.server.state import ServerState
+from kobold_gui.server.state import ServerState, server_state
 from kobold_gui.server.streams import stream_events
 
 COMPLETION_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
-
-
-def _state(request: Request) -> ServerState:
-    state: ServerState = request.app.state.server
-    return state
 
 
 def finish_reason(result: GenerationResult) -> str:
@@ -65,8 +60,7 @@ def _refused_or(
     """The request's prompt builder, or the 400 that says why it cannot be honoured."""
     try:
         build = make(body)
-        state: ServerState = request.app.state.server
-        state.worker.check_grammar(body.grammar)  # a 400 now, not after the queue
+        server_state(request).worker.check_grammar(body.grammar)  # a 400 now, not after the queue
         return build
     except Exception as e:
         raise refusal(e) from None
@@ -121,7 +115,7 @@ async def _run(
     reply: Callable[[str, str, GenerationResult], dict[str, Any]],
     chunk: Callable[[str, str, str | None, str | None], dict[str, Any]],
 ) -> Any:
-    state = _state(request)
+    state = server_state(request)
     client = f"{request.client.host}:{request.client.port}" if request.client else "?"
     gen = Generation(state, build, request.url.path, client, body.stream, kind=kind)
     try:
@@ -185,7 +179,7 @@ def _model(state: ServerState) -> dict[str, Any]:
 
 @router.get("/models")
 async def models(request: Request) -> dict[str, Any]:
-    state = _state(request)
+    state = server_state(request)
     data = [_model(state)] if state.worker.loaded is not None else []
     return {"object": "list", "data": data}
 
@@ -194,7 +188,7 @@ async def models(request: Request) -> dict[str, Any]:
 async def model(request: Request, model_id: str) -> dict[str, Any]:
     """The loaded model, by its id (the one /v1/models lists, with or without the
     "koboldcpp/" prefix, or the file's name)."""
-    state = _state(request)
+    state = server_state(request)
     loaded = state.worker.loaded
     names = {state.model_name(), state.model_name().removeprefix("koboldcpp/")}
     if loaded is not None:

@@ -161,3 +161,9 @@ class ServerState:
     def all_active(self) -> list[Generation]:
         with self._lock:
             return list(self.active.values())
+
+
+def server_state(request: Any) -> ServerState:
+    """The server's state, from a request to it (app.py keeps it on the FastAPI app)."""
+    state: ServerState = request.app.state.server
+    return state
